@@ -1,0 +1,283 @@
+"""One generic cell layer that runs any `CellGenotype`, as a Normal or a Reduction cell."""
+
+import math
+
+import keras
+from keras import layers, ops
+
+from nasnet_tf.genotype import CellGenotype
+from nasnet_tf.ops import FactorizedReduction, ReLUConvBN, get_op
+
+
+@keras.saving.register_keras_serializable(package="nasnet_tf")
+class NASNetCell(layers.Layer):
+    """A NASNet cell driven by a cell genotype.
+
+    The cell reads two inputs, `h_i` (the previous cell's output) and `h_{i-1}` (the one
+    before). `h_i` goes through ReLU -> 1x1 conv -> BN to `filters` channels (state 0);
+    `h_{i-1}` is adjusted to match (state 1): a factorized reduction where its resolution is
+    twice `h_i`'s, a 1x1 projection where only its channels differ. Each block applies its two
+    ops and combines them (add, or concat along channels) into a new state. In a Reduction cell
+    every op reading state 0 or 1 has stride 2. The output concatenates the genotype's `concat`
+    states (by default those no block reads; cell inputs among them are reduced / projected to
+    match).
+
+    ScheduledDropPath: in training, each op output except identity is dropped per example with
+    probability `progress * (cell_index + 1) / total_cells * (1 - drop_path_keep_prob)`, where
+    `progress` in [0, 1] is the non-trainable weight `drop_path_progress` (1.0 until a callback
+    such as `nasnet_tf.DropPathScheduler` sets it). Off at inference.
+
+    Args:
+        genotype: a `CellGenotype` (or its list of blocks).
+        filters: the cell's filters F (even where a factorized reduction is needed).
+        reduction: whether this is a Reduction cell.
+        drop_path_keep_prob: keep probability of the last cell, in (0, 1]; 1.0 disables
+            drop path (and adds no weight).
+        cell_index: this cell's 0-based position in the network (for drop path scaling).
+        total_cells: the number of cells in the network.
+        seed: seed of the drop-path noise.
+
+    Call arguments:
+        inputs: `h_i`, or the list `[h_i, h_{i-1}]`. With `h_i` alone, state 1 is `h_i` itself
+            (the first cell of a network, as in slim and `keras.applications`).
+        training: whether drop path is active.
+
+    Example:
+
+    >>> from nasnet_tf import NASNET_A
+    >>> cell = NASNetCell(NASNET_A.normal, filters=8)
+    >>> x = keras.ops.ones((2, 16, 16, 8))
+    >>> cell([x, x]).shape
+    (2, 16, 16, 48)
+    """
+
+    def __init__(
+        self,
+        genotype,
+        filters,
+        reduction=False,
+        drop_path_keep_prob=1.0,
+        cell_index=0,
+        total_cells=1,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        genotype = CellGenotype.from_value(genotype)
+        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
+            raise ValueError(f"`filters` must be a positive integer. Received: filters={filters}")
+        if not 0.0 < drop_path_keep_prob <= 1.0:
+            raise ValueError(
+                "`drop_path_keep_prob` must be in (0, 1]. "
+                f"Received: drop_path_keep_prob={drop_path_keep_prob}"
+            )
+        if not 0 <= cell_index < total_cells:
+            raise ValueError(
+                "`cell_index` must be in [0, total_cells). "
+                f"Received: cell_index={cell_index}, total_cells={total_cells}"
+            )
+        self.genotype = genotype
+        self.filters = filters
+        self.reduction = bool(reduction)
+        self.drop_path_keep_prob = float(drop_path_keep_prob)
+        self.cell_index = cell_index
+        self.total_cells = total_cells
+        self.seed = seed
+        self.seed_generator = (
+            keras.random.SeedGenerator(seed) if self.drop_path_keep_prob < 1.0 else None
+        )
+
+    # -- shapes ------------------------------------------------------------------------------
+    @staticmethod
+    def _split_shapes(input_shape):
+        if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(
+            input_shape[0], (list, tuple)
+        ):
+            if len(input_shape) != 2:
+                raise ValueError(
+                    "A cell takes `h_i` or `[h_i, h_{i-1}]`. "
+                    f"Received {len(input_shape)} inputs."
+                )
+            return tuple(input_shape[0]), tuple(input_shape[1])
+        return tuple(input_shape), None
+
+    def _block_channels(self, block):
+        return self.filters if block.combine == "add" else 2 * self.filters
+
+    def build(self, input_shape):
+        ip_shape, p_shape = self._split_shapes(input_shape)
+        f = self.filters
+        spatial = ip_shape[1:3]
+        self.base = ReLUConvBN(f, 1, name="base")
+        self.base.build(ip_shape)
+        self.adjust = None
+        if p_shape is None:
+            p_out = ip_shape
+        elif tuple(p_shape[1:3]) != tuple(spatial):
+            if any(
+                a is not None and b is not None and math.ceil(a / 2) != b
+                for a, b in zip(p_shape[1:3], spatial)
+            ):
+                raise ValueError(
+                    "The previous input's spatial size must equal the current input's, or be "
+                    f"twice it. Received: h_i {ip_shape}, h_(i-1) {p_shape}"
+                )
+            self.adjust = FactorizedReduction(f, name="adjust_reduction")
+        elif p_shape[-1] != f:
+            self.adjust = ReLUConvBN(f, 1, name="adjust_projection")
+        if self.adjust is not None:
+            self.adjust.build(p_shape)
+            p_out = self.adjust.compute_output_shape(p_shape)
+        states = [self.base.compute_output_shape(ip_shape), p_out]
+
+        self.block_ops = []
+        self.combiners = []
+        for k, block in enumerate(self.genotype.blocks):
+            pair = []
+            for side, name, index in (
+                ("left", block.op_a, block.input_a),
+                ("right", block.op_b, block.input_b),
+            ):
+                strides = 2 if self.reduction and index < 2 else 1
+                op = get_op(name, f, strides, layer_name=f"block_{k + 1}_{side}")
+                op.build(states[index])
+                pair.append(op)
+            self.block_ops.append(pair)
+            combine = layers.Add if block.combine == "add" else layers.Concatenate
+            self.combiners.append(combine(name=f"block_{k + 1}_{block.combine}"))
+            out = pair[0].compute_output_shape(states[block.input_a])
+            states.append(out[:-1] + (self._block_channels(block),))
+
+        final_spatial = states[-1][1:3]
+        self.output_adjust = {}
+        for i in self.genotype.output_states:
+            if i >= 2:
+                continue
+            if tuple(states[i][1:3]) != tuple(final_spatial):
+                layer = FactorizedReduction(f, name=f"output_reduction_{i}")
+            elif states[i][-1] != f:
+                layer = ReLUConvBN(f, 1, name=f"output_projection_{i}")
+            else:
+                continue
+            layer.build(states[i])
+            self.output_adjust[str(i)] = layer
+        self.concat = layers.Concatenate(name="concat")
+        if self.seed_generator is not None:
+            self.drop_path_progress = self.add_weight(
+                shape=(),
+                initializer=keras.initializers.Constant(1.0),
+                trainable=False,
+                name="drop_path_progress",
+            )
+
+    def compute_output_shape(self, input_shape):
+        ip_shape, _ = self._split_shapes(input_shape)
+        h, w = ip_shape[1:3]
+        if self.reduction:
+            h = None if h is None else math.ceil(h / 2)
+            w = None if w is None else math.ceil(w / 2)
+        channels = sum(
+            self.filters if i < 2 else self._block_channels(self.genotype.blocks[i - 2])
+            for i in self.genotype.output_states
+        )
+        return (ip_shape[0], h, w, channels)
+
+    # -- forward -----------------------------------------------------------------------------
+    def _drop_path(self, x, training):
+        if not training or self.seed_generator is None:
+            return x
+        layer_keep = 1.0 - (self.cell_index + 1) / self.total_cells * (
+            1.0 - self.drop_path_keep_prob
+        )
+        progress = ops.cast(self.drop_path_progress, x.dtype)
+        keep = 1.0 - progress * (1.0 - layer_keep)
+        noise = keras.random.uniform(
+            (ops.shape(x)[0], 1, 1, 1), seed=self.seed_generator, dtype=x.dtype
+        )
+        return x / keep * ops.floor(keep + noise)
+
+    def call(self, inputs, training=None):
+        if isinstance(inputs, (list, tuple)):
+            ip, p = inputs
+        else:
+            ip, p = inputs, None
+        h = self.base(ip, training=training)
+        if p is None:
+            p = ip
+        elif self.adjust is not None:
+            p = self.adjust(p, training=training)
+        states = [h, p]
+        for block, pair, combine in zip(self.genotype.blocks, self.block_ops, self.combiners):
+            outs = []
+            for name, index, op in (
+                (block.op_a, block.input_a, pair[0]),
+                (block.op_b, block.input_b, pair[1]),
+            ):
+                y = op(states[index], training=training)
+                if name != "identity":
+                    y = self._drop_path(y, training)
+                outs.append(y)
+            states.append(combine(outs))
+        outputs = []
+        for i in self.genotype.output_states:
+            layer = self.output_adjust.get(str(i))
+            outputs.append(states[i] if layer is None else layer(states[i], training=training))
+        return self.concat(outputs) if len(outputs) > 1 else outputs[0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "genotype": self.genotype.to_dict(),
+                "filters": self.filters,
+                "reduction": self.reduction,
+                "drop_path_keep_prob": self.drop_path_keep_prob,
+                "cell_index": self.cell_index,
+                "total_cells": self.total_cells,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+
+def set_drop_path_progress(model, progress):
+    """Sets the ScheduledDropPath training progress (0 = no drop, 1 = full) of every cell.
+
+    Example:
+
+    >>> from nasnet_tf import build_nasnet
+    >>> model = build_nasnet(preset="cifar", num_cells=1, penultimate_filters=48)
+    >>> set_drop_path_progress(model, 0.5)
+    """
+    if not 0.0 <= float(progress) <= 1.0:
+        raise ValueError(f"`progress` must be in [0, 1]. Received: progress={progress}")
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, NASNetCell) and layer.seed_generator is not None:
+            layer.drop_path_progress.assign(float(progress))
+
+
+class DropPathScheduler(keras.callbacks.Callback):
+    """Raises ScheduledDropPath's progress linearly from 0 to 1 over `total_steps` train steps.
+
+    Progress is read from the optimizer's iteration count, so a resumed run continues the
+    schedule where it stopped.
+
+    Args:
+        total_steps: the number of training steps of the whole run.
+
+    Example:
+
+    >>> scheduler = DropPathScheduler(total_steps=1000)
+    """
+
+    def __init__(self, total_steps):
+        super().__init__()
+        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
+            raise ValueError(
+                f"`total_steps` must be an integer >= 1. Received: total_steps={total_steps}"
+            )
+        self.total_steps = total_steps
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        set_drop_path_progress(self.model, min(1.0, step / self.total_steps))

@@ -1,0 +1,374 @@
+"""The 13 NASNet operations as serializable Keras layers, in one registry keyed by name.
+
+Every op maps a hidden state to `filters` channels at `ceil(size / strides)` resolution:
+
+- conv ops are ReLU -> conv -> BN; separable convs are applied twice (stride on the first);
+- pooling and identity keep channels, so where the input's channels differ from `filters` they
+  append a 1x1 projection (ReLU -> 1x1 conv -> BN), as slim's `nasnet_utils` does;
+- identity with stride 2 is a factorized reduction;
+- stride-2 pooling pads explicitly (zeros, `imagenet_utils.correct_pad`) and pools `"valid"`, as
+  `keras.applications.NASNet` does, so that Keras' NASNet weights give Keras' outputs.
+
+Batch norm uses slim's momentum 0.9997 and epsilon 1e-3.
+"""
+
+import math
+
+import keras
+from keras import layers
+
+BN_MOMENTUM = 0.9997
+BN_EPSILON = 1e-3
+
+
+def correct_pad(size, kernel_size):
+    """Zero padding `((top, bottom), (left, right))` that a stride-2 `"valid"` window needs to
+    give `ceil(size / 2)` outputs, exactly as `keras.applications.imagenet_utils.correct_pad`."""
+    pads = []
+    for n in size:
+        adjust = 1 if n is None else 1 - n % 2
+        correct = kernel_size // 2
+        pads.append((correct - adjust, correct))
+    return tuple(pads)
+
+
+def _check_strides(strides):
+    if strides not in (1, 2):
+        raise ValueError(f"`strides` must be 1 or 2. Received: strides={strides}")
+
+
+def _check_filters(filters, even=False):
+    if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
+        raise ValueError(f"`filters` must be a positive integer. Received: filters={filters}")
+    if even and filters % 2:
+        raise ValueError(
+            f"`filters` must be even for a factorized reduction. Received: filters={filters}"
+        )
+
+
+def _bn(name):
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+
+
+class _Op(layers.Layer):
+    """Base of the ops: a chain of sublayers, built explicitly in `build`."""
+
+    def __init__(self, filters, strides=1, **kwargs):
+        super().__init__(**kwargs)
+        _check_filters(filters)
+        _check_strides(strides)
+        self.filters = filters
+        self.strides = strides
+
+    def _chain(self, input_shape):
+        """Returns the ordered sublayers for `input_shape`. Subclasses implement it."""
+        raise NotImplementedError
+
+    def build(self, input_shape):
+        self.chain = self._chain(input_shape)
+        shape = input_shape
+        for layer in self.chain:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def call(self, inputs, training=None):
+        x = inputs
+        for layer in self.chain:
+            x = layer(x, training=training)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        def out(n):
+            return None if n is None else math.ceil(n / self.strides)
+
+        return (input_shape[0], out(input_shape[1]), out(input_shape[2]), self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"filters": self.filters, "strides": self.strides})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nasnet_tf")
+class ReLUConvBN(_Op):
+    """ReLU -> Conv2D -> BatchNormalization.
+
+    Args:
+        filters: output channels.
+        kernel_size: an int or a `(height, width)` pair.
+        strides: 1 or 2.
+        dilation_rate: dilation of the conv. With `strides=2` the conv runs at stride 1 and
+            the result is subsampled (Keras convs refuse stride > 1 with dilation > 1).
+
+    Example:
+
+    >>> op = ReLUConvBN(8, 3, strides=2)
+    >>> op(keras.ops.ones((1, 9, 9, 4))).shape
+    (1, 5, 5, 8)
+    """
+
+    def __init__(self, filters, kernel_size=1, strides=1, dilation_rate=1, **kwargs):
+        super().__init__(filters, strides, **kwargs)
+        self.kernel_size = tuple(kernel_size) if isinstance(kernel_size, (list, tuple)) else (
+            kernel_size, kernel_size)
+        self.dilation_rate = dilation_rate
+
+    def _chain(self, input_shape):
+        dilated = self.dilation_rate > 1
+        chain = [
+            layers.ReLU(name="relu"),
+            layers.Conv2D(
+                self.filters,
+                self.kernel_size,
+                strides=1 if dilated else self.strides,
+                dilation_rate=self.dilation_rate,
+                padding="same",
+                use_bias=False,
+                kernel_initializer="he_normal",
+                name="conv",
+            ),
+        ]
+        if dilated and self.strides > 1:
+            chain.append(layers.AveragePooling2D(1, strides=self.strides, name="subsample"))
+        chain.append(_bn("bn"))
+        return chain
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"kernel_size": list(self.kernel_size), "dilation_rate": self.dilation_rate}
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nasnet_tf")
+class FactorizedConv(_Op):
+    """ReLU -> 1xk conv -> kx1 conv -> BatchNormalization (the `1x3 then 3x1` family).
+
+    Example:
+
+    >>> FactorizedConv(8, 7)(keras.ops.ones((1, 8, 8, 4))).shape
+    (1, 8, 8, 8)
+    """
+
+    def __init__(self, filters, kernel_size=3, strides=1, **kwargs):
+        super().__init__(filters, strides, **kwargs)
+        self.kernel_size = kernel_size
+
+    def _chain(self, input_shape):
+        k, s = self.kernel_size, self.strides
+        conv = dict(padding="same", use_bias=False, kernel_initializer="he_normal")
+        return [
+            layers.ReLU(name="relu"),
+            layers.Conv2D(self.filters, (1, k), strides=(1, s), name=f"conv_1x{k}", **conv),
+            layers.Conv2D(self.filters, (k, 1), strides=(s, 1), name=f"conv_{k}x1", **conv),
+            _bn("bn"),
+        ]
+
+    def get_config(self):
+        config = super().get_config()
+        config["kernel_size"] = self.kernel_size
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nasnet_tf")
+class SeparableConvOp(_Op):
+    """Two rounds of ReLU -> SeparableConv2D -> BatchNormalization, stride on the first.
+
+    Sublayers are named as in `keras.applications.NASNet`'s `_separable_conv_block`
+    (`separable_conv_1`, `separable_conv_1_bn`, `separable_conv_2`, `separable_conv_2_bn`).
+
+    Example:
+
+    >>> SeparableConvOp(8, 5, strides=2)(keras.ops.ones((1, 8, 8, 4))).shape
+    (1, 4, 4, 8)
+    """
+
+    def __init__(self, filters, kernel_size=3, strides=1, **kwargs):
+        super().__init__(filters, strides, **kwargs)
+        self.kernel_size = kernel_size
+
+    def _chain(self, input_shape):
+        k = self.kernel_size
+        return [
+            layers.ReLU(name="relu_1"),
+            layers.SeparableConv2D(
+                self.filters, k, strides=self.strides, padding="same", use_bias=False,
+                name="separable_conv_1",
+            ),
+            _bn("separable_conv_1_bn"),
+            layers.ReLU(name="relu_2"),
+            layers.SeparableConv2D(
+                self.filters, k, padding="same", use_bias=False, name="separable_conv_2"
+            ),
+            _bn("separable_conv_2_bn"),
+        ]
+
+    def get_config(self):
+        config = super().get_config()
+        config["kernel_size"] = self.kernel_size
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nasnet_tf")
+class FactorizedReduction(_Op):
+    """Halves the resolution without losing pixels: ReLU, then two stride-2 1x1 convs of
+    `filters / 2` on the input and on the input shifted by one pixel, concatenated, then BN.
+
+    This is `keras.applications.NASNet`'s `_adjust_block` reduction path (and slim's
+    `factorized_reduction`).
+
+    Example:
+
+    >>> FactorizedReduction(8)(keras.ops.ones((1, 8, 8, 4))).shape
+    (1, 4, 4, 8)
+    """
+
+    def __init__(self, filters, strides=2, **kwargs):
+        super().__init__(filters, strides, **kwargs)
+        _check_filters(filters, even=True)
+        if strides != 2:
+            raise ValueError(
+                f"A factorized reduction has `strides=2` only. Received: strides={strides}"
+            )
+
+    def build(self, input_shape):
+        half = self.filters // 2
+        conv = dict(padding="same", use_bias=False, kernel_initializer="he_normal")
+        self.relu = layers.ReLU(name="relu")
+        self.pool_1 = layers.AveragePooling2D(1, strides=2, padding="valid", name="avg_pool_1")
+        self.conv_1 = layers.Conv2D(half, 1, name="conv_1", **conv)
+        self.pad = layers.ZeroPadding2D(((0, 1), (0, 1)), name="shift_pad")
+        self.crop = layers.Cropping2D(((1, 0), (1, 0)), name="shift_crop")
+        self.pool_2 = layers.AveragePooling2D(1, strides=2, padding="valid", name="avg_pool_2")
+        self.conv_2 = layers.Conv2D(half, 1, name="conv_2", **conv)
+        self.concat = layers.Concatenate(name="concat")
+        self.bn = _bn("bn")
+        shape = self.pool_1.compute_output_shape(input_shape)
+        self.conv_1.build(shape)
+        self.conv_2.build(shape)
+        self.bn.build(shape[:-1] + (self.filters,))
+
+    def call(self, inputs, training=None):
+        x = self.relu(inputs)
+        a = self.conv_1(self.pool_1(x))
+        b = self.conv_2(self.pool_2(self.crop(self.pad(x))))
+        return self.bn(self.concat([a, b]), training=training)
+
+
+def _projection(filters, input_shape):
+    """A 1x1 ReLU-conv-BN when the input's channels differ from `filters`, else nothing."""
+    if input_shape[-1] == filters:
+        return []
+    return [ReLUConvBN(filters, 1, name="projection")]
+
+
+@keras.saving.register_keras_serializable(package="nasnet_tf")
+class PoolOp(_Op):
+    """Average or max pooling (stride 1 `"same"`; stride 2 zero-padded as Keras' NASNet), then
+    a 1x1 projection where the input's channels differ from `filters`.
+
+    Example:
+
+    >>> PoolOp(4, "max", 3, strides=2)(keras.ops.ones((1, 8, 8, 4))).shape
+    (1, 4, 4, 4)
+    """
+
+    def __init__(self, filters, pool_type="avg", pool_size=3, strides=1, **kwargs):
+        super().__init__(filters, strides, **kwargs)
+        if pool_type not in ("avg", "max"):
+            raise ValueError(
+                f"`pool_type` must be 'avg' or 'max'. Received: pool_type={pool_type!r}"
+            )
+        self.pool_type = pool_type
+        self.pool_size = pool_size
+
+    def _chain(self, input_shape):
+        pool_cls = layers.AveragePooling2D if self.pool_type == "avg" else layers.MaxPooling2D
+        chain = []
+        if self.strides == 1:
+            chain.append(pool_cls(self.pool_size, strides=1, padding="same", name="pool"))
+        else:
+            pads = correct_pad(input_shape[1:3], self.pool_size)
+            chain.append(layers.ZeroPadding2D(pads, name="pad"))
+            chain.append(pool_cls(self.pool_size, strides=self.strides, padding="valid",
+                                  name="pool"))
+        return chain + _projection(self.filters, input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"pool_type": self.pool_type, "pool_size": self.pool_size})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nasnet_tf")
+class IdentityOp(_Op):
+    """Identity; a factorized reduction when `strides=2`, a 1x1 projection when the input's
+    channels differ from `filters`. ScheduledDropPath never drops it.
+
+    Example:
+
+    >>> IdentityOp(4)(keras.ops.ones((1, 8, 8, 4))).shape
+    (1, 8, 8, 4)
+    """
+
+    def _chain(self, input_shape):
+        if self.strides > 1:
+            return [FactorizedReduction(self.filters, name="reduction")]
+        return _projection(self.filters, input_shape)
+
+
+def _factory(cls, **fixed):
+    def make(filters, strides=1, name=None):
+        return cls(filters, strides=strides, name=name, **fixed)
+
+    make.op_class = cls
+    make.fixed = fixed
+    return make
+
+
+OPS = {
+    "identity": _factory(IdentityOp),
+    "conv_1x3_3x1": _factory(FactorizedConv, kernel_size=3),
+    "conv_1x7_7x1": _factory(FactorizedConv, kernel_size=7),
+    "dil_conv_3x3": _factory(ReLUConvBN, kernel_size=3, dilation_rate=2),
+    "avg_pool_3x3": _factory(PoolOp, pool_type="avg", pool_size=3),
+    "max_pool_3x3": _factory(PoolOp, pool_type="max", pool_size=3),
+    "max_pool_5x5": _factory(PoolOp, pool_type="max", pool_size=5),
+    "max_pool_7x7": _factory(PoolOp, pool_type="max", pool_size=7),
+    "conv_1x1": _factory(ReLUConvBN, kernel_size=1),
+    "conv_3x3": _factory(ReLUConvBN, kernel_size=3),
+    "sep_conv_3x3": _factory(SeparableConvOp, kernel_size=3),
+    "sep_conv_5x5": _factory(SeparableConvOp, kernel_size=5),
+    "sep_conv_7x7": _factory(SeparableConvOp, kernel_size=7),
+}
+"""The NASNet op registry: name -> `factory(filters, strides=1, name=None)` returning a layer."""
+
+OP_NAMES = tuple(OPS)
+
+
+def get_op(name, filters, strides=1, layer_name=None):
+    """Makes the op `name` from the registry.
+
+    Example:
+
+    >>> get_op("sep_conv_3x3", 16).kernel_size
+    3
+    """
+    if name not in OPS:
+        raise ValueError(f"Unknown op {name!r}. Accepted ops: {sorted(OPS)}")
+    return OPS[name](filters, strides=strides, name=layer_name)
+
+
+__all__ = [
+    "OPS",
+    "OP_NAMES",
+    "get_op",
+    "ReLUConvBN",
+    "FactorizedConv",
+    "SeparableConvOp",
+    "FactorizedReduction",
+    "PoolOp",
+    "IdentityOp",
+    "correct_pad",
+]

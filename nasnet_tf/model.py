@@ -243,9 +243,14 @@ class NASNet(keras.Model):
         if self.loss is None or self.aux_loss_weight == 0:
             return loss
         aux_loss_fn = keras.losses.get(self.loss)
-        if not isinstance(aux_loss_fn, keras.losses.Loss):
-            aux_loss_fn = keras.losses.LossFunctionWrapper(aux_loss_fn)
-        aux_loss = aux_loss_fn(y, aux, sample_weight)
+        if isinstance(aux_loss_fn, keras.losses.Loss):
+            aux_loss = aux_loss_fn(y, aux, sample_weight)
+        else:
+            values = aux_loss_fn(y, aux)
+            if sample_weight is not None:
+                weight = ops.reshape(ops.cast(sample_weight, values.dtype), ops.shape(values))
+                values = values * weight
+            aux_loss = ops.mean(values)
         return loss + ops.cast(self.aux_loss_weight, loss.dtype) * ops.cast(aux_loss, loss.dtype)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):

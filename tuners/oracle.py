@@ -1,0 +1,511 @@
+"""`ControllerOracle`: the RNN controller as a KerasTuner `Oracle`.
+
+Any KerasTuner space made of `Choice`, `Boolean`, `Fixed`, stepped `Int` (linear `Int` always
+has a step) and stepped `Float` is one sequence of categorical decisions: one per tunable
+hyperparameter, in the order of the space. `populate_space` samples that sequence from a
+`Controller`; `end_trial` turns the trial's objective into a reward (failed trials get
+`failure_reward`) and, every `update_every` rewards, updates the controller.
+
+The controller's weights and optimizer variables go to `controller_<version>.npz` beside
+`oracle.json`; everything else (baseline, random state, pending rewards, the trial ->
+decisions map, the update history) goes into `oracle.json` itself, which names the `.npz` it
+goes with. Both are written whole (temporary file, then `os.replace`), the `.npz` first, and
+the one an `oracle.json` names is kept until a newer `oracle.json` has replaced it, so a
+search killed at any moment reloads a consistent state.
+"""
+
+import json
+import logging
+import math
+import os
+import tempfile
+
+import keras_tuner
+import numpy as np
+from keras_tuner.engine import hyperparameters as hp_module
+from keras_tuner.engine import trial as trial_module
+
+from tuners.controller import Controller
+
+logger = logging.getLogger(__name__)
+
+MAX_CHOICES = 1024  # Larger heads mean an unstepped numeric range; refuse rather than guess.
+_STATE_KEY = "controller_oracle"
+
+
+def _hp_kind(hp):
+    return type(hp).__name__
+
+
+def decision_values(hp):
+    """The values a tunable hyperparameter can take, as a tuple, or `None` for `Fixed`.
+
+    Args:
+        hp: a KerasTuner hyperparameter.
+
+    Returns:
+        A tuple of values (the decision's choices, in order), or `None` when `hp` is not a
+        decision (`Fixed`).
+
+    Raises:
+        ValueError: for a hyperparameter the controller cannot model (a `Float` or log-sampled
+            `Int` without `step`, more than `MAX_CHOICES` values, a conditional one, or an
+            unknown type).
+    """
+    if hp.conditions:
+        raise ValueError(
+            "ControllerOracle does not support conditional hyperparameters (declared inside "
+            "`hp.conditional_scope`): the controller emits one fixed sequence of decisions. "
+            f"Received: {hp!r} with conditions {hp.conditions}"
+        )
+    if isinstance(hp, hp_module.Fixed):
+        return None
+    if isinstance(hp, hp_module.Boolean):
+        return (False, True)
+    if isinstance(hp, hp_module.Choice):
+        values = tuple(hp.values)
+    elif isinstance(hp, (hp_module.Int, hp_module.Float)):
+        if hp.step is None:
+            raise ValueError(
+                f"ControllerOracle needs a finite set of values; {_hp_kind(hp)} "
+                f"'{hp.name}' has no `step`. Accepted: Choice, Boolean, Fixed, Int (linear, or "
+                f"log/reverse_log with a step) and Float with a step. Received: {hp!r}"
+            )
+        n_values = hp._get_n_values()
+        if n_values > MAX_CHOICES:
+            raise ValueError(
+                f"{_hp_kind(hp)} '{hp.name}' has {n_values} values; ControllerOracle accepts at "
+                f"most {MAX_CHOICES} per hyperparameter (use a larger `step`). Received: {hp!r}"
+            )
+        values = tuple(hp.values)
+        if isinstance(hp, hp_module.Int):
+            values = tuple(dict.fromkeys(int(round(v)) for v in values))
+        else:
+            values = tuple(float(v) for v in values)
+    else:
+        raise ValueError(
+            f"ControllerOracle supports Choice, Boolean, Fixed, stepped Int and stepped Float "
+            f"hyperparameters. Received: {hp!r} of type {_hp_kind(hp)}"
+        )
+    if len(values) > MAX_CHOICES:
+        raise ValueError(
+            f"{_hp_kind(hp)} '{hp.name}' has {len(values)} values; ControllerOracle accepts at "
+            f"most {MAX_CHOICES} per hyperparameter. Received: {hp!r}"
+        )
+    return values
+
+
+def _atomic_write_bytes(path, write_fn, suffix):
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+class ControllerOracle(keras_tuner.Oracle):
+    """A KerasTuner `Oracle` whose trials are sampled by an RNN controller trained by RL.
+
+    Drop it in wherever a KerasTuner oracle goes (e.g. `keras_tuner.Tuner(oracle=...)`). Each
+    tunable hyperparameter of the space (`Choice`, `Boolean`, stepped `Int` / `Float`) is one
+    categorical decision of the controller, in the order of the space; `Fixed` ones and those
+    with a single value are not decisions. A space it cannot model is refused with a
+    `ValueError` when it is declared (a `Float` without `step`, a log-sampled `Int` without
+    `step`, conditional scopes).
+
+    The reward of a completed trial is its score (negated when the objective is minimised),
+    or `reward_fn(trial)` if given. A trial that fails (raises, or whose objective is NaN, once
+    its `max_retries_per_trial` are spent) gets `failure_reward` and the search goes on, up to
+    KerasTuner's `max_consecutive_failed_trials`. The controller is updated each time
+    `update_every` rewards have arrived; `history` lists the per-update statistics (reward,
+    baseline, entropy, loss).
+
+    When the controller samples a set of values that was already tried, it is not run again:
+    if that trial has ended, its reward is fed to the controller again (the policy gradient
+    stays unbiased); otherwise another sample is drawn. After 20 such draws in a row the space
+    is deemed exhausted and the search stops, as KerasTuner's own oracles do.
+
+    Args:
+        objective: as for `keras_tuner.Oracle`.
+        max_trials: int, the trial budget.
+        hyperparameters: optional `HyperParameters` declaring (part of) the space.
+        units: int, LSTM units of the controller. Defaults to 100.
+        algorithm: `"ppo"` or `"reinforce"`.
+        learning_rate, entropy_weight, baseline_decay: controller training settings.
+        update_every: int, rewards per controller update (NASNet used 20).
+        failure_reward: float, the reward of a failed or invalid trial.
+        reward_fn: optional callable `trial -> float` giving the reward of a completed trial.
+        seed: int or None, seeds the controller (its weights and its draws).
+        allow_new_entries, tune_new_entries, max_retries_per_trial,
+        max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
+        **controller_kwargs: further `Controller` arguments (`embedding_dim`, `clip_epsilon`,
+            `ppo_epochs`).
+
+    Example:
+
+    ```python
+    import keras_tuner
+
+    class Toy(keras_tuner.Tuner):
+        def run_trial(self, trial):
+            hp = trial.hyperparameters
+            return {"score": float(hp.Choice("a", [1, 2, 3]) + hp.Boolean("b"))}
+
+    oracle = ControllerOracle(
+        objective=keras_tuner.Objective("score", "max"), max_trials=6, units=8,
+        update_every=2, seed=0)
+    tuner = Toy(oracle=oracle, directory="/tmp/toy", overwrite=True)
+    tuner.search(verbose=0)
+    ```
+    """
+
+    def __init__(
+        self,
+        objective=None,
+        max_trials=None,
+        hyperparameters=None,
+        *,
+        units=100,
+        algorithm="ppo",
+        learning_rate=3.5e-4,
+        entropy_weight=1e-5,
+        baseline_decay=0.95,
+        update_every=20,
+        failure_reward=0.0,
+        reward_fn=None,
+        seed=None,
+        allow_new_entries=True,
+        tune_new_entries=True,
+        max_retries_per_trial=0,
+        max_consecutive_failed_trials=3,
+        **controller_kwargs,
+    ):
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            allow_new_entries=allow_new_entries,
+            tune_new_entries=tune_new_entries,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 1:
+            raise ValueError(
+                f"`update_every` must be a positive int. Received: update_every={update_every!r}"
+            )
+        if (
+            isinstance(failure_reward, bool)
+            or not isinstance(failure_reward, (int, float))
+            or not math.isfinite(failure_reward)
+        ):
+            raise ValueError(
+                "`failure_reward` must be a finite number. "
+                f"Received: failure_reward={failure_reward!r}"
+            )
+        if reward_fn is not None and not callable(reward_fn):
+            raise ValueError(f"`reward_fn` must be callable or None. Received: {reward_fn!r}")
+        unknown = set(controller_kwargs) - {"embedding_dim", "clip_epsilon", "ppo_epochs"}
+        if unknown:
+            raise ValueError(
+                "Unrecognized arguments for ControllerOracle: "
+                f"{sorted(unknown)}. Accepted extra controller arguments: "
+                "embedding_dim, clip_epsilon, ppo_epochs."
+            )
+        self.update_every = update_every
+        self.failure_reward = float(failure_reward)
+        self.reward_fn = reward_fn
+        self._controller_kwargs = dict(
+            units=units,
+            algorithm=algorithm,
+            learning_rate=learning_rate,
+            entropy_weight=entropy_weight,
+            baseline_decay=baseline_decay,
+            **controller_kwargs,
+        )
+        # Fail on bad controller settings now, not at the first trial.
+        Controller([1], **self._controller_kwargs, seed=0)
+        self._controller_seed = self.seed
+        self.controller = None
+        self._specs = []  # [(name, values)] of the decisions, in the space's order.
+        self._signature = None
+        self._controller_version = 0
+        self._saved_controller_version = None
+        self._trial_decisions = {}  # trial_id -> list of decision indices
+        self._pending = []  # [[trial_id, decisions, reward]] not yet used in an update
+        self._rewards = []  # [[trial_id, reward, source]] every reward received, in order
+        self._rewarded = set()  # trial ids whose reward was received
+        self._check_space(self.hyperparameters)
+
+    # ----------------------------------------------------------------- the space
+    def _check_space(self, hyperparameters):
+        for hp in hyperparameters.space:
+            decision_values(hp)
+
+    def update_space(self, hyperparameters):
+        """Adds new hyperparameters to the space; refuses those the controller cannot model."""
+        if self.tune_new_entries:
+            for hp in hyperparameters.space:
+                if not self.hyperparameters._exists(hp.name, hp.conditions):
+                    decision_values(hp)
+        super().update_space(hyperparameters)
+
+    def _decision_specs(self):
+        specs = []
+        for hp in self.hyperparameters.space:
+            values = decision_values(hp)
+            if values is not None and len(values) > 1:
+                specs.append((hp.name, values))
+        return specs
+
+    def _ensure_controller(self):
+        """Builds (or, if the space changed, rebuilds) the controller for the current space."""
+        specs = self._decision_specs()
+        signature = [[name, len(values)] for name, values in specs]
+        if self.controller is not None and signature == self._signature:
+            self._specs = specs
+            return
+        if self.controller is not None:
+            logger.warning(
+                "The search space changed after the controller was built; starting a new "
+                "controller for it (%d pending rewards dropped).",
+                len(self._pending),
+            )
+            self._pending = []
+        self._specs = specs
+        self._signature = signature
+        if specs:
+            self.controller = Controller(
+                [len(values) for _, values in specs],
+                **self._controller_kwargs,
+                seed=self._controller_seed,
+            )
+        else:
+            self.controller = None
+        self._controller_version += 1
+
+    # -------------------------------------------------------------- the search
+    def _values_for(self, decisions):
+        chosen = {name: values[d] for (name, values), d in zip(self._specs, decisions)}
+        values = {}
+        for hp in self.hyperparameters.space:
+            if hp.name in chosen:
+                values[hp.name] = chosen[hp.name]
+            else:
+                candidates = decision_values(hp)
+                values[hp.name] = hp.value if candidates is None else candidates[0]
+        return values
+
+    def _ended_trial_with_hash(self, values_hash):
+        for trial_id, trial_hash in self._id_to_hash.items():
+            if trial_hash != values_hash or trial_id not in self._rewarded:
+                continue
+            trial = self.trials.get(trial_id)
+            if trial is not None and trial.status in (
+                trial_module.TrialStatus.COMPLETED,
+                trial_module.TrialStatus.FAILED,
+            ):
+                return trial
+        return None
+
+    def populate_space(self, trial_id):
+        """Samples the trial's values from the controller (`RUNNING`), or `STOPPED`."""
+        self._ensure_controller()
+        if self.controller is None:
+            # Nothing to decide: run the one configuration once.
+            values = self._values_for([])
+            if self._duplicate(values):
+                return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+            self._trial_decisions[trial_id] = []
+            return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+        for _ in range(self._max_collisions + 1):
+            decisions = [int(d) for d in self.controller.sample(1)[0]]
+            values = self._values_for(decisions)
+            if not self._duplicate(values):
+                self._trial_decisions[trial_id] = decisions
+                return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+            earlier = self._ended_trial_with_hash(self._compute_values_hash(values))
+            if earlier is not None:
+                # Evaluated already: reward the draw from that result instead of retraining.
+                self._receive_reward(
+                    earlier.trial_id, decisions, self._reward_of(earlier), "repeat"
+                )
+        logger.info("ControllerOracle: the space looks exhausted; stopping the search.")
+        self.save()  # `create_trial` saves only running trials; keep the rewards just received.
+        return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+
+    def _reward_of(self, trial):
+        if trial.status != trial_module.TrialStatus.COMPLETED:
+            return self.failure_reward
+        if self.reward_fn is not None:
+            reward = float(self.reward_fn(trial))
+        elif trial.score is None:
+            return self.failure_reward
+        else:
+            reward = float(trial.score)
+            if self.objective.direction == "min":
+                reward = -reward
+        return reward if math.isfinite(reward) else self.failure_reward
+
+    def _receive_reward(self, trial_id, decisions, reward, source):
+        self._rewards.append([trial_id, float(reward), source])
+        if self._signature is None or len(decisions) != len(self._signature):
+            return  # Sampled for an earlier space (see `_ensure_controller`).
+        if self.controller is None:
+            return
+        self._pending.append([trial_id, list(decisions), float(reward)])
+        while len(self._pending) >= self.update_every:
+            batch, self._pending = (
+                self._pending[: self.update_every],
+                self._pending[self.update_every :],
+            )
+            self.controller.update([b[1] for b in batch], [b[2] for b in batch])
+            self._controller_version += 1
+
+    def _reward_ended_trials(self):
+        """Rewards every ended trial not rewarded yet (e.g. ended just before a kill)."""
+        for trial_id in self.end_order:
+            if trial_id in self._rewarded or trial_id not in self._trial_decisions:
+                continue
+            trial = self.trials.get(trial_id)
+            if trial is None or trial.status not in (
+                trial_module.TrialStatus.COMPLETED,
+                trial_module.TrialStatus.FAILED,
+            ):
+                continue
+            self._rewarded.add(trial_id)
+            self._receive_reward(
+                trial_id, self._trial_decisions[trial_id], self._reward_of(trial), "trial"
+            )
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial):
+        """Ends the trial as KerasTuner does, then gives its reward to the controller."""
+        try:
+            super().end_trial(trial)
+        finally:
+            # Also when KerasTuner stops the search on too many consecutive failures.
+            self._reward_ended_trials()
+            self.save()
+
+    # ---------------------------------------------------------------- results
+    @property
+    def history(self):
+        """Per-update controller statistics (dicts with reward, baseline, entropy, loss...)."""
+        return [] if self.controller is None else list(self.controller.history)
+
+    @property
+    def rewards(self):
+        """Every reward the controller received, in order: `[trial_id, reward, source]`."""
+        return [list(r) for r in self._rewards]
+
+    @property
+    def pending_rewards(self):
+        """Rewards received since the last controller update: `[trial_id, decisions, reward]`."""
+        return [list(p) for p in self._pending]
+
+    @property
+    def trial_decisions(self):
+        """The controller's decisions of each trial: `{trial_id: [int, ...]}`."""
+        return {k: list(v) for k, v in self._trial_decisions.items()}
+
+    # ------------------------------------------------------------ persistence
+    def _controller_fname(self, version):
+        return os.path.join(self._project_dir, f"controller_{version:06d}.npz")
+
+    def get_state(self):
+        state = super().get_state()
+        controller_state = None
+        if self.controller is not None:
+            full = self.controller.get_state()
+            controller_state = {
+                key: value for key, value in full.items() if key not in ("weights", "optimizer")
+            }
+        state[_STATE_KEY] = {
+            "signature": self._signature,
+            "controller_seed": self._controller_seed,
+            "controller_version": self._controller_version,
+            "controller_file": (
+                None
+                if self.controller is None
+                else f"controller_{self._controller_version:06d}.npz"
+            ),
+            "controller": controller_state,
+            "trial_decisions": self._trial_decisions,
+            "pending": self._pending,
+            "rewards": self._rewards,
+            "rewarded": sorted(self._rewarded),
+        }
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        own = state.get(_STATE_KEY)
+        if own is None:
+            return
+        self._controller_seed = own["controller_seed"]
+        self._trial_decisions = {k: list(v) for k, v in own["trial_decisions"].items()}
+        self._pending = [list(p) for p in own["pending"]]
+        self._rewards = [list(r) for r in own["rewards"]]
+        self._rewarded = set(own["rewarded"])
+        self._signature = own["signature"]
+        self._controller_version = own["controller_version"]
+        self.controller = None
+        if own["controller"] is not None:
+            self._specs = self._decision_specs()
+            config = dict(own["controller"]["config"])
+            self.controller = Controller(**config)
+            with np.load(os.path.join(self._project_dir, own["controller_file"])) as arrays:
+                n_weights = int(arrays["num_weights"])
+                n_opt = int(arrays["num_optimizer"])
+                weights = [arrays[f"w{i}"] for i in range(n_weights)]
+                optimizer = [arrays[f"o{i}"] for i in range(n_opt)]
+            self.controller.set_state(dict(own["controller"], weights=weights, optimizer=optimizer))
+            self._saved_controller_version = self._controller_version
+        self._reward_ended_trials()
+
+    def save(self):
+        """Writes the controller arrays (if changed), then `oracle.json`, each whole."""
+        if (
+            self.controller is not None
+            and self._saved_controller_version != self._controller_version
+        ):
+            full = self.controller.get_state()
+            arrays = {f"w{i}": w for i, w in enumerate(full["weights"])}
+            arrays.update({f"o{i}": o for i, o in enumerate(full["optimizer"])})
+            arrays["num_weights"] = np.array(len(full["weights"]))
+            arrays["num_optimizer"] = np.array(len(full["optimizer"]))
+            _atomic_write_bytes(
+                self._controller_fname(self._controller_version),
+                lambda f: np.savez(f, **arrays),
+                suffix=".npz",
+            )
+        state = json.dumps(self.get_state(), default=_json_default)
+        _atomic_write_bytes(
+            self._get_oracle_fname(), lambda f: f.write(state.encode("utf-8")), suffix=".json"
+        )
+        self._saved_controller_version = self._controller_version
+        self._remove_stale_controller_files()
+
+    def _remove_stale_controller_files(self):
+        keep = f"controller_{self._controller_version:06d}.npz"
+        for name in os.listdir(self._project_dir):
+            if name.startswith("controller_") and name.endswith(".npz") and name != keep:
+                os.remove(os.path.join(self._project_dir, name))
+
+
+def _json_default(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

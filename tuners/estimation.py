@@ -1,0 +1,153 @@
+"""Performance estimation: how a NAS tuner scores one child architecture.
+
+A tuner hands each trial's child to one `PerformanceEstimator` and reports what it returns;
+nothing else in the tuner builds, trains or evaluates. `TrainAndEvaluate` is the NASNet
+paper's estimator (build the child from scratch, train it briefly, read its validation
+metrics). A weight-sharing estimator (ENAS-style: one super-network, no per-child
+recompilation) subclasses `PerformanceEstimator`, uses `child.architecture` instead of
+`child.build()`, and keeps its shared weights with `save` / `reload`.
+
+A child that cannot be scored must not stop the search: `TrainAndEvaluate` raises
+`keras_tuner.errors.FailedTrialError` when the training loss goes NaN or infinite, which
+KerasTuner records as a FAILED trial (and the oracle gives it its failure reward); any other
+exception while building or training makes the trial INVALID, retried up to the oracle's
+`max_retries_per_trial` and then FAILED.
+"""
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import keras_tuner
+
+__all__ = ["Child", "PerformanceEstimator", "TrainAndEvaluate"]
+
+
+@dataclasses.dataclass
+class Child:
+    """One child architecture to score, as a tuner hands it to its estimator.
+
+    Args:
+        architecture: the decoded architecture (a `nasnet_tf.Genotype`, or a
+            `tuners.layerwise.LayerwiseGenotype`).
+        hyperparameters: the trial's `keras_tuner.HyperParameters`.
+        build: a callable taking no arguments that returns the child as a compiled Keras model
+            (the tuner's build, with its session clearing and `max_model_size` check).
+        trial_id: the trial's id.
+        directory: the trial's directory (for files an estimator keeps per trial).
+        callbacks: Keras callbacks the tuner needs run during training (its reporting and
+            best-epoch checkpoint callbacks, then the user's).
+    """
+
+    architecture: Any
+    hyperparameters: Any
+    build: Callable[[], keras.Model]
+    trial_id: str
+    directory: str
+    callbacks: list = dataclasses.field(default_factory=list)
+
+
+class PerformanceEstimator:
+    """Base class: scores children. Subclasses implement `estimate`.
+
+    The tuner calls `estimate` once per execution of a trial, with the arguments given to
+    `tuner.search()`. It returns what a KerasTuner `run_trial` may return: a
+    `keras.callbacks.History`, a dict of metric values (containing the objective), or a float
+    (the objective's value).
+
+    `save(directory)` / `reload(directory)` are called with the tuner's project directory when
+    the tuner saves and reloads, for estimators with state shared across children (e.g. shared
+    weights); the base class keeps none.
+    """
+
+    def estimate(self, child, *fit_args, **fit_kwargs):
+        """Scores `child` (a `Child`); returns a History, a metrics dict or a float."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `estimate(child, *fit_args, **fit_kwargs)`."
+        )
+
+    def save(self, directory):
+        """Saves state shared across children under `directory` (nothing by default)."""
+
+    def reload(self, directory):
+        """Reloads what `save` wrote under `directory` (nothing by default)."""
+
+    def get_config(self):
+        return {}
+
+
+class TrainAndEvaluate(PerformanceEstimator):
+    """Builds the child from scratch, trains it with `fit`, and reports its metrics.
+
+    Training runs with `keras.callbacks.TerminateOnNaN`; a non-finite training loss makes
+    the trial FAILED (`keras_tuner.errors.FailedTrialError`) instead of reporting the
+    accuracy of a diverged network.
+
+    Args:
+        fit_overrides: optional dict of `fit` arguments that take precedence over those given
+            to `search()` (e.g. `{"epochs": 1}` for a quick proxy).
+        evaluation_data: optional data (`(x, y)` or a dataset) evaluated after training; its
+            metrics are reported with a `val_` prefix, replacing those of `validation_data`.
+            Use it to score on a held-out set other than the one monitored during training.
+
+    Example:
+
+    ```python
+    estimator = TrainAndEvaluate(fit_overrides={"epochs": 1})
+    tuner = NASNetTuner(estimator=estimator, ...)
+    ```
+    """
+
+    def __init__(self, fit_overrides=None, evaluation_data=None):
+        if fit_overrides is not None and not isinstance(fit_overrides, dict):
+            raise ValueError(
+                "`fit_overrides` must be a dict of `fit` arguments or None. "
+                f"Received: fit_overrides={fit_overrides!r}"
+            )
+        self.fit_overrides = dict(fit_overrides or {})
+        if "callbacks" in self.fit_overrides:
+            raise ValueError(
+                "`fit_overrides` must not replace `callbacks`: the tuner's own callbacks "
+                "must run. Pass callbacks to `search()` instead. Received: "
+                f"fit_overrides={self.fit_overrides!r}"
+            )
+        self.evaluation_data = evaluation_data
+
+    def estimate(self, child, *fit_args, **fit_kwargs):
+        model = child.build()
+        kwargs = {**fit_kwargs, **self.fit_overrides}
+        kwargs["callbacks"] = list(child.callbacks) + [keras.callbacks.TerminateOnNaN()]
+        history = model.fit(*fit_args, **kwargs)
+        losses = history.history.get("loss", [])
+        if not losses or not all(math.isfinite(float(v)) for v in losses):
+            raise keras_tuner.errors.FailedTrialError(
+                f"Trial {child.trial_id}: the child's training loss is not finite "
+                f"(losses per epoch: {losses}); the child diverged. Architecture: "
+                f"{child.architecture}"
+            )
+        if self.evaluation_data is None:
+            return history
+        return self._evaluate(model, history)
+
+    def _evaluate(self, model, history):
+        data = self.evaluation_data
+        if isinstance(data, (tuple, list)):
+            if len(data) not in (2, 3):
+                raise ValueError(
+                    "`evaluation_data` must be `(x, y)`, `(x, y, sample_weight)` or a "
+                    f"dataset. Received a sequence of length {len(data)}"
+                )
+            results = model.evaluate(*data, verbose=0, return_dict=True)
+        else:
+            results = model.evaluate(data, verbose=0, return_dict=True)
+        metrics = {f"val_{name}": float(value) for name, value in results.items()}
+        # Training metrics of the last epoch stay visible next to the held-out ones.
+        for name, values in history.history.items():
+            if not name.startswith("val_") and values:
+                metrics[name] = float(values[-1])
+        return metrics
+
+    def get_config(self):
+        return {"fit_overrides": dict(self.fit_overrides)}

@@ -1,0 +1,153 @@
+"""Choosing how training is spread over devices: `tf.distribute` under TensorFlow,
+`keras.distribution.DataParallel` under JAX.
+
+`resolve_strategy` turns a name into a `Placement`, which knows the replica count (to scale
+the global batch) and gives a context in which to build, compile and fit the model.
+"""
+
+import contextlib
+import dataclasses
+
+import keras
+
+__all__ = ["STRATEGIES", "Placement", "resolve_strategy"]
+
+STRATEGIES = ("auto", "default", "mirrored", "data_parallel")
+"""`"auto"`: all local accelerators when there are several (MirroredStrategy under TF,
+DataParallel under JAX), else the default. `"default"`: one device. `"mirrored"`:
+`tf.distribute.MirroredStrategy` (TF). `"data_parallel"`: `keras.distribution.DataParallel`
+(JAX)."""
+
+_MULTI_WORKER = (
+    "MultiWorkerMirroredStrategy is not supported: Keras 3's `fit` does not run under it "
+    "(keras-team/keras#20585). Train on one machine with `strategy='mirrored'` across its "
+    "GPUs, or under JAX with `keras.distribution`."
+)
+
+
+@dataclasses.dataclass
+class Placement:
+    """Where a model trains.
+
+    Attributes:
+        name: `"default"`, `"mirrored"`, `"data_parallel"` or `"custom"`.
+        num_replicas: data-parallel replicas (the global batch is split across them).
+        strategy: the `tf.distribute.Strategy` (TensorFlow) or `None`.
+        distribution: the `keras.distribution.Distribution` (JAX) or `None`.
+    """
+
+    name: str
+    num_replicas: int = 1
+    strategy: object = None
+    distribution: object = None
+
+    @contextlib.contextmanager
+    def scope(self):
+        """Builds, compiles and fits inside this context. Under JAX it sets the Keras
+        distribution for its duration and restores the previous one afterwards."""
+        if self.strategy is not None:
+            with self.strategy.scope():
+                yield self
+        elif self.distribution is not None:
+            previous = keras.distribution.distribution()
+            keras.distribution.set_distribution(self.distribution)
+            try:
+                yield self
+            finally:
+                keras.distribution.set_distribution(previous)
+        else:
+            yield self
+
+    def check_batch_size(self, global_batch_size):
+        """Raises `ValueError` unless `global_batch_size` splits evenly across replicas."""
+        if global_batch_size % self.num_replicas:
+            raise ValueError(
+                f"The global batch size must divide evenly across the {self.num_replicas} "
+                f"replicas of the {self.name!r} strategy. "
+                f"Received: global_batch_size={global_batch_size}"
+            )
+
+
+def _reject_multi_worker(strategy):
+    import tensorflow as tf
+
+    multi = (tf.distribute.MultiWorkerMirroredStrategy,
+             tf.distribute.experimental.MultiWorkerMirroredStrategy)
+    if isinstance(strategy, multi):
+        raise ValueError(f"{_MULTI_WORKER} Received: strategy={strategy!r}")
+
+
+def resolve_strategy(strategy="auto"):
+    """Returns the `Placement` for a strategy name or object.
+
+    Args:
+        strategy: one of `STRATEGIES`, `"multi_worker"` (refused with an explanation), a
+            `tf.distribute.Strategy` (TensorFlow backend) or a
+            `keras.distribution.Distribution` (JAX backend).
+
+    Returns:
+        A `Placement`.
+
+    Example:
+
+    >>> placement = resolve_strategy("default")
+    >>> placement.num_replicas
+    1
+    """
+    backend = keras.backend.backend()
+    if isinstance(strategy, str):
+        if strategy in ("multi_worker", "multi_worker_mirrored", "MultiWorkerMirroredStrategy"):
+            raise ValueError(f"{_MULTI_WORKER} Received: strategy={strategy!r}")
+        if strategy not in STRATEGIES:
+            raise ValueError(
+                f"`strategy` must be one of {list(STRATEGIES)}, a tf.distribute.Strategy or a "
+                f"keras.distribution.Distribution. Received: strategy={strategy!r}"
+            )
+        if strategy == "default":
+            return Placement("default")
+        if strategy == "mirrored" and backend != "tensorflow":
+            raise ValueError(
+                "`strategy='mirrored'` (tf.distribute) needs the TensorFlow backend; under "
+                f"{backend} use 'data_parallel' or 'auto'. Received: strategy={strategy!r}"
+            )
+        if strategy == "data_parallel" and backend != "jax":
+            raise ValueError(
+                "`strategy='data_parallel'` (keras.distribution) needs the JAX backend; under "
+                f"{backend} use 'mirrored' or 'auto'. Received: strategy={strategy!r}"
+            )
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            if strategy == "auto" and len(tf.config.list_logical_devices("GPU")) < 2:
+                return Placement("default")
+            mirrored = tf.distribute.MirroredStrategy()
+            return Placement("mirrored", mirrored.num_replicas_in_sync, strategy=mirrored)
+        if backend == "jax":
+            devices = keras.distribution.list_devices()
+            accelerators = [d for d in devices if not d.lower().startswith("cpu")]
+            if strategy == "auto" and len(accelerators) < 2:
+                return Placement("default")
+            chosen = accelerators if strategy == "auto" else devices
+            distribution = keras.distribution.DataParallel(devices=chosen)
+            return Placement("data_parallel", len(chosen), distribution=distribution)
+        if strategy == "auto":
+            return Placement("default")
+        raise ValueError(f"`strategy={strategy!r}` is not available under {backend}.")
+    if isinstance(strategy, keras.distribution.Distribution):
+        if backend != "jax":
+            raise ValueError(
+                "A keras.distribution.Distribution needs the JAX backend. "
+                f"Received: strategy={strategy!r} under {backend}"
+            )
+        replicas = int(strategy.device_mesh.devices.size)
+        return Placement("custom", replicas, distribution=strategy)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(strategy, tf.distribute.Strategy):
+            _reject_multi_worker(strategy)
+            return Placement("custom", strategy.num_replicas_in_sync, strategy=strategy)
+    raise ValueError(
+        f"`strategy` must be one of {list(STRATEGIES)}, a tf.distribute.Strategy (TensorFlow) "
+        f"or a keras.distribution.Distribution (JAX). Received: strategy={strategy!r}"
+    )

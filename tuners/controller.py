@@ -21,6 +21,7 @@ from keras import ops
 logger = logging.getLogger(__name__)
 
 ALGORITHMS = ("ppo", "reinforce")
+_MASKED = -1e9  # Logit of a choice a decision does not have (finite: 0 * it stays 0).
 _INIT_RANGE = 0.1  # NASNet / NAS 2016: every controller weight uniform in [-0.1, 0.1].
 
 
@@ -30,6 +31,11 @@ class _Policy(keras.Model):
     `call` takes `{"decisions", "old_log_prob", "advantage"}` and returns one loss per
     sequence, so `train_on_batch` (with a loss that returns `y_pred`) does the gradient step
     the same way under every backend.
+
+    The decisions run as one `keras.ops.scan` rather than an unrolled Python loop, so the
+    compiled graph (and JAX's compile time) does not grow with the number of decisions. For
+    that, the softmax heads are stacked into one `[D, units, K]` kernel (K = the largest
+    number of choices) and the logits beyond a decision's own choices are masked out.
     """
 
     def __init__(self, num_choices, units, embedding_dim, clip_epsilon, entropy_weight, **kwargs):
@@ -38,52 +44,89 @@ class _Policy(keras.Model):
         self.units = units
         self.clip_epsilon = clip_epsilon
         self.entropy_weight = entropy_weight
+        num_decisions = len(self.num_choices)
+        max_choices = max(self.num_choices)
         # One embedding row per (decision, choice) pair plus a learned start token, so the
         # same index means the same thing to the LSTM wherever it appears.
-        self.offsets = [int(v) for v in np.cumsum([0] + self.num_choices[:-1])]
+        self._offsets = np.cumsum([0] + self.num_choices[:-1]).astype("int32")
         self.start_index = int(sum(self.num_choices))
+        self._mask = np.where(
+            np.arange(max_choices)[None, :] < np.asarray(self.num_choices)[:, None], 0.0, _MASKED
+        ).astype("float32")
         self.embedding = keras.layers.Embedding(self.start_index + 1, embedding_dim, name="embed")
         self.cell = keras.layers.LSTMCell(units, name="lstm")
-        self.heads = [
-            keras.layers.Dense(k, name=f"head_{i}") for i, k in enumerate(self.num_choices)
-        ]
         self.embedding.build((None,))
         self.cell.build((None, embedding_dim))
-        for head in self.heads:
-            head.build((None, units))
+        self.head_kernel = self.add_weight(
+            shape=(num_decisions, units, max_choices), initializer="zeros", name="head_kernel"
+        )
+        self.head_bias = self.add_weight(
+            shape=(num_decisions, max_choices), initializer="zeros", name="head_bias"
+        )
         self.built = True
 
-    def initial_states(self, batch_size):
-        zeros = ops.zeros((batch_size, self.units), dtype="float32")
-        return [zeros, zeros]
+    def run(self, decisions=None, uniforms=None):
+        """Runs the policy over all decisions.
 
-    def step(self, t, previous, states, batch_size):
-        """One decision: returns the logits of decision `t` and the new LSTM states."""
-        if t == 0:
-            index = ops.full((batch_size,), self.start_index, dtype="int32")
+        With `decisions` (`[n, D]` ints) it is teacher-forced; with `uniforms` (`[n, D]` in
+        [0, 1)) each decision is drawn by inverse CDF and fed back; with neither, the most
+        likely choice is taken at each step (one sequence). Returns the decisions, and their
+        per-decision log-probabilities and entropies, each `[n, D]`.
+        """
+        mode = (
+            "teacher" if decisions is not None else "sample" if uniforms is not None else "greedy"
+        )
+        if mode == "teacher":
+            column = ops.convert_to_tensor(decisions, "int32")
+        elif mode == "sample":
+            column = ops.convert_to_tensor(uniforms, "float32")
         else:
-            index = ops.cast(previous, "int32") + self.offsets[t - 1]
-        outputs, states = self.cell(self.embedding(index), states)
-        return self.heads[t](outputs), states
+            column = ops.zeros((1, len(self.num_choices)), dtype="float32")
+        column = ops.transpose(column)
+        batch_size = ops.shape(column)[1]
+        zeros = ops.zeros((batch_size, self.units), dtype="float32")
+        start = ops.full((batch_size,), self.start_index, dtype="int32")
+        xs = (
+            ops.convert_to_tensor(self.head_kernel),
+            ops.convert_to_tensor(self.head_bias),
+            ops.convert_to_tensor(self._mask),
+            ops.convert_to_tensor(self._offsets),
+            ops.convert_to_tensor(np.asarray(self.num_choices, "int32")),
+            column,
+        )
 
-    def evaluate(self, decisions):
-        """Teacher-forced pass: per-decision log-probabilities and entropies, `[n, D]` each."""
-        decisions = ops.cast(decisions, "int32")
-        batch_size = ops.shape(decisions)[0]
-        states = self.initial_states(batch_size)
-        log_probs, entropies = [], []
-        previous = None
-        for t in range(len(self.num_choices)):
-            logits, states = self.step(t, previous, states, batch_size)
+        def step(carry, x):
+            h, c, index = carry[:3]
+            kernel, bias, mask, offset, n_choices, col = x
+            out, (h, c) = self.cell(self.embedding(index), [h, c])
+            logits = ops.matmul(out, kernel) + bias + mask
             log_p = ops.log_softmax(logits, axis=-1)
-            chosen = decisions[:, t]
-            log_probs.append(ops.take_along_axis(log_p, chosen[:, None], axis=1)[:, 0])
-            entropies.append(-ops.sum(ops.exp(log_p) * log_p, axis=-1))
-            previous = chosen
-        return ops.stack(log_probs, axis=1), ops.stack(entropies, axis=1)
+            probs = ops.exp(log_p)
+            if mode == "sample":
+                cdf = ops.cumsum(probs, axis=-1)
+                below = ops.cast(ops.greater_equal(col[:, None], cdf), "int32")
+                chosen = ops.minimum(ops.sum(below, axis=-1), n_choices - 1)
+            elif mode == "greedy":
+                chosen = ops.cast(ops.argmax(logits, axis=-1), "int32")
+            else:
+                chosen = col
+            log_prob = ops.take_along_axis(log_p, chosen[:, None], axis=1)[:, 0]
+            entropy = -ops.sum(probs * log_p, axis=-1)
+            carry = (h, c, chosen + offset, chosen, log_prob, entropy)
+            # Keras' TensorFlow `scan` needs the per-step outputs shaped like the carry.
+            return carry, carry
+
+        empty = ops.zeros((batch_size,), dtype="float32")
+        init = (zeros, zeros, start, start, empty, empty)
+        _, (_, _, _, chosen, log_probs, entropies) = ops.scan(step, init, xs)
+        return (
+            ops.transpose(chosen),
+            ops.transpose(log_probs),
+            ops.transpose(entropies),
+        )
 
     def call(self, inputs):
-        log_probs, entropies = self.evaluate(inputs["decisions"])
+        _, log_probs, entropies = self.run(decisions=inputs["decisions"])
         log_prob = ops.sum(log_probs, axis=1)
         entropy = ops.sum(entropies, axis=1)
         advantage = inputs["advantage"]
@@ -93,6 +136,27 @@ class _Policy(keras.Model):
             clipped = ops.clip(ratio, 1.0 - self.clip_epsilon, 1.0 + self.clip_epsilon)
             surrogate = ops.minimum(surrogate, clipped * advantage)
         return -surrogate - self.entropy_weight * entropy
+
+
+class _Runner(keras.Model):
+    """Runs the policy in one mode (`"teacher"`, `"sample"` or `"greedy"`) without gradients.
+
+    It exists so that `predict_on_batch` compiles the scan once per input shape (a plain
+    eager call would retrace it each time under JAX).
+    """
+
+    def __init__(self, policy, mode, **kwargs):
+        super().__init__(**kwargs)
+        self.policy = policy
+        self.mode = mode
+        self.built = True
+
+    def call(self, inputs):
+        if self.mode == "teacher":
+            return self.policy.run(decisions=inputs)
+        if self.mode == "sample":
+            return self.policy.run(uniforms=inputs)
+        return self.policy.run()
 
 
 def _per_sequence_loss(y_true, y_pred):
@@ -237,6 +301,10 @@ class Controller:
         self._optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
         self._optimizer.build(self._policy.trainable_variables)
         self._policy.compile(optimizer=self._optimizer, loss=_per_sequence_loss)
+        self._runners = {
+            mode: _Runner(self._policy, mode, name=f"controller_{mode}")
+            for mode in ("teacher", "sample", "greedy")
+        }
         self._rng = np.random.default_rng([self.seed, 1])
         self.baseline = None
         self.num_updates = 0
@@ -296,21 +364,13 @@ class Controller:
         n = _check_positive_int(n, "n")
         # Inverse-CDF sampling from NumPy uniforms keeps the draws reproducible and the
         # generator state plain data, whatever the backend.
-        uniforms = self._rng.random((n, self.num_decisions))
-        out = np.zeros((n, self.num_decisions), dtype="int32")
-        states = self._policy.initial_states(n)
-        previous = None
-        for t, k in enumerate(self.num_choices):
-            logits, states = self._policy.step(t, previous, states, n)
-            probs = ops.convert_to_numpy(ops.softmax(logits, axis=-1)).astype("float64")
-            cdf = np.cumsum(probs, axis=1)
-            out[:, t] = np.minimum((uniforms[:, t : t + 1] >= cdf).sum(axis=1), k - 1)
-            previous = ops.convert_to_tensor(out[:, t])
-        return out
+        uniforms = self._rng.random((n, self.num_decisions)).astype("float32")
+        decisions, _, _ = self._runners["sample"].predict_on_batch(uniforms)
+        return np.asarray(decisions).astype("int32")
 
     def _evaluate(self, decisions):
-        log_probs, entropies = self._policy.evaluate(ops.convert_to_tensor(decisions))
-        return ops.convert_to_numpy(log_probs), ops.convert_to_numpy(entropies)
+        _, log_probs, entropies = self._runners["teacher"].predict_on_batch(decisions)
+        return np.asarray(log_probs), np.asarray(entropies)
 
     def log_prob(self, decisions):
         """Log-probability of each whole sequence under the policy, shape `[n]`."""
@@ -336,14 +396,9 @@ class Controller:
 
     def greedy(self):
         """The most likely choice at each step, fed back as it goes: shape `[D]`."""
-        out = np.zeros((self.num_decisions,), dtype="int32")
-        states = self._policy.initial_states(1)
-        previous = None
-        for t in range(self.num_decisions):
-            logits, states = self._policy.step(t, previous, states, 1)
-            out[t] = int(np.argmax(ops.convert_to_numpy(logits)[0]))
-            previous = ops.convert_to_tensor(out[t : t + 1])
-        return out
+        dummy = np.zeros((1, self.num_decisions), dtype="float32")
+        decisions, _, _ = self._runners["greedy"].predict_on_batch(dummy)
+        return np.asarray(decisions)[0].astype("int32")
 
     def update(self, decisions, rewards):
         """One policy-gradient update on sampled sequences and their rewards.

@@ -1,0 +1,185 @@
+"""Export: SavedModel (reloaded by plain TensorFlow in a fresh process), TFLite, `.keras`, and the
+metadata that lets a user rebuild the model."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from nasnet_tf import Block, Genotype, build_nasnet
+from nasnet_tf import export as ex
+from nasnet_tf.cli import main
+
+BACKEND = keras.backend.backend()
+GENOTYPE = Genotype(
+    [Block(0, 1, "sep_conv_3x3", "identity"),
+     Block(2, 0, "avg_pool_3x3", "conv_1x3_3x1", "concat")],
+    [Block(0, 1, "max_pool_3x3", "sep_conv_5x5"), Block(2, 1, "identity", "dil_conv_3x3")],
+)
+CLASS_NAMES = ["cat", "dog", "emu", "fox", "gnu"]
+
+
+def _tiny(aux=True, channels=3):
+    # Aux head and drop path on: the served model must leave both out.
+    return build_nasnet(
+        GENOTYPE, preset="cifar", num_cells=1, penultimate_filters=24,
+        input_shape=(16, 16, channels), classes=5, auxiliary_head=aux,
+        drop_path_keep_prob=0.7, seed=1,
+    )
+
+
+def _images(n=6, channels=3, seed=0):
+    return np.random.RandomState(seed).randint(0, 256, (n, 16, 16, channels)).astype("uint8")
+
+
+def _keras_probs(model, images, pre=ex.DEFAULT_PREPROCESSING):
+    x = images.astype("float32") * np.float32(pre["scale"]) + np.float32(pre["offset"])
+    return np.asarray(model.predict(x, verbose=0))
+
+
+_FRESH = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    saved, tflite, images_path, out = sys.argv[1:]
+    images = np.load(images_path)
+    loaded = tf.saved_model.load(saved)
+    serve = loaded.signatures["serving_default"]
+    result = {"saved": serve(images=tf.constant(images))["probabilities"].numpy().tolist(),
+              "serve_fn": loaded.serve(tf.constant(images))["probabilities"].numpy().tolist()}
+    interpreter = tf.lite.Interpreter(model_path=tflite)
+    runner = interpreter.get_signature_runner("serving_default")
+    result["tflite"] = runner(images=images.astype(np.float32))["probabilities"].tolist()
+    result["modules"] = sorted(m for m in sys.modules if m.split(".")[0] == "nasnet_tf")
+    json.dump(result, open(out, "w"))
+    """
+)
+
+
+@pytest.mark.tf_only
+def test_cli_export_reloads_in_a_fresh_plain_tensorflow_process(tmp_path):
+    model = _tiny()
+    keras_path = ex.save_keras(model, tmp_path / "model.keras", preset="cifar",
+                               class_names=CLASS_NAMES)
+    saved = tmp_path / "served"
+    tflite = tmp_path / "model.tflite"
+    assert main(["export", str(keras_path), "-o", str(saved), "--input-dtype", "uint8"]) == 0
+    assert main(["export", str(keras_path), "-o", str(tflite)]) == 0
+
+    images = _images()
+    np.save(tmp_path / "images.npy", images)
+    script = tmp_path / "fresh.py"
+    script.write_text(_FRESH)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    subprocess.run(
+        [sys.executable, str(script), str(saved), str(tflite), str(tmp_path / "images.npy"),
+         str(tmp_path / "out.json")],
+        check=True, timeout=240, env=env, cwd=tmp_path,
+    )
+    result = json.loads((tmp_path / "out.json").read_text())
+    # Plain TensorFlow only: nasnet_tf was never imported to serve.
+    assert result["modules"] == []
+    expected = _keras_probs(model, images)
+    saved_probs = np.array(result["saved"])
+    assert saved_probs.shape == (6, 5)
+    np.testing.assert_allclose(saved_probs.sum(-1), 1.0, atol=1e-5)
+    assert np.abs(saved_probs - expected).max() <= 1e-5
+    assert np.abs(np.array(result["serve_fn"]) - expected).max() <= 1e-5
+    assert np.abs(np.array(result["tflite"]) - expected).max() <= 1e-4
+    # The served model is the inference graph: no aux output, no drop-path noise.
+    assert np.abs(saved_probs - _keras_probs(model, images)).max() <= 1e-5
+
+    meta = ex.read_metadata(saved)
+    assert meta["format"] == "saved_model" and meta["input"]["dtype"] == "uint8"
+    assert meta["output"]["class_names"] == CLASS_NAMES
+    assert meta["preset"] == "cifar"
+    assert ex.read_metadata(tflite)["format"] == "tflite"
+    assert ex.read_metadata(tflite)["input"]["dtype"] == "float32"
+
+
+@pytest.mark.tf_only
+def test_metadata_rebuilds_the_model_and_custom_preprocessing(tmp_path):
+    model = _tiny(aux=False, channels=1)
+    pre = {"scale": 1 / 255.0, "offset": -0.5}
+    path = ex.export_saved_model(model, tmp_path / "sm", preprocessing=pre)
+    meta = json.loads((tmp_path / "sm" / "nasnet_tf.json").read_text())
+    assert Genotype.from_dict(meta["genotype"]) == GENOTYPE
+    rebuilt = build_nasnet(meta["genotype"], **{
+        k: v for k, v in meta["layout"].items()
+        if k not in ("filter_multiplier", "aux_loss_weight")
+    })
+    assert rebuilt.count_params() == model.count_params()
+    assert meta["preprocessing"] == {"scale": 1 / 255.0, "offset": -0.5}
+
+    import tensorflow as tf
+
+    images = _images(channels=1).astype("float32")
+    loaded = tf.saved_model.load(path)  # keep a reference: its variables die with it
+    served = loaded.serve(tf.constant(images))["probabilities"].numpy()
+    assert np.abs(served - _keras_probs(model, images, pre)).max() <= 1e-5
+
+
+@pytest.mark.tf_only
+def test_logits_model_is_served_as_probabilities(tmp_path):
+    model = build_nasnet(GENOTYPE, num_cells=1, penultimate_filters=24, input_shape=(8, 8, 3),
+                         classes=3, auxiliary_head=False, classifier_activation=None)
+    served = ex.serving_model(model)
+    x = np.random.RandomState(2).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    probs = served.predict(x, verbose=0)["probabilities"]
+    logits = model.predict(x / 127.5 - 1, verbose=0)
+    np.testing.assert_allclose(probs, keras.ops.convert_to_numpy(keras.ops.softmax(logits)),
+                               atol=1e-6)
+
+
+@pytest.mark.tf_only
+def test_exports_are_whole_or_absent(tmp_path):
+    model = _tiny(aux=False)
+    path = ex.export_saved_model(model, tmp_path / "sm")
+    before = sorted(os.listdir(path))
+    with pytest.raises(ValueError, match="already exists"):
+        ex.export_saved_model(model, tmp_path / "sm")
+    assert sorted(os.listdir(path)) == before
+    # Overwrite replaces it whole; no temporary siblings remain.
+    ex.export_saved_model(model, tmp_path / "sm", overwrite=True, input_dtype="uint8")
+    assert ex.read_metadata(path)["input"]["dtype"] == "uint8"
+    assert sorted(os.listdir(tmp_path)) == ["sm"]
+    with pytest.raises(ValueError, match="input_dtype"):
+        ex.export_saved_model(model, tmp_path / "x", input_dtype="int8")
+    with pytest.raises(ValueError, match=r"preprocessing\['scale'\]"):
+        ex.export_saved_model(model, tmp_path / "x", preprocessing={"scale": "big"})
+    with pytest.raises(ValueError, match="Unknown export format 'onnx'"):
+        ex.export_model(model, tmp_path / "x", format="onnx")
+    assert sorted(os.listdir(tmp_path)) == ["sm"]
+
+
+def test_keras_file_round_trip_with_metadata(tmp_path):
+    model = _tiny()
+    path = ex.save_keras(model, tmp_path / "m.keras", class_names=CLASS_NAMES)
+    assert sorted(os.listdir(tmp_path)) == ["m.keras", "m.keras.json"]
+    loaded = ex.load_keras(path)
+    x = _images(2).astype("float32") / 127.5 - 1
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-6)
+    assert loaded.genotype == GENOTYPE and loaded.auxiliary_head
+    assert ex.read_metadata(path)["output"]["class_names"] == CLASS_NAMES
+    with pytest.raises(ValueError, match="must end in '.keras'"):
+        ex.save_keras(model, tmp_path / "m.h5")
+    with pytest.raises(ValueError, match="one name per class"):
+        ex.save_keras(model, tmp_path / "n.keras", class_names=["a"])
+    with pytest.raises(ValueError, match="No such model file"):
+        ex.load_keras(tmp_path / "missing.keras")
+    assert sorted(os.listdir(tmp_path)) == ["m.keras", "m.keras.json"]
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="checks the error under other backends")
+def test_saved_model_export_needs_tensorflow(tmp_path):
+    model = _tiny(aux=False)
+    with pytest.raises(RuntimeError, match="needs the TensorFlow backend"):
+        ex.export_saved_model(model, tmp_path / "sm")
+    assert os.listdir(tmp_path) == []

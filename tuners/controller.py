@@ -171,9 +171,62 @@ def _check_positive_int(value, name):
 
 
 def _check_positive_float(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if not _is_number(value) or not math.isfinite(value) or not value > 0:
         raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
     return float(value)
+
+
+def _is_number(value):
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+
+def validate_settings(
+    units=100,
+    embedding_dim=None,
+    algorithm="ppo",
+    learning_rate=3.5e-4,
+    entropy_weight=1e-5,
+    baseline_decay=0.95,
+    clip_epsilon=0.2,
+    ppo_epochs=4,
+    seed=None,
+):
+    """Checks `Controller` settings (all but `num_choices`) without building anything.
+
+    Returns:
+        The settings as plain Python numbers, `embedding_dim` resolved.
+
+    Raises:
+        ValueError: naming the first bad setting and what is accepted.
+    """
+    if algorithm not in ALGORITHMS:
+        raise ValueError(
+            f"`algorithm` must be one of {ALGORITHMS}. Received: algorithm={algorithm!r}"
+        )
+    units = _check_positive_int(units, "units")
+    embedding_dim = units if embedding_dim is None else embedding_dim
+    if not _is_number(entropy_weight) or not entropy_weight >= 0:
+        raise ValueError(
+            f"`entropy_weight` must be a number >= 0. Received: entropy_weight={entropy_weight!r}"
+        )
+    if not _is_number(baseline_decay) or not 0 <= baseline_decay < 1:
+        raise ValueError(
+            "`baseline_decay` must be a number in [0, 1). "
+            f"Received: baseline_decay={baseline_decay!r}"
+        )
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise ValueError(f"`seed` must be an int or None. Received: seed={seed!r}")
+    return {
+        "units": units,
+        "embedding_dim": _check_positive_int(embedding_dim, "embedding_dim"),
+        "algorithm": algorithm,
+        "learning_rate": _check_positive_float(learning_rate, "learning_rate"),
+        "entropy_weight": float(entropy_weight),
+        "baseline_decay": float(baseline_decay),
+        "clip_epsilon": _check_positive_float(clip_epsilon, "clip_epsilon"),
+        "ppo_epochs": _check_positive_int(ppo_epochs, "ppo_epochs"),
+        "seed": None if seed is None else int(seed),
+    }
 
 
 class Controller:
@@ -241,36 +294,21 @@ class Controller:
                 "`num_choices` must be a non-empty list of positive ints, one per decision. "
                 f"Received: num_choices={list(num_choices)!r}"
             )
-        if algorithm not in ALGORITHMS:
-            raise ValueError(
-                f"`algorithm` must be one of {ALGORITHMS}. Received: algorithm={algorithm!r}"
-            )
-        units = _check_positive_int(units, "units")
-        embedding_dim = units if embedding_dim is None else embedding_dim
-        embedding_dim = _check_positive_int(embedding_dim, "embedding_dim")
-        learning_rate = _check_positive_float(learning_rate, "learning_rate")
-        clip_epsilon = _check_positive_float(clip_epsilon, "clip_epsilon")
-        ppo_epochs = _check_positive_int(ppo_epochs, "ppo_epochs")
-        if (
-            isinstance(entropy_weight, bool)
-            or not isinstance(entropy_weight, (int, float))
-            or not entropy_weight >= 0
-        ):
-            raise ValueError(
-                "`entropy_weight` must be a number >= 0. "
-                f"Received: entropy_weight={entropy_weight!r}"
-            )
-        if (
-            isinstance(baseline_decay, bool)
-            or not isinstance(baseline_decay, (int, float))
-            or not 0 <= baseline_decay < 1
-        ):
-            raise ValueError(
-                "`baseline_decay` must be a number in [0, 1). "
-                f"Received: baseline_decay={baseline_decay!r}"
-            )
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise ValueError(f"`seed` must be an int or None. Received: seed={seed!r}")
+        settings = validate_settings(
+            units=units,
+            embedding_dim=embedding_dim,
+            algorithm=algorithm,
+            learning_rate=learning_rate,
+            entropy_weight=entropy_weight,
+            baseline_decay=baseline_decay,
+            clip_epsilon=clip_epsilon,
+            ppo_epochs=ppo_epochs,
+            seed=seed,
+        )
+        units, embedding_dim = settings["units"], settings["embedding_dim"]
+        learning_rate, clip_epsilon = settings["learning_rate"], settings["clip_epsilon"]
+        ppo_epochs, seed = settings["ppo_epochs"], settings["seed"]
+        entropy_weight, baseline_decay = settings["entropy_weight"], settings["baseline_decay"]
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
 
@@ -475,20 +513,20 @@ class Controller:
     def set_state(self, state):
         """Restores a state returned by `get_state` (of a controller of the same shape)."""
         config = state.get("config", {})
-        if list(config.get("num_choices", self.num_choices)) != self.num_choices:
+        for key in ("num_choices", "units", "embedding_dim"):
+            mine = self.get_config()[key]
+            if key in config and list(np.atleast_1d(config[key])) != list(np.atleast_1d(mine)):
+                raise ValueError(
+                    f"The state is of a controller with {key}={config[key]}; this one has "
+                    f"{key}={mine}."
+                )
+        weights, optimizer = list(state["weights"]), list(state["optimizer"])
+        expected = [tuple(v.shape) for v in self._policy.weights + self._optimizer.variables]
+        received = [tuple(np.shape(a)) for a in weights + optimizer]
+        if len(weights) != len(self._policy.weights) or received != expected:
             raise ValueError(
-                f"The state is for num_choices={list(config['num_choices'])}, this controller "
-                f"has num_choices={self.num_choices}."
-            )
-        weights, optimizer = state["weights"], state["optimizer"]
-        if len(weights) != len(self._policy.weights) or len(optimizer) != len(
-            self._optimizer.variables
-        ):
-            raise ValueError(
-                f"The state holds {len(weights)} weights and {len(optimizer)} optimizer "
-                f"variables; this controller has {len(self._policy.weights)} and "
-                f"{len(self._optimizer.variables)} (units={self.units}, "
-                f"embedding_dim={self.embedding_dim})."
+                "The state's arrays do not fit this controller. Expected shapes "
+                f"{expected}. Received: {received}"
             )
         for variable, value in zip(self._policy.weights, weights):
             variable.assign(np.asarray(value))

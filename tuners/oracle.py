@@ -25,7 +25,7 @@ import numpy as np
 from keras_tuner.engine import hyperparameters as hp_module
 from keras_tuner.engine import trial as trial_module
 
-from tuners.controller import Controller
+from tuners.controller import Controller, validate_settings
 
 logger = logging.getLogger(__name__)
 
@@ -231,8 +231,9 @@ class ControllerOracle(keras_tuner.Oracle):
             **controller_kwargs,
         )
         # Fail on bad controller settings now, not at the first trial.
-        Controller([1], **self._controller_kwargs, seed=0)
-        self._controller_seed = self.seed
+        validate_settings(**self._controller_kwargs, seed=seed)
+        # KerasTuner turns seed=0 into a random seed; keep the user's 0.
+        self._controller_seed = seed if seed is not None else self.seed
         self.controller = None
         self._specs = []  # [(name, values)] of the decisions, in the space's order.
         self._signature = None

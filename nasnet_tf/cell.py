@@ -90,8 +90,8 @@ class NASNetCell(layers.Layer):
     # -- shapes ------------------------------------------------------------------------------
     @staticmethod
     def _split_shapes(input_shape):
-        if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(
-            input_shape[0], (list, tuple)
+        if isinstance(input_shape, (list, tuple)) and input_shape and not isinstance(
+            input_shape[0], (int, type(None))
         ):
             if len(input_shape) != 2:
                 raise ValueError(
@@ -111,8 +111,9 @@ class NASNetCell(layers.Layer):
         self.base = ReLUConvBN(f, 1, name="base")
         self.base.build(ip_shape)
         self.adjust = None
+        p_out = ip_shape if p_shape is None else p_shape
         if p_shape is None:
-            p_out = ip_shape
+            pass
         elif tuple(p_shape[1:3]) != tuple(spatial):
             if any(
                 a is not None and b is not None and math.ceil(a / 2) != b

@@ -1,0 +1,211 @@
+import h5py
+import keras
+import numpy as np
+import pytest
+from layer_checks import outputs_equal
+from test_genotype import random_genotype
+
+from nasnet_tf import (
+    NASNET_A,
+    PRESETS,
+    NASNet,
+    NASNetCell,
+    build_nasnet,
+    get_preset,
+    load_keras_application_weights,
+)
+
+TINY = dict(preset="cifar", num_cells=1, penultimate_filters=48, input_shape=(8, 8, 3))
+
+
+def _images(n, size, seed=0):
+    return np.random.RandomState(seed).uniform(-1, 1, (n, size, size, 3)).astype("float32")
+
+
+def _trainable_count(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def _cells(model):
+    return [layer for layer in model.layers if isinstance(layer, NASNetCell)]
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_builds_its_published_layout(preset):
+    config = get_preset(preset)
+    model = build_nasnet(preset=preset, auxiliary_head=False, drop_path_keep_prob=1.0)
+    stem_cells = 2 if config["stem"] == "imagenet" else 0
+    assert len(_cells(model)) == 3 * config["num_cells"] + 2 + stem_cells
+    assert model.output_shape == (None, config["classes"])
+    assert model.input_shape == (None, *config["input_shape"])
+    # The last cell's output has P channels: P = 24 F, 6 states of 4 F.
+    last = _cells(model)[-1]
+    assert last.output.shape[-1] == config["penultimate_filters"]
+    counts = {
+        # keras.applications.NASNetMobile / NASNetLarge(weights=None), Dense top of 1000.
+        "mobile": (5_326_716, 5_289_978),
+        "large": (88_949_818, 88_753_150),
+    }
+    if preset in counts:
+        assert (model.count_params(), _trainable_count(model)) == counts[preset]
+    else:
+        # The paper's NASNet-A CIFAR-10 6@768: 3.3M (trainable) parameters.
+        assert round(_trainable_count(model) / 1e6, 1) == 3.3
+
+
+def _randomize(model, seed=0):
+    """Random weights of realistic scale, BN statistics included, so outputs are far from
+    uniform and a wrong mapping shows."""
+    rng = np.random.RandomState(seed)
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([
+                rng.uniform(0.5, 1.5, gamma.shape).astype("float32"),
+                rng.uniform(-0.2, 0.2, beta.shape).astype("float32"),
+                rng.uniform(-0.2, 0.2, mean.shape).astype("float32"),
+                rng.uniform(0.5, 1.5, var.shape).astype("float32"),
+            ])
+        else:
+            layer.set_weights([w + rng.normal(0, 0.02, w.shape).astype("float32")
+                               for w in layer.get_weights()])
+
+
+@pytest.fixture(scope="module")
+def keras_mobile():
+    model = keras.applications.NASNetMobile(weights=None)
+    _randomize(model)
+    return model
+
+
+def test_keras_nasnet_mobile_weights_give_keras_predictions(keras_mobile, tmp_path):
+    x = _images(2, 224)
+    expected = keras_mobile.predict(x, verbose=0)
+    assert expected.max() > 10 * expected.min()  # far from uniform: the check can fail
+
+    ours = build_nasnet(preset="mobile", auxiliary_head=False)
+    load_keras_application_weights(ours, keras_mobile)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), expected, atol=1e-5, rtol=0)
+
+    # The same through a Keras legacy `.h5` file (the format of Keras' ImageNet downloads).
+    from keras.src.legacy.saving import legacy_h5_format
+
+    path = tmp_path / "NASNet-mobile.h5"
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, keras_mobile)
+    loaded = build_nasnet(preset="mobile", auxiliary_head=False, weights=str(path))
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-5, rtol=0)
+
+    # And our own weights file.
+    own = tmp_path / "ours.weights.h5"
+    ours.save_weights(own)
+    again = build_nasnet(preset="mobile", auxiliary_head=False, weights=own)
+    np.testing.assert_allclose(again.predict(x, verbose=0), expected, atol=1e-5, rtol=0)
+
+
+def test_keras_weights_refuse_another_layout(keras_mobile):
+    cifar = build_nasnet(**TINY)
+    with pytest.raises(ValueError, match="only the NASNET_A genotype with the 'imagenet' stem"):
+        load_keras_application_weights(cifar, keras_mobile)
+    other = build_nasnet(preset="mobile", num_cells=1, penultimate_filters=96,
+                         input_shape=(64, 64, 3), auxiliary_head=False)
+    with pytest.raises(ValueError, match="do not fit this model's layout"):
+        load_keras_application_weights(other, keras_mobile)
+
+
+def test_model_config_and_keras_file_round_trip(tmp_path):
+    model = build_nasnet(**TINY, auxiliary_head=True, drop_path_keep_prob=0.7, seed=3)
+    x = _images(2, 8)
+    expected = model.predict(x, verbose=0)
+    clone = NASNet.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    clone.set_weights(model.get_weights())
+    outputs_equal(clone.predict(x, verbose=0), expected)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, NASNet) and loaded.genotype == NASNET_A
+    outputs_equal(loaded.predict(x, verbose=0), expected)
+
+
+def test_auxiliary_head_is_a_training_output_only():
+    model = build_nasnet(**TINY, auxiliary_head=True)
+    x = _images(4, 8)
+    main, aux = model(x, training=True)
+    assert main.shape == aux.shape == (4, 10)
+    assert model(x, training=False).shape == (4, 10)
+    assert model.predict(x, verbose=0).shape == (4, 10)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+
+    model.compile(loss="sparse_categorical_crossentropy")
+    y = np.array([0, 1, 2, 3])
+    main_loss = keras.losses.sparse_categorical_crossentropy(y, main)
+    aux_loss = keras.losses.sparse_categorical_crossentropy(y, aux)
+    total = model.compute_loss(x, y, [main, aux])
+    expected = np.mean(main_loss) + 0.4 * np.mean(aux_loss)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(total), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("num_blocks", range(1, 8))
+def test_any_genotype_builds_and_trains_a_step(num_blocks):
+    combine = ("add", "concat", None)[num_blocks % 3]
+    genotype = random_genotype(100 + num_blocks, num_blocks, combine)
+    model = build_nasnet(genotype, **TINY, auxiliary_head=False, drop_path_keep_prob=0.8)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    history = model.fit(_images(4, 8), np.arange(4), epochs=1, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_imagenet_layout_takes_any_input_size():
+    for size in (33, 64):
+        model = build_nasnet(preset="mobile", num_cells=1, penultimate_filters=96, classes=5,
+                             input_shape=(size, size, 3), auxiliary_head=True)
+        assert model.predict(_images(1, size), verbose=0).shape == (1, 5)
+
+
+def test_headless_model_and_pooling():
+    model = build_nasnet(**TINY, include_top=False, pooling="avg")
+    assert model.output_shape == (None, 48)
+    model = build_nasnet(**TINY, include_top=False)
+    assert model.output_shape == (None, 2, 2, 48)
+
+
+def test_genotype_from_a_json_file(tmp_path):
+    path = tmp_path / "genotype.json"
+    genotype = random_genotype(7, 2)
+    path.write_text(genotype.to_json())
+    assert build_nasnet(str(path), **TINY).genotype == genotype
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"preset": "medium"}, r"Unknown preset 'medium'.*\['cifar', 'large', 'mobile'\]"),
+        ({"stem": "tiny"}, r"stem='tiny'"),
+        ({"penultimate_filters": 50}, r"multiple of 24.*penultimate_filters=50"),
+        ({"preset": "mobile", "penultimate_filters": 48}, r"multiple of 96"),
+        ({"num_cells": 0}, r"num_cells=0"),
+        ({"drop_path_keep_prob": 1.5}, r"drop_path_keep_prob=1.5"),
+        ({"dense_dropout_keep_prob": 0}, r"dense_dropout_keep_prob=0"),
+        ({"input_shape": (32, 32)}, r"input_shape=\(32, 32\)"),
+        ({"classes": 0}, r"classes=0"),
+        ({"include_top": False, "pooling": "sum"}, r"'sum'"),
+        ({"genotype": "missing.json"}, r"No such file: 'missing.json'"),
+        ({"genotype": 42}, r"genotype=42"),
+        ({"weights": "missing.weights.h5"}, r"No such file: 'missing.weights.h5'"),
+    ],
+)
+def test_bad_builder_arguments(kwargs, match):
+    args = dict(TINY)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        build_nasnet(**args)
+
+
+def test_auxiliary_head_needs_the_top():
+    with pytest.raises(ValueError, match="needs `include_top=True`"):
+        NASNet(auxiliary_head=True, include_top=False, num_cells=1, penultimate_filters=48)

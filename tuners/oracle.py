@@ -243,6 +243,7 @@ class ControllerOracle(keras_tuner.Oracle):
         self._pending = []  # [[trial_id, decisions, reward]] not yet used in an update
         self._rewards = []  # [[trial_id, reward, source]] every reward received, in order
         self._rewarded = set()  # trial ids whose reward was received
+        self._defer_save = False
         self._check_space(self.hyperparameters)
 
     # ----------------------------------------------------------------- the space
@@ -389,10 +390,14 @@ class ControllerOracle(keras_tuner.Oracle):
     @keras_tuner.synchronized
     def end_trial(self, trial):
         """Ends the trial as KerasTuner does, then gives its reward to the controller."""
+        # KerasTuner saves inside `end_trial`; save once, after the reward, so that no
+        # `oracle.json` ever shows a trial ended but not rewarded.
+        self._defer_save = True
         try:
             super().end_trial(trial)
         finally:
             # Also when KerasTuner stops the search on too many consecutive failures.
+            self._defer_save = False
             self._reward_ended_trials()
             self.save()
 
@@ -474,6 +479,8 @@ class ControllerOracle(keras_tuner.Oracle):
 
     def save(self):
         """Writes the controller arrays (if changed), then `oracle.json`, each whole."""
+        if self._defer_save:
+            return
         if (
             self.controller is not None
             and self._saved_controller_version != self._controller_version

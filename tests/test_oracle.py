@@ -1,0 +1,405 @@
+"""`ControllerOracle` inside real KerasTuner searches: rewards, failures, space checks, resume."""
+
+import json
+import math
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+from _oracle_toy import BEST, ToyHyperModel, ToyTuner, make_tuner, toy_score
+
+from tuners.oracle import ControllerOracle
+
+TOY = pathlib.Path(__file__).with_name("_oracle_toy.py")
+COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED
+FAILED = keras_tuner.engine.trial.TrialStatus.FAILED
+
+
+def _ids(n):
+    return [f"{i:0{len(str(n))}d}" for i in range(n)]
+
+
+def _controller_arrays_equal(a, b):
+    for key in ("weights", "optimizer"):
+        assert len(a[key]) == len(b[key])
+        for x, y in zip(a[key], b[key]):
+            np.testing.assert_array_equal(x, y)
+    for key in ("baseline", "num_updates", "rng", "history", "config"):
+        assert a[key] == b[key], key
+
+
+def test_search_samples_rewards_and_updates(tmp_path):
+    tuner = make_tuner(tmp_path, max_trials=9, overwrite=True)
+    tuner.search(verbose=0)
+    oracle = tuner.oracle
+    trials = oracle.trials
+    assert sorted(trials) == _ids(9)
+    assert all(t.status == COMPLETED for t in trials.values())
+    # One decision per tunable hp, in the space's order; Fixed is not one.
+    assert oracle.controller.num_choices == [3, 2, 5]
+    assert oracle._signature == [["a", 3], ["b", 2], ["c", 5]]
+    # Each trial's values are the decoding of the decisions the controller made for it.
+    values_of = {"a": [1, 2, 3], "b": [False, True], "c": [0, 2, 4, 6, 8]}
+    for trial_id, decisions in oracle.trial_decisions.items():
+        values = trials[trial_id].hyperparameters.values
+        assert values["f"] == 7
+        for name, d in zip("abc", decisions):
+            assert values[name] == values_of[name][d]
+    # No configuration was trained twice.
+    assert len({json.dumps(t.hyperparameters.values, sort_keys=True) for t in trials.values()}) == 9
+    # Every trial's reward (its score) reached the controller exactly once.
+    from_trials = [r for r in oracle.rewards if r[2] == "trial"]
+    assert sorted(r[0] for r in from_trials) == _ids(9)
+    for trial_id, reward, _ in from_trials:
+        assert reward == pytest.approx(toy_score(trials[trial_id].hyperparameters.values))
+    # Updates every 3 rewards (repeat draws are rewards too).
+    assert len(oracle.history) == len(oracle.rewards) // 3
+    assert len(oracle.pending_rewards) == len(oracle.rewards) % 3
+    assert {"reward_mean", "baseline", "entropy", "loss"} <= set(oracle.history[0])
+    best = tuner.get_best_hyperparameters()[0].values
+    assert toy_score(best) == max(toy_score(t.hyperparameters.values) for t in trials.values())
+
+
+def test_controller_finds_the_best_configuration(tmp_path):
+    tuner = make_tuner(tmp_path, max_trials=30, overwrite=True, update_every=2)
+    tuner.search(verbose=0)
+    oracle = tuner.oracle
+    # 30 configs in all: the search either ran them all or stopped once it only drew
+    # already-tried ones; the controller must have moved towards the best one.
+    p_best = float(np.prod(oracle.controller.probabilities([[2, 1, 4]])))
+    assert p_best > 5.0 / 30, p_best
+    assert any(t.hyperparameters.values == dict(BEST, f=7) for t in oracle.trials.values())
+
+
+def test_small_space_is_exhausted_not_repeated(tmp_path):
+    class TwoByTwo(keras_tuner.HyperModel):
+        def build(self, hp):
+            hp.Choice("x", [0, 1])
+            hp.Boolean("y")
+
+    class Tuner(keras_tuner.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            v = trial.hyperparameters.values
+            return {"score": float(v["x"] + v["y"])}
+
+    oracle = ControllerOracle(
+        objective=keras_tuner.Objective("score", "max"),
+        max_trials=10,
+        units=8,
+        update_every=2,
+        seed=1,
+    )
+    tuner = Tuner(oracle=oracle, hypermodel=TwoByTwo(), directory=str(tmp_path))
+    tuner.search(verbose=0)
+    assert len(oracle.trials) == 4  # every configuration once, then stopped
+    values = {tuple(t.hyperparameters.values.items()) for t in oracle.trials.values()}
+    assert len(values) == 4
+    # Draws of tried configurations were rewarded from their results ("repeat").
+    repeats = [r for r in oracle.rewards if r[2] == "repeat"]
+    assert repeats
+    assert all(r[1] == oracle.trials[r[0]].score for r in oracle.rewards)
+
+
+def test_failed_and_nan_trials_are_penalised_and_search_goes_on(tmp_path):
+    oracle = ControllerOracle(
+        objective=keras_tuner.Objective("score", "max"),
+        max_trials=12,
+        units=16,
+        update_every=4,
+        failure_reward=-1.0,
+        seed=3,
+        max_retries_per_trial=1,
+        max_consecutive_failed_trials=50,
+    )
+    tuner = ToyTuner(
+        oracle=oracle,
+        hypermodel=ToyHyperModel(),
+        directory=str(tmp_path),
+        raise_if=lambda v: v["b"],
+        nan_if=lambda v: v["a"] == 1,
+    )
+    tuner.search(verbose=0)
+    trials = oracle.trials
+    assert sorted(trials) == _ids(12)  # the whole budget ran despite failures
+    statuses = {t.status for t in trials.values()}
+    assert statuses == {COMPLETED, FAILED}
+    by_reward = {r[0]: r[1] for r in oracle.rewards if r[2] == "trial"}
+    assert sorted(by_reward) == _ids(12)
+    for trial_id, trial in trials.items():
+        values = trial.hyperparameters.values
+        if values["b"] or values["a"] == 1:
+            assert trial.status == FAILED
+            assert by_reward[trial_id] == -1.0
+            # Retried once (max_retries_per_trial=1), rewarded once.
+            assert tuner.calls.count(trial_id) == 2
+        else:
+            assert trial.status == COMPLETED
+            assert by_reward[trial_id] == toy_score(values)
+            assert tuner.calls.count(trial_id) == 1
+    raised = [t for t in trials.values() if t.hyperparameters.values["b"]]
+    nan = [t for t in trials.values() if not t.hyperparameters.values["b"] and t.status == FAILED]
+    assert raised and nan
+    assert all("child failed on purpose" in t.message for t in raised)
+    assert len(oracle.history) >= 3
+
+
+def test_consecutive_failures_stop_as_in_keras_tuner_but_rewards_are_kept(tmp_path):
+    oracle = ControllerOracle(
+        objective=keras_tuner.Objective("score", "max"),
+        max_trials=10,
+        units=8,
+        update_every=2,
+        failure_reward=-5.0,
+        seed=0,
+        max_consecutive_failed_trials=2,
+    )
+    tuner = ToyTuner(
+        oracle=oracle,
+        hypermodel=ToyHyperModel(),
+        directory=str(tmp_path),
+        raise_if=lambda v: True,
+    )
+    with pytest.raises(RuntimeError, match="consecutive failures"):
+        tuner.search(verbose=0)
+    assert [r[1] for r in oracle.rewards] == [-5.0, -5.0]
+    assert len(oracle.history) == 1
+    saved = json.loads((tmp_path / "untitled_project" / "oracle.json").read_text())
+    assert len(saved["controller_oracle"]["rewards"]) == 2
+
+
+def test_min_objective_and_reward_fn(tmp_path):
+    class Loss(keras_tuner.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            return {"loss": 1.0 + trial.hyperparameters.Choice("a", [1, 2, 3])}
+
+    oracle = ControllerOracle(objective="loss", max_trials=3, units=8, seed=0)
+    Loss(oracle=oracle, directory=str(tmp_path / "a")).search(verbose=0)
+    for trial_id, reward, _ in oracle.rewards[1:]:
+        assert reward == -oracle.trials[trial_id].score  # lower loss, higher reward
+
+    oracle = ControllerOracle(
+        objective="loss", max_trials=3, units=8, seed=0, reward_fn=lambda t: 10.0 / t.score
+    )
+    Loss(oracle=oracle, directory=str(tmp_path / "b")).search(verbose=0)
+    for trial_id, reward, _ in oracle.rewards:
+        if oracle.trials[trial_id].status == COMPLETED:
+            assert reward == pytest.approx(10.0 / oracle.trials[trial_id].score)
+
+
+@pytest.mark.parametrize(
+    "declare, name",
+    [
+        (lambda hp: hp.Float("lr", 1e-4, 1e-1), "lr"),
+        (lambda hp: hp.Int("units", 8, 512, sampling="log"), "units"),
+        (lambda hp: hp.Int("many", 0, 10**6), "many"),
+    ],
+)
+def test_unsupported_space_is_refused_when_declared(tmp_path, declare, name):
+    class HM(keras_tuner.HyperModel):
+        def build(self, hp):
+            hp.Choice("ok", [1, 2])
+            declare(hp)
+
+    oracle = ControllerOracle(
+        objective=keras_tuner.Objective("score", "max"), max_trials=2, units=8
+    )
+    with pytest.raises(ValueError, match="Received") as info:
+        ToyTuner(oracle=oracle, hypermodel=HM(), directory=str(tmp_path))
+    assert f"'{name}'" in str(info.value)
+    # Also when given up front.
+    hp = keras_tuner.HyperParameters()
+    declare(hp)
+    with pytest.raises(ValueError, match=name):
+        ControllerOracle(objective=keras_tuner.Objective("score", "max"), hyperparameters=hp)
+
+
+def test_conditional_scope_is_refused(tmp_path):
+    class HM(keras_tuner.HyperModel):
+        def build(self, hp):
+            kind = hp.Choice("kind", ["a", "b"])
+            with hp.conditional_scope("kind", ["a"]):
+                if kind == "a":
+                    hp.Int("depth", 1, 3)
+
+    oracle = ControllerOracle(
+        objective=keras_tuner.Objective("score", "max"), max_trials=2, units=8
+    )
+    with pytest.raises(ValueError, match="conditional.*depth"):
+        ToyTuner(oracle=oracle, hypermodel=HM(), directory=str(tmp_path))
+
+
+def test_stepped_float_and_log_int_are_decisions(tmp_path):
+    class HM(keras_tuner.HyperModel):
+        def build(self, hp):
+            hp.Float("rate", 0.1, 0.5, step=0.1)
+            hp.Int("width", 8, 64, step=2, sampling="log")
+            hp.Choice("single", ["only"])
+
+    class Tuner(keras_tuner.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            v = trial.hyperparameters.values
+            assert v["single"] == "only"
+            return {"score": v["rate"] * v["width"]}
+
+    oracle = ControllerOracle(
+        objective=keras_tuner.Objective("score", "max"), max_trials=4, units=8, seed=0
+    )
+    Tuner(oracle=oracle, hypermodel=HM(), directory=str(tmp_path)).search(verbose=0)
+    assert oracle.controller.num_choices == [5, 4]  # a single-value Choice is no decision
+    for trial in oracle.trials.values():
+        assert trial.hyperparameters.values["width"] in (8, 16, 32, 64)
+        assert round(trial.hyperparameters.values["rate"], 6) in (0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"update_every": 0}, "update_every=0"),
+        ({"failure_reward": math.nan}, "failure_reward=nan"),
+        ({"algorithm": "sgd"}, "algorithm='sgd'"),
+        ({"units": -3}, "units=-3"),
+        ({"reward_fn": 3}, "reward_fn"),
+        ({"lstm_layers": 2}, "lstm_layers"),
+    ],
+)
+def test_bad_oracle_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ControllerOracle(objective=keras_tuner.Objective("score", "max"), max_trials=2, **kwargs)
+
+
+def test_resume_in_process_continues_ids_and_controller(tmp_path):
+    # Same id width before and after (KerasTuner pads ids to len(str(max_trials))).
+    first = make_tuner(tmp_path, max_trials=5, overwrite=True)
+    first.search(verbose=0)
+    saved = first.oracle.controller.get_state()
+    saved_pending = first.oracle.pending_rewards
+
+    second = make_tuner(tmp_path, max_trials=9)  # overwrite=False: reload
+    _controller_arrays_equal(second.oracle.controller.get_state(), saved)
+    assert second.oracle.pending_rewards == saved_pending
+    assert second.oracle.trial_decisions == first.oracle.trial_decisions
+    second.search(verbose=0)
+    assert sorted(second.oracle.trials) == _ids(9)
+    assert second.calls == _ids(9)[5:]  # nothing re-run
+    assert sorted(r[0] for r in second.oracle.rewards if r[2] == "trial") == _ids(9)
+
+
+def _end_order(project):
+    try:
+        return json.loads((project / "oracle.json").read_text())["end_order"]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def _run_until_killed(cmd, project, ended, env, limit=240):
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + limit
+    try:
+        while len(_end_order(project)) < ended:
+            if proc.poll() is not None:
+                raise AssertionError(f"search ended before the kill: {proc.stderr.read()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError("search too slow to reach the kill point")
+            time.sleep(0.05)
+        time.sleep(0.1)  # land inside the next trial
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stderr.close()
+
+
+def _saved_controller(project):
+    state = json.loads((project / "oracle.json").read_text())["controller_oracle"]
+    with np.load(project / state["controller_file"]) as arrays:
+        weights = [arrays[f"w{i}"] for i in range(int(arrays["num_weights"]))]
+        optimizer = [arrays[f"o{i}"] for i in range(int(arrays["num_optimizer"]))]
+    return dict(state["controller"], weights=weights, optimizer=optimizer), state
+
+
+@pytest.mark.slow
+def test_sigkill_mid_search_then_resume(tmp_path):
+    max_trials = 12
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    log = tmp_path / "runs.txt"
+    cmd = [sys.executable, str(TOY), "--directory", str(tmp_path), "--max-trials",
+           str(max_trials), "--sleep", "0.3", "--log", str(log)]  # fmt: skip
+    project = tmp_path / "toy"
+
+    for ended in (3, 7):  # killed twice, at different points
+        _run_until_killed(cmd, project, ended, env)
+        saved, raw = _saved_controller(project)
+        # Reloading (what a restart does first) gives back exactly the state on disk.
+        reloaded = make_tuner(tmp_path, max_trials=max_trials).oracle
+        _controller_arrays_equal(reloaded.controller.get_state(), saved)
+        assert reloaded.pending_rewards == raw["pending"]
+        assert reloaded.trial_decisions == raw["trial_decisions"]
+        assert len(reloaded.trials) < max_trials
+
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    final = make_tuner(tmp_path, max_trials=max_trials).oracle
+    assert sorted(final.trials) == _ids(max_trials)  # unique and continuous
+    assert all(t.status == COMPLETED for t in final.trials.values())
+    rewarded = [r[0] for r in final.rewards if r[2] == "trial"]
+    assert sorted(rewarded) == _ids(max_trials)  # each trial rewarded exactly once
+    runs = [line.split()[1] for line in log.read_text().splitlines()]
+    # Only a trial cut by a kill ran again (under its own id), at most once per kill.
+    assert set(runs) == set(_ids(max_trials))
+    assert len(runs) - max_trials <= 2
+
+    # The resumed search is the search that was never killed: same trials, same controller.
+    reference = make_tuner(tmp_path / "reference", max_trials=max_trials, overwrite=True)
+    reference.search(verbose=0)
+    for trial_id in _ids(max_trials):
+        assert (
+            final.trials[trial_id].hyperparameters.values
+            == reference.oracle.trials[trial_id].hyperparameters.values
+        )
+    a, b = final.controller.get_state(), reference.oracle.controller.get_state()
+    assert a["num_updates"] == b["num_updates"] and a["rng"] == b["rng"]
+    for x, y in zip(a["weights"], b["weights"]):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_plain_keras_hypermodel_on_digits(tmp_path):
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype("float32")
+    x_train, y_train, x_val, y_val = x[:600], y[:600], x[600:900], y[600:900]
+
+    def build(hp):
+        model = keras.Sequential(
+            [
+                keras.Input((64,)),
+                keras.layers.Dense(
+                    hp.Choice("units", [16, 32]), activation=hp.Choice("act", ["relu", "tanh"])
+                ),
+                keras.layers.Dense(10, activation="softmax"),
+            ]
+        )
+        model.compile(
+            keras.optimizers.Adam(hp.Choice("lr", [1e-2, 3e-2])),
+            "sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        return model
+
+    oracle = ControllerOracle(objective="val_accuracy", max_trials=3, units=8, update_every=2)
+    tuner = keras_tuner.Tuner(oracle=oracle, hypermodel=build, directory=str(tmp_path))
+    tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=2, verbose=0)
+    assert len(oracle.trials) == 3
+    assert all(t.status == COMPLETED for t in oracle.trials.values())
+    rewards = {r[0]: r[1] for r in oracle.rewards if r[2] == "trial"}
+    assert rewards == {i: t.score for i, t in oracle.trials.items()}
+    assert oracle.get_best_trials()[0].score > 0.5
+    assert len(oracle.history) == len(oracle.rewards) // 2

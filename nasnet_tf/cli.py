@@ -263,6 +263,421 @@ def cmd_predict(args):
     return 0
 
 
+# -- data ------------------------------------------------------------------------------------
+def load_data(args, batch_size):
+    """The dataset named by `--dataset` through `nasnet_tf.data.load_dataset` (no download
+    unless `--download`)."""
+    from nasnet_tf.data import load_dataset
+
+    source = args.dataset
+    if source != "digits" and (os.sep in source or source.startswith(".")) and not os.path.isdir(
+            source):
+        raise CLIError(f"dataset directory not found: {source!r}")
+    return load_dataset(
+        source, data_dir=args.data_dir, download=args.download, image_size=args.image_size,
+        batch_size=batch_size, validation_split=args.validation_split, seed=args.seed,
+    )
+
+
+def _add_data_args(p, batch_size):
+    p.add_argument("--dataset", default="digits",
+                   help="'digits' (built in, offline), a TFDS name, or a directory of class "
+                   "folders (default: %(default)s)")
+    p.add_argument("--data-dir", help="TFDS data directory")
+    p.add_argument("--download", action="store_true",
+                   help="let TFDS download a missing dataset (off: never touch the network)")
+    p.add_argument("--image-size", type=_positive_int, help="resize images to this square size")
+    p.add_argument("--validation-split", type=float, default=0.1)
+    p.add_argument("--batch-size", type=_positive_int, default=batch_size)
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+
+
+# -- batch-norm momentum for short runs -------------------------------------------------------
+def bn_momentum(setting, total_steps):
+    """The batch-norm momentum for a run of `total_steps`: `setting` if given, else ("auto")
+    NASNet's 0.9997 for long runs and, for short ones, `1 - 10 / total_steps` (at least 0.9),
+    so the moving statistics that inference uses average over about a tenth of the run. With
+    0.9997 a 250-step run would evaluate with statistics still ~93% at their initial values."""
+    if setting is not None:
+        return setting
+    return min(0.9997, max(0.9, 1.0 - 10.0 / max(total_steps, 1)))
+
+
+def _bn_callback(momentum):
+    import keras
+
+    class BatchNormMomentum(keras.callbacks.Callback):
+        """Sets every BatchNormalization's momentum before training starts (before tracing)."""
+
+        def on_train_begin(self, logs=None):
+            for layer in self.model._flatten_layers(include_self=False, recursive=True):
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.momentum = momentum
+
+    return BatchNormMomentum()
+
+
+def _momentum_arg(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+# -- search ------------------------------------------------------------------------------------
+SEARCH_FILE = "search.json"
+TRIALS_FILE = "trials.json"
+BEST_FILE = "best_genotype.json"
+TOP_FILE = "best_genotypes.json"
+_TABLE = "{:>5}  {:<58}  {:>9}  {:>8}  {:>7}  {:>8}"
+
+
+def _search_settings(args, data):
+    return {
+        "space": args.space, "dataset": args.dataset, "image_shape": list(data.image_shape),
+        "classes": data.num_classes, "trials": args.trials, "epochs": args.epochs,
+        "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size,
+        "num_blocks": args.num_blocks, "num_layers": args.num_layers,
+        "num_cells": args.num_cells, "penultimate_filters": args.penultimate_filters,
+        "update_every": args.update_every, "seed": args.seed,
+    }
+
+
+def _short(text, width=58):
+    text = str(text)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+class _SearchReport:
+    """Collects and prints the per-trial table; rows persist in `trials.json` (resume)."""
+
+    def __init__(self, path, rows):
+        self.path = path
+        self.rows = rows
+        self.params = {}
+
+    def header(self):
+        print(_TABLE.format("trial", "genotype", "params", "accuracy", "reward", "entropy"))
+
+    def print_row(self, row):
+        def num(value, fmt):
+            return "-" if value is None else format(value, fmt)
+
+        print(_TABLE.format(row["trial"], _short(row["genotype"]), num(row["params"], ","),
+                            num(row["accuracy"], ".4f"), num(row["reward"], ".4f"),
+                            num(row["entropy"], ".3f")), flush=True)
+
+    def trial_ended(self, tuner, trial):
+        import numpy as np
+
+        oracle = tuner.oracle
+        reward = entropy = None
+        for trial_id, value, _ in getattr(oracle, "rewards", []):
+            if trial_id == trial.trial_id:
+                reward = value
+        decisions = getattr(oracle, "trial_decisions", {}).get(trial.trial_id)
+        if decisions is not None and getattr(oracle, "controller", None) is not None:
+            entropy = float(oracle.controller.entropy(np.array([decisions]))[0])
+        row = {
+            "trial": trial.trial_id,
+            "status": trial.status,
+            "genotype": str(tuner.hypermodel.decode(trial.hyperparameters)),
+            "params": self.params.get(trial.trial_id),
+            "accuracy": None if trial.score is None else float(trial.score),
+            "reward": reward,
+            "entropy": entropy,
+        }
+        self.rows = [r for r in self.rows if r["trial"] != trial.trial_id] + [row]
+        write_json(self.path, self.rows)
+        self.print_row(row)
+
+
+def _make_tuner(args, data, report, directory, overwrite):
+    import dataclasses
+
+    from tuners.estimation import TrainAndEvaluate
+    from tuners.nas_tuner import LayerwiseTuner, NASNetTuner
+
+    class CountingEstimator(TrainAndEvaluate):
+        """The tuners' own train-and-evaluate, noting each child's parameter count."""
+
+        def estimate(self, child, *fit_args, **fit_kwargs):
+            build = child.build
+
+            def counted_build():
+                model = build()
+                report.params[child.trial_id] = int(model.count_params())
+                return model
+
+            return super().estimate(dataclasses.replace(child, build=counted_build),
+                                    *fit_args, **fit_kwargs)
+
+    base = NASNetTuner if args.space == "nasnet" else LayerwiseTuner
+
+    class ReportingTuner(base):
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            report.trial_ended(self, trial)
+
+    common = dict(
+        input_shape=tuple(data.image_shape), classes=data.num_classes,
+        max_trials=args.trials, seed=args.seed,
+        oracle_kwargs={"update_every": args.update_every},
+        estimator=CountingEstimator(), directory=directory, project_name="tuner",
+        overwrite=overwrite, max_consecutive_failed_trials=max(3, args.trials),
+    )
+    if args.space == "nasnet":
+        return ReportingTuner(num_blocks=args.num_blocks, num_cells=args.num_cells,
+                              penultimate_filters=args.penultimate_filters, **common)
+    return ReportingTuner(num_layers=args.num_layers, **common)
+
+
+def run_search(args, data=None):
+    """Runs (or resumes) a controller search; returns `(best_genotype, summary dict)`."""
+    out = os.path.abspath(args.output_dir)
+    check_writable(out)
+    data = data or load_data(args, args.batch_size)
+    settings = _search_settings(args, data)
+    settings_path = os.path.join(out, SEARCH_FILE)
+    resume = os.path.isfile(settings_path) and not args.overwrite
+    if resume:
+        previous = _read_json(settings_path)
+        if previous != settings:
+            changed = sorted(k for k in settings if previous.get(k) != settings[k])
+            raise CLIError(
+                f"{out!r} holds a search with other settings ({', '.join(changed)}); pass "
+                "--overwrite to start afresh or choose another --output-dir"
+            )
+    os.makedirs(out, exist_ok=True)
+    write_json(settings_path, settings)
+    rows = _read_json(os.path.join(out, TRIALS_FILE)) if resume and os.path.isfile(
+        os.path.join(out, TRIALS_FILE)) else []
+    report = _SearchReport(os.path.join(out, TRIALS_FILE), rows)
+    tuner = _make_tuner(args, data, report, out, overwrite=not resume)
+    done = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
+    print(f"{'Resuming' if resume else 'Starting'} the {args.space} search in {out}: "
+          f"{args.trials} trials on {data.name} {tuple(data.image_shape)}, "
+          f"{data.train_size} train / {data.validation_size} validation images"
+          + (f" ({done} trials done)" if resume else ""), flush=True)
+    report.header()
+    for row in report.rows:
+        report.print_row(row)
+    steps = min(data.steps_per_epoch, args.steps_per_epoch or data.steps_per_epoch)
+    momentum = bn_momentum(args.bn_momentum, steps * args.epochs)
+    fit = dict(validation_data=data.validation, epochs=args.epochs, verbose=0,
+               callbacks=[_bn_callback(momentum)])
+    if args.steps_per_epoch:
+        fit["steps_per_epoch"] = args.steps_per_epoch
+    tuner.search(data.train, **fit)
+    best = tuner.get_best_genotypes(args.top)
+    if not best:
+        raise CLIError("no trial completed, so there is no best genotype (see the table above)")
+    scored = [t for t in tuner.oracle.get_best_trials(args.top) if t.status == "COMPLETED"]
+    write_json(os.path.join(out, BEST_FILE), best[0].to_dict())
+    write_json(os.path.join(out, TOP_FILE), [
+        {"trial": t.trial_id, "score": float(t.score), "genotype": g.to_dict()}
+        for t, g in zip(scored, best)
+    ])
+    summary = {"best_genotype": os.path.join(out, BEST_FILE),
+               "top_genotypes": os.path.join(out, TOP_FILE),
+               "trials": os.path.join(out, TRIALS_FILE),
+               "best_score": float(scored[0].score), "best_trial": scored[0].trial_id}
+    print(f"Best trial {scored[0].trial_id}: val_accuracy {scored[0].score:.4f}")
+    print(f"  {best[0]}")
+    if args.space == "nasnet":
+        from nasnet_tf.diagram import format_genotype
+
+        print(format_genotype(best[0]))
+        cells = _draw(best[0], os.path.join(out, "cells"))
+        summary["diagrams"] = [p for p in cells if not p.endswith(".dot")]
+    return best[0], summary
+
+
+def cmd_search(args):
+    _, summary = run_search(args)
+    _print_artefacts(summary)
+    return 0
+
+
+def _print_artefacts(summary):
+    print("Artefacts:")
+    for key, value in summary.items():
+        if isinstance(value, list):
+            for item in value:
+                print(f"  {key}: {item}")
+        elif isinstance(value, str) and os.path.sep in value:
+            print(f"  {key}: {value}")
+
+
+def _add_search_args(p):
+    p.add_argument("--space", choices=("nasnet", "layerwise"), default="nasnet",
+                   help="NASNet cells (2017) or the layer-wise 2016 space (default: nasnet)")
+    p.add_argument("--trials", type=_positive_int, default=8, help="children to train (default: %(default)s)")
+    p.add_argument("--epochs", type=_positive_int, default=3, help="epochs per child (default: %(default)s)")
+    p.add_argument("--steps-per-epoch", type=_positive_int, help="cap on a child's steps")
+    p.add_argument("--num-blocks", type=_positive_int, default=5, help="B, blocks per cell")
+    p.add_argument("--num-layers", type=_positive_int, default=4,
+                   help="layers of a layer-wise child")
+    p.add_argument("--num-cells", type=_positive_int, default=1,
+                   help="N of the child networks")
+    p.add_argument("--penultimate-filters", type=_positive_int, default=48,
+                   help="P of the child networks, a multiple of 24 (default: %(default)s)")
+    p.add_argument("--update-every", type=_positive_int, default=4,
+                   help="rewards per controller update (default: %(default)s)")
+    p.add_argument("--top", type=_positive_int, default=3, help="best genotypes to keep")
+    p.add_argument("--bn-momentum", type=_momentum_arg, help="batch-norm momentum of the "
+                   "children (default: from the run's length, see `bn_momentum`)")
+
+
+# -- train -------------------------------------------------------------------------------------
+def run_train(args, genotype, data=None, name=None):
+    """Trains `genotype` with `nasnet_tf.training.train` (resumable in `args.output_dir`);
+    writes `model.keras` and its metadata there. Returns `(model, summary dict)`."""
+    from nasnet_tf import export
+    from nasnet_tf.training import TrainConfig, train
+
+    out = os.path.abspath(args.output_dir)
+    check_writable(out)
+    data = data or load_data(args, args.batch_size)
+    model_kwargs = {"num_cells": args.num_cells, "penultimate_filters": args.penultimate_filters}
+    if args.no_aux_head:
+        model_kwargs["auxiliary_head"] = False
+    if args.drop_path_keep_prob is not None:
+        model_kwargs["drop_path_keep_prob"] = args.drop_path_keep_prob
+    overrides = dict(epochs=args.epochs, batch_size=args.batch_size, model_kwargs=model_kwargs,
+                     strategy=args.strategy, seed=args.seed, verbose=args.verbose,
+                     steps_per_epoch=args.steps_per_epoch)
+    if args.learning_rate is not None:
+        overrides["learning_rate"] = args.learning_rate
+    config = TrainConfig.for_preset(args.preset, **overrides)
+    steps = min(data.steps_per_epoch, args.steps_per_epoch or data.steps_per_epoch)
+    momentum = bn_momentum(args.train_bn_momentum, steps * args.epochs)
+    print(f"Training {name or 'the genotype'} ({args.preset} layout, N={args.num_cells}, "
+          f"P={args.penultimate_filters}) on {data.name} {tuple(data.image_shape)} for "
+          f"{args.epochs} epochs in {out}", flush=True)
+    history = train(genotype, data, config, out, callbacks=[_bn_callback(momentum)])
+    model = history.model
+    accuracy = history.history.get("val_accuracy", [None])[-1]
+    meta = export.model_metadata(
+        model, preset=args.preset, class_names=list(data.class_names),
+        extra={"dataset": args.dataset, "augment": data.augment,
+               "training": {"epochs": args.epochs, "val_accuracy": accuracy}},
+    )
+    meta["format"] = "keras"
+    keras_path = os.path.join(out, "model.keras")
+    write_json(export.metadata_path(keras_path), meta)
+    if accuracy is not None:
+        print(f"Validation accuracy after {args.epochs} epochs: {accuracy:.4f}")
+    return model, {"model": keras_path, "metadata": export.metadata_path(keras_path),
+                   "history": os.path.join(out, "history.json"), "val_accuracy": accuracy}
+
+
+def cmd_train(args):
+    genotype = load_genotype(args.genotype)
+    _, summary = run_train(args, genotype, name=args.genotype)
+    _print_artefacts(summary)
+    return 0
+
+
+def _add_train_args(p, epochs=10, num_cells=1, penultimate_filters=48, prefix=""):
+    from nasnet_tf.presets import PRESETS
+
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cifar",
+                   help="layout and training recipe (default: %(default)s)")
+    p.add_argument(f"--{prefix}epochs", type=_positive_int, default=epochs,
+                   help="training epochs (default: %(default)s)")
+    if not prefix:
+        p.add_argument("--steps-per-epoch", type=_positive_int)
+    p.add_argument(f"--{prefix}num-cells", type=_positive_int, default=num_cells,
+                   help="N of the trained network (default: %(default)s)")
+    p.add_argument(f"--{prefix}penultimate-filters", type=_positive_int,
+                   default=penultimate_filters,
+                   help="P of the trained network, a multiple of 24 (default: %(default)s)")
+    p.add_argument("--no-aux-head", action="store_true", help="leave out the auxiliary head")
+    p.add_argument("--drop-path-keep-prob", type=float)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--strategy", choices=("auto", "default", "mirrored", "data_parallel"),
+                   default="auto", help="'auto' uses every local GPU (MirroredStrategy under "
+                   "TensorFlow, DataParallel under JAX)")
+    p.add_argument(f"--{prefix}bn-momentum", dest="train_bn_momentum", type=_momentum_arg,
+                   help="batch-norm momentum (default: NASNet's 0.9997 for long runs, lower "
+                   "for short ones so the inference statistics settle)")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
+
+
+# -- demo --------------------------------------------------------------------------------------
+def _evaluate_saved_model(path, data):
+    """Accuracy of a SavedModel reloaded with plain `tf.saved_model.load` on the raw
+    validation images (the served model does its own preprocessing)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from nasnet_tf import augment, export
+
+    loaded = tf.saved_model.load(path)
+    serve = loaded.signatures[export.SIGNATURE_KEY]
+    size = tuple(data.image_shape[:2])
+    center_crop = data.augment == "imagenet"
+    ds = data.validation_examples.map(
+        lambda image, label: (augment.eval_resize(image, size, center_crop), label)
+    ).batch(256)
+    correct = total = 0
+    for images, labels in ds:
+        probs = serve(images=tf.cast(images, "float32"))[export.OUTPUT_KEY].numpy()
+        correct += int((np.argmax(probs, -1) == labels.numpy()).sum())
+        total += int(labels.shape[0])
+    return correct / max(total, 1), total
+
+
+def cmd_demo(args):
+    import time
+
+    from nasnet_tf import export
+
+    start = time.time()
+    out = os.path.abspath(args.output_dir)
+    check_writable(out)
+    data = load_data(args, args.batch_size)
+    print(f"nasnet-tf demo: search -> train -> export -> reload, in {out}", flush=True)
+
+    search_args = argparse.Namespace(**vars(args))
+    search_args.output_dir = os.path.join(out, "search")
+    print("\n== 1. Controller search ==", flush=True)
+    best, search_summary = run_search(search_args, data)
+
+    print("\n== 2. Training the best cell ==", flush=True)
+    train_args = argparse.Namespace(**vars(args))
+    train_args.output_dir = os.path.join(out, "train")
+    train_args.epochs = args.train_epochs
+    train_args.num_cells = args.train_num_cells
+    train_args.penultimate_filters = args.train_penultimate_filters
+    train_args.steps_per_epoch = None
+    model, train_summary = run_train(train_args, best, data, name="the best genotype")
+
+    print("\n== 3. Export and reload ==", flush=True)
+    saved = os.path.join(out, "saved_model")
+    meta = _read_json(train_summary["metadata"])
+    export.export_saved_model(
+        model, saved, preset=args.preset, class_names=list(data.class_names), overwrite=True,
+        metadata={k: meta[k] for k in ("dataset", "augment", "training") if k in meta},
+    )
+    accuracy, n = _evaluate_saved_model(saved, data)
+    print(f"Reloaded SavedModel ({saved}) with tf.saved_model.load: accuracy {accuracy:.4f} on "
+          f"{n} validation images (Keras model after training: "
+          f"{train_summary['val_accuracy']:.4f})")
+    write_json(os.path.join(out, "demo.json"), {
+        "search": search_summary, "train": train_summary,
+        "saved_model": saved, "saved_model_accuracy": accuracy, "validation_images": n,
+    })
+    print(f"\nDone in {time.time() - start:.0f} s.")
+    _print_artefacts({**search_summary, **{f"train_{k}": v for k, v in train_summary.items()},
+                      "saved_model": saved, "summary": os.path.join(out, "demo.json")})
+    return 0
+
+
 # -- the parser --------------------------------------------------------------------------------
 def build_parser():
     from nasnet_tf.diagram import ENGINES, FORMATS
@@ -275,6 +690,40 @@ def build_parser():
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+
+    p = sub.add_parser("search", help="run the controller search on a dataset",
+                       description="Search the NASNet cell space (or the 2016 layer-wise space) "
+                       "with the RNN controller: one small child trained per trial, a per-trial "
+                       "table, resumable (run again with the same --output-dir), the best "
+                       "genotypes written as JSON and drawn.")
+    _add_search_args(p)
+    _add_data_args(p, batch_size=64)
+    p.add_argument("--output-dir", default=os.path.join(DEFAULT_RUNS, "search"))
+    p.add_argument("--overwrite", action="store_true", help="start afresh, discarding a "
+                   "search in --output-dir")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("train", help="train a genotype with a preset layout",
+                       description="Train a genotype (JSON file or nasnet_a) with a preset's "
+                       "layout and recipe (auxiliary head, drop path, label smoothing, cosine "
+                       "or exponential decay); resumable; writes model.keras and its metadata.")
+    p.add_argument("genotype", help="a genotype JSON file (e.g. a search's best_genotype.json) "
+                   "or a name: nasnet_a")
+    _add_train_args(p)
+    _add_data_args(p, batch_size=32)
+    p.add_argument("--output-dir", default=os.path.join(DEFAULT_RUNS, "train"))
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("demo", help="the main job: search, train, export, reload (offline)",
+                       description="A small but real controller search on the built-in digits "
+                       "data, training of the best cell into a small NASNet, SavedModel export, "
+                       "reload and accuracy. Resumable: run it again to continue.")
+    p.add_argument("--output-dir", default=os.path.join(DEFAULT_RUNS, "demo"))
+    _add_search_args(p)
+    _add_train_args(p, epochs=10, num_cells=1, penultimate_filters=96, prefix="train-")
+    _add_data_args(p, batch_size=64)
+    p.add_argument("--overwrite", action="store_true", help="start the search afresh")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("show", help="print a genotype and draw its cells (PNG, SVG, DOT)",
                        description="Print a genotype's cells and draw them as in the NASNet "
@@ -321,6 +770,16 @@ def _positive_int(text):
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 

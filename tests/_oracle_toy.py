@@ -67,12 +67,20 @@ class ToyTuner(keras_tuner.Tuner):
         return {"score": toy_score(values)}
 
 
-def make_tuner(directory, max_trials, overwrite=False, seed=5, update_every=3, **tuner_kwargs):
+def make_tuner(
+    directory,
+    max_trials,
+    overwrite=False,
+    seed=5,
+    update_every=3,
+    learning_rate=0.02,
+    **tuner_kwargs,
+):
     oracle = ControllerOracle(
         objective=keras_tuner.Objective("score", "max"),
         max_trials=max_trials,
         units=16,
-        learning_rate=0.02,
+        learning_rate=learning_rate,
         update_every=update_every,
         seed=seed,
         max_consecutive_failed_trials=100,

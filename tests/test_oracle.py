@@ -35,12 +35,18 @@ def _controller_arrays_equal(a, b):
         assert a[key] == b[key], key
 
 
-def test_search_samples_rewards_and_updates(tmp_path):
-    tuner = make_tuner(tmp_path, max_trials=9, overwrite=True)
+def test_search_samples_rewards_updates_and_learns(tmp_path):
+    max_trials = 20
+    tuner = make_tuner(
+        tmp_path, max_trials=max_trials, overwrite=True, update_every=3, learning_rate=0.005
+    )
     tuner.search(verbose=0)
     oracle = tuner.oracle
     trials = oracle.trials
-    assert sorted(trials) == _ids(9)
+    # The toy space has 30 configurations: the search either ran its whole budget or stopped
+    # once it only drew configurations it had tried (20 repeat draws in a row).
+    n = len(trials)
+    assert sorted(trials) == _ids(max_trials)[:n] and n >= 12
     assert all(t.status == COMPLETED for t in trials.values())
     # One decision per tunable hp, in the space's order; Fixed is not one.
     assert oracle.controller.num_choices == [3, 2, 5]
@@ -53,10 +59,10 @@ def test_search_samples_rewards_and_updates(tmp_path):
         for name, d in zip("abc", decisions):
             assert values[name] == values_of[name][d]
     # No configuration was trained twice.
-    assert len({json.dumps(t.hyperparameters.values, sort_keys=True) for t in trials.values()}) == 9
+    assert len({json.dumps(t.hyperparameters.values, sort_keys=True) for t in trials.values()}) == n
     # Every trial's reward (its score) reached the controller exactly once.
     from_trials = [r for r in oracle.rewards if r[2] == "trial"]
-    assert sorted(r[0] for r in from_trials) == _ids(9)
+    assert sorted(r[0] for r in from_trials) == sorted(trials)
     for trial_id, reward, _ in from_trials:
         assert reward == pytest.approx(toy_score(trials[trial_id].hyperparameters.values))
     # Updates every 3 rewards (repeat draws are rewards too).
@@ -65,17 +71,10 @@ def test_search_samples_rewards_and_updates(tmp_path):
     assert {"reward_mean", "baseline", "entropy", "loss"} <= set(oracle.history[0])
     best = tuner.get_best_hyperparameters()[0].values
     assert toy_score(best) == max(toy_score(t.hyperparameters.values) for t in trials.values())
-
-
-def test_controller_finds_the_best_configuration(tmp_path):
-    tuner = make_tuner(tmp_path, max_trials=30, overwrite=True, update_every=2)
-    tuner.search(verbose=0)
-    oracle = tuner.oracle
-    # 30 configs in all: the search either ran them all or stopped once it only drew
-    # already-tried ones; the controller must have moved towards the best one.
+    # The controller moved towards the best configuration (chance: 1/30).
     p_best = float(np.prod(oracle.controller.probabilities([[2, 1, 4]])))
-    assert p_best > 5.0 / 30, p_best
-    assert any(t.hyperparameters.values == dict(BEST, f=7) for t in oracle.trials.values())
+    assert p_best > 0.5, p_best
+    assert dict(BEST, f=7) in [t.hyperparameters.values for t in trials.values()]
 
 
 def test_small_space_is_exhausted_not_repeated(tmp_path):
@@ -394,10 +393,10 @@ def test_plain_keras_hypermodel_on_digits(tmp_path):
         )
         return model
 
-    oracle = ControllerOracle(objective="val_accuracy", max_trials=3, units=8, update_every=2)
+    oracle = ControllerOracle(objective="val_accuracy", max_trials=2, units=8, update_every=2)
     tuner = keras_tuner.Tuner(oracle=oracle, hypermodel=build, directory=str(tmp_path))
     tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=2, verbose=0)
-    assert len(oracle.trials) == 3
+    assert len(oracle.trials) == 2
     assert all(t.status == COMPLETED for t in oracle.trials.values())
     rewards = {r[0]: r[1] for r in oracle.rewards if r[2] == "trial"}
     assert rewards == {i: t.score for i, t in oracle.trials.items()}

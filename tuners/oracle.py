@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 MAX_CHOICES = 1024  # Larger heads mean an unstepped numeric range; refuse rather than guess.
 _STATE_KEY = "controller_oracle"
+_TMP_PREFIX = ".controller_oracle_tmp_"
 
 
 def _hp_kind(hp):
@@ -97,7 +98,7 @@ def decision_values(hp):
 
 def _atomic_write_bytes(path, write_fn, suffix):
     directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=suffix)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_TMP_PREFIX, suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as f:
             write_fn(f)
@@ -129,8 +130,13 @@ class ControllerOracle(keras_tuner.Oracle):
 
     When the controller samples a set of values that was already tried, it is not run again:
     if that trial has ended, its reward is fed to the controller again (the policy gradient
-    stays unbiased); otherwise another sample is drawn. After 20 such draws in a row the space
-    is deemed exhausted and the search stops, as KerasTuner's own oracles do.
+    stays unbiased); otherwise another sample is drawn. After 21 such draws in a row the space
+    is deemed exhausted and the search stops, as KerasTuner's own oracles do: in a small
+    space, a controller that has converged can thus end the search before `max_trials`.
+
+    Its state is saved with the oracle (see the module docstring), so a search killed at any
+    moment and restarted with `overwrite=False` goes on with the same controller, random
+    state and pending rewards; the trial that was running is run again under its own id.
 
     Args:
         objective: as for `keras_tuner.Oracle`.
@@ -154,15 +160,16 @@ class ControllerOracle(keras_tuner.Oracle):
     import keras_tuner
 
     class Toy(keras_tuner.Tuner):
-        def run_trial(self, trial):
+        def run_trial(self, trial, *args, **kwargs):
             hp = trial.hyperparameters
-            return {"score": float(hp.Choice("a", [1, 2, 3]) + hp.Boolean("b"))}
+            return {"score": float(hp.Choice("a", [1, 2, 3]) + hp.Int("b", 0, 4, step=2))}
 
     oracle = ControllerOracle(
         objective=keras_tuner.Objective("score", "max"), max_trials=6, units=8,
         update_every=2, seed=0)
     tuner = Toy(oracle=oracle, directory="/tmp/toy", overwrite=True)
     tuner.search(verbose=0)
+    print(oracle.history[-1]["reward_mean"], tuner.get_best_hyperparameters()[0].values)
     ```
     """
 
@@ -468,7 +475,14 @@ class ControllerOracle(keras_tuner.Oracle):
             self._specs = self._decision_specs()
             config = dict(own["controller"]["config"])
             self.controller = Controller(**config)
-            with np.load(os.path.join(self._project_dir, own["controller_file"])) as arrays:
+            path = os.path.join(self._project_dir, own["controller_file"])
+            if not os.path.exists(path):
+                raise RuntimeError(
+                    f"The oracle state names the controller file {path}, which is missing: "
+                    "cannot resume the controller. Restore the file, or start a new search "
+                    "(`overwrite=True` or another `project_name`)."
+                )
+            with np.load(path) as arrays:
                 n_weights = int(arrays["num_weights"])
                 n_opt = int(arrays["num_optimizer"])
                 weights = [arrays[f"w{i}"] for i in range(n_weights)]
@@ -505,7 +519,9 @@ class ControllerOracle(keras_tuner.Oracle):
     def _remove_stale_controller_files(self):
         keep = f"controller_{self._controller_version:06d}.npz"
         for name in os.listdir(self._project_dir):
-            if name.startswith("controller_") and name.endswith(".npz") and name != keep:
+            stale_state = name.startswith("controller_") and name.endswith(".npz")
+            # A temporary file is left behind only by a process killed while writing.
+            if (stale_state and name != keep) or name.startswith(_TMP_PREFIX):
                 os.remove(os.path.join(self._project_dir, name))
 
 

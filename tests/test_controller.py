@@ -81,13 +81,13 @@ def test_controller_learns_a_rewarded_sequence(algorithm):
 
 
 def test_baseline_is_an_ema_of_rewards():
-    controller = Controller([2, 2], units=8, baseline_decay=0.5, seed=0)
+    controller = Controller([2, 2], units=8, baseline_decay=0.5, algorithm="reinforce", seed=0)
     controller.update([[0, 0], [1, 1]], [1.0, 3.0])  # starts at the first batch's mean, 2
     assert controller.baseline == pytest.approx((2 * 0.5 + 1 * 0.5) * 0.5 + 3 * 0.5)
     before = controller.baseline
-    stats = controller.update([[0, 1]], [10.0])
-    assert stats["advantage_mean"] == pytest.approx(10.0 - before)
-    assert controller.baseline == pytest.approx(0.5 * before + 5.0)
+    stats = controller.update([[0, 1], [1, 0]], [10.0, 0.0])
+    assert stats["advantage_mean"] == pytest.approx(5.0 - before)
+    assert controller.baseline == pytest.approx((0.5 * before + 5.0) * 0.5)
 
 
 def test_state_round_trip_resumes_exactly():

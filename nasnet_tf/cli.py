@@ -208,28 +208,32 @@ def load_predictor(path):
     return predict, meta
 
 
+def _open_image(path, mode=None):
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise CLIError(f"image not found: {path!r}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert(mode) if mode else img.copy()
+    except (UnidentifiedImageError, OSError) as e:
+        raise CLIError(f"cannot read image {path!r}: {e}") from e
+
+
 def read_images(paths, shape, dtype, center_crop=False):
     """Reads image files as a `(n, h, w, c)` batch at the model's size, [0, 255] pixels."""
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
 
     from nasnet_tf import augment
 
     h, w, c = shape
     batch = []
     for path in paths:
-        if not os.path.isfile(path):
-            raise CLIError(f"image not found: {path!r}")
-        try:
-            with Image.open(path) as img:
-                img = img.convert("L" if c == 1 else "RGB")
-                array = np.asarray(img, dtype="uint8")
-        except (UnidentifiedImageError, OSError) as e:
-            raise CLIError(f"cannot read image {path!r}: {e}") from e
+        array = np.asarray(_open_image(path, "L" if c == 1 else "RGB"), dtype="uint8")
         if array.ndim == 2:
             array = array[..., None]
-        image = np.asarray(augment.eval_resize(array, (h, w), center_crop))
-        batch.append(image)
+        batch.append(np.asarray(augment.eval_resize(array, (h, w), center_crop)))
     batch = np.stack(batch)
     if dtype == "uint8":
         batch = np.clip(np.round(batch), 0, 255).astype("uint8")
@@ -239,6 +243,10 @@ def read_images(paths, shape, dtype, center_crop=False):
 def cmd_predict(args):
     import numpy as np
 
+    if not os.path.exists(args.model):
+        raise CLIError(f"model not found: {args.model!r}")
+    for path in args.images:  # every image readable before the model loads
+        _open_image(path)
     predict, meta = load_predictor(args.model)
     shape = meta["input"]["shape"]
     images = read_images(args.images, shape, meta["input"].get("dtype", "float32"),
@@ -515,8 +523,10 @@ def _print_artefacts(summary):
 def _add_search_args(p):
     p.add_argument("--space", choices=("nasnet", "layerwise"), default="nasnet",
                    help="NASNet cells (2017) or the layer-wise 2016 space (default: nasnet)")
-    p.add_argument("--trials", type=_positive_int, default=8, help="children to train (default: %(default)s)")
-    p.add_argument("--epochs", type=_positive_int, default=3, help="epochs per child (default: %(default)s)")
+    p.add_argument("--trials", type=_positive_int, default=6,
+                   help="children to train (default: %(default)s)")
+    p.add_argument("--epochs", type=_positive_int, default=3,
+                   help="epochs per child (default: %(default)s)")
     p.add_argument("--steps-per-epoch", type=_positive_int, help="cap on a child's steps")
     p.add_argument("--num-blocks", type=_positive_int, default=5, help="B, blocks per cell")
     p.add_argument("--num-layers", type=_positive_int, default=4,
@@ -525,7 +535,7 @@ def _add_search_args(p):
                    help="N of the child networks")
     p.add_argument("--penultimate-filters", type=_positive_int, default=48,
                    help="P of the child networks, a multiple of 24 (default: %(default)s)")
-    p.add_argument("--update-every", type=_positive_int, default=4,
+    p.add_argument("--update-every", type=_positive_int, default=3,
                    help="rewards per controller update (default: %(default)s)")
     p.add_argument("--top", type=_positive_int, default=3, help="best genotypes to keep")
     p.add_argument("--bn-momentum", type=_momentum_arg, help="batch-norm momentum of the "

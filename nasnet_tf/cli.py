@@ -8,6 +8,7 @@ outputs are written whole or not at all.
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -551,6 +552,13 @@ def run_train(args, genotype, data=None, name=None):
 
     out = os.path.abspath(args.output_dir)
     check_writable(out)
+    # `train` resumes from the checkpoints in `out`; they must belong to this genotype.
+    genotype_path = os.path.join(out, "genotype.json")
+    if os.path.isfile(genotype_path) and _read_json(genotype_path) != genotype.to_dict():
+        raise CLIError(
+            f"{out!r} holds a training run of another genotype; choose another --output-dir "
+            "(or delete that one) to train this genotype"
+        )
     data = data or load_data(args, args.batch_size)
     model_kwargs = {"num_cells": args.num_cells, "penultimate_filters": args.penultimate_filters}
     if args.no_aux_head:
@@ -568,6 +576,8 @@ def run_train(args, genotype, data=None, name=None):
     print(f"Training {name or 'the genotype'} ({args.preset} layout, N={args.num_cells}, "
           f"P={args.penultimate_filters}) on {data.name} {tuple(data.image_shape)} for "
           f"{args.epochs} epochs in {out}", flush=True)
+    os.makedirs(out, exist_ok=True)
+    write_json(genotype_path, genotype.to_dict())
     history = train(genotype, data, config, out, callbacks=[_bn_callback(momentum)])
     model = history.model
     accuracy = history.history.get("val_accuracy", [None])[-1]
@@ -650,6 +660,9 @@ def cmd_demo(args):
     start = time.time()
     out = os.path.abspath(args.output_dir)
     check_writable(out)
+    if args.overwrite:  # afresh: the old training run and export belong to the old search
+        for name in ("train", "saved_model"):
+            shutil.rmtree(os.path.join(out, name), ignore_errors=True)
     data = load_data(args, args.batch_size)
     print(f"nasnet-tf demo: search -> train -> export -> reload, in {out}", flush=True)
 

@@ -272,3 +272,14 @@ def test_console_script_runs_as_a_module(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith(
         "nasnet-tf show: error: genotype file not found"
     )
+
+
+def test_train_refuses_to_resume_another_genotypes_run(capsys, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "genotype.json").write_text(json.dumps(NASNET_A.to_dict()))
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"normal": [[0, 1, "identity", "conv_3x3"]],
+                                 "reduction": [[0, 1, "max_pool_3x3", "conv_1x1"]]}))
+    _assert_error(capsys, tmp_path, "holds a training run of another genotype", "train",
+                  str(other), "--output-dir", str(run))

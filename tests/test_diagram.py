@@ -156,3 +156,16 @@ def test_format_genotype_text():
     g = Genotype([Block(0, 1, "identity", "conv_3x3", "concat")],
                  [Block(1, 0, "max_pool_7x7", "conv_1x1")])
     assert "2 = identity(h_i) || conv_3x3(h_{i-1})" in format_genotype(g)
+
+
+def test_dot_engine_uses_graphviz_when_present(tmp_path):
+    import shutil
+
+    if shutil.which("dot") is None:
+        with pytest.raises(ValueError, match="needs Graphviz's `dot` on PATH"):
+            draw_cell(NASNET_A.normal, tmp_path / "normal", engine="dot")
+        assert os.listdir(tmp_path) == []
+    else:
+        paths = draw_cell(NASNET_A.normal, tmp_path / "normal", engine="dot")
+        assert _png_size(paths[1])[0] > 100
+        assert ET.parse(paths[2]).getroot().tag.endswith("svg")

@@ -149,12 +149,19 @@ class ImageDataset:
     def validation(self):
         """The validation pipeline (no augmentation; center crop for ImageNet style), or
         `None` without a validation split."""
-        if not self.validation_size:
+        return self.validation_batches()
+
+    def validation_batches(self, drop_remainder=False):
+        """The validation pipeline; `drop_remainder=True` leaves out the last partial batch
+        (data-parallel replicas each need a share of every batch)."""
+        if self.validation_size < (self.batch_size if drop_remainder else 1):
             return None
         tf = aug._tf()
         fn = aug.make_eval_map(self.augment, self.image_shape[:2], self.image_shape[2])
         ds = self.validation_examples.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+        return ds.batch(self.batch_size, drop_remainder=drop_remainder).prefetch(
+            tf.data.AUTOTUNE
+        )
 
 
 # -- argument checks ---------------------------------------------------------------------------

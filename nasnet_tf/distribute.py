@@ -133,13 +133,15 @@ def resolve_strategy(strategy="auto"):
         if strategy == "auto":
             return Placement("default")
         raise ValueError(f"`strategy={strategy!r}` is not available under {backend}.")
-    if isinstance(strategy, keras.distribution.Distribution):
+    if isinstance(strategy, (keras.distribution.DataParallel, keras.distribution.ModelParallel)):
         if backend != "jax":
             raise ValueError(
                 "A keras.distribution.Distribution needs the JAX backend. "
                 f"Received: strategy={strategy!r} under {backend}"
             )
-        replicas = int(strategy.device_mesh.devices.size)
+        mesh = strategy.device_mesh
+        batch_axis = getattr(strategy, "batch_dim_name", mesh.axis_names[0])
+        replicas = int(mesh.shape[list(mesh.axis_names).index(batch_axis)])
         return Placement("custom", replicas, distribution=strategy)
     if backend == "tensorflow":
         import tensorflow as tf

@@ -100,7 +100,9 @@ class TrainConfig:
         jit_compile: XLA: `True`, `False` or `"auto"` (Keras' choice).
         strategy: see `nasnet_tf.distribute.STRATEGIES`.
         sync_batch_norm: under `tf.distribute`, batch-norm statistics over the global batch
-            rather than per replica.
+            (the default: N replicas then compute what one device would on the global batch),
+            or per replica (`False`, as the paper's workers did; cheaper, not equivalent).
+            JAX's DataParallel always normalises over the global batch.
         seed: seed of the weights' initialisation, drop path and dropout noise.
         tensorboard: write TensorBoard logs to `output_dir/logs`.
         verbose: Keras' `fit` verbosity (1: progress bar).
@@ -137,7 +139,7 @@ class TrainConfig:
     mixed_precision: bool | str = False
     jit_compile: bool | str = "auto"
     strategy: object = "auto"
-    sync_batch_norm: bool = False
+    sync_batch_norm: bool = True
     seed: int = 0
     tensorboard: bool = True
     verbose: int | str = 1
@@ -581,7 +583,11 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
         if isinstance(data, ImageDataset):
             fit_args = dict(
                 x=data.train_epochs(initial_epoch, config.epochs, steps_per_epoch=steps),
-                validation_data=data.validation,
+                # Replicas each need a share of every batch: multi-replica validation leaves
+                # out the last partial batch (fewer than `global_batch` images).
+                validation_data=data.validation_batches(
+                    drop_remainder=placement.num_replicas > 1
+                ),
                 shuffle=False,  # the epochs are shuffled (reproducibly) by the dataset
             )
         else:

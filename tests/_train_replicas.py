@@ -1,0 +1,118 @@
+"""Subprocess helper for tests/test_distribute.py: one training step on two replicas vs one.
+
+Devices must be split before TensorFlow / JAX initialise them, hence a fresh process:
+TensorFlow gets two logical CPU devices (MirroredStrategy), JAX two host devices
+(keras.distribution.DataParallel). Prints one JSON line with the results.
+
+Usage: python tests/_train_replicas.py   (prints {"sync": ..., "per_replica": ..., "train": ...})
+"""
+
+import json
+import os
+
+BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
+if BACKEND == "jax":
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if BACKEND == "tensorflow":
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from nasnet_tf import build_nasnet  # noqa: E402
+from nasnet_tf.distribute import resolve_strategy  # noqa: E402
+from nasnet_tf.training import LabelSmoothingCrossentropy  # noqa: E402
+
+TINY = dict(preset="cifar", num_cells=1, penultimate_filters=24, input_shape=(8, 8, 3),
+            auxiliary_head=False, drop_path_keep_prob=1.0, classes=4)
+
+
+def one_step(placement, weights, x, y, sync):
+    with placement.scope():
+        model = build_nasnet(**TINY)
+        model.set_weights(weights)
+        if sync:
+            for layer in model._flatten_layers(include_self=False):
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.synchronized = True
+        model.compile(optimizer=keras.optimizers.SGD(0.1),
+                      loss=LabelSmoothingCrossentropy(0.1), jit_compile=False)
+        model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+    return model.get_weights()
+
+
+def train_two_replicas():
+    """`train` with the multi-replica strategy: global batch = 2 x batch_size, and a batch
+    that does not split across the replicas is refused before training."""
+    import tempfile
+
+    from nasnet_tf.data import load_dataset
+    from nasnet_tf.training import TrainConfig, train
+
+    name = "mirrored" if BACKEND == "tensorflow" else "data_parallel"
+    data = load_dataset("digits", validation_split=0.9, batch_size=8, seed=0)
+    sizes = []
+
+    class BatchSizes(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            sizes.append(batch)
+
+    config = TrainConfig(epochs=1, batch_size=8, strategy=name, verbose=0, tensorboard=False,
+                         jit_compile=False, model_kwargs=dict(num_cells=1,
+                                                              penultimate_filters=24))
+    with tempfile.TemporaryDirectory() as out:
+        history = train(None, data, config, out, callbacks=[BatchSizes()])
+    error = None
+    try:
+        bad = TrainConfig(epochs=1, batch_size=5, scale_batch_with_replicas=False,
+                          strategy=name, verbose=0, tensorboard=False)
+        train(None, data, bad)
+    except ValueError as e:
+        error = str(e)
+    return {
+        "backend": BACKEND,
+        "train_size": data.train_size,
+        "steps": len(sizes),
+        "epochs": len(history.history["loss"]),
+        "loss": history.history["loss"][-1],
+        "error": error,
+    }
+
+
+def compare_steps(sync):
+    keras.utils.set_random_seed(1)
+    weights = build_nasnet(**TINY).get_weights()
+    rng = np.random.RandomState(0)
+    x = rng.uniform(-1, 1, (8, 8, 8, 3)).astype("float32")
+    y = np.arange(8) % 4
+    two = resolve_strategy("mirrored" if BACKEND == "tensorflow" else "data_parallel")
+    one = resolve_strategy("default")
+    w_two = one_step(two, weights, x, y, sync)
+    w_one = one_step(one, weights, x, y, sync)
+    diffs = [float(np.max(np.abs(a - b))) for a, b in zip(w_one, w_two)]
+    moved = [float(np.max(np.abs(a - b))) for a, b in zip(weights, w_one)]
+    return {
+        "replicas": two.num_replicas,
+        "placement": two.name,
+        "max_diff": max(diffs),
+        "max_update": max(moved),
+    }
+
+
+def main():
+    results = {"sync": compare_steps(sync=True)}
+    if BACKEND == "tensorflow":  # JAX's DataParallel has no per-replica batch norm
+        results["per_replica"] = compare_steps(sync=False)
+    results["train"] = train_two_replicas()
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

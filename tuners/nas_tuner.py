@@ -29,7 +29,19 @@ _COMPLETED = "COMPLETED"  # keras_tuner TrialStatus values are plain strings
 class _ChildHyperModel(keras_tuner.HyperModel):
     """Shared part of the NAS hypermodels: the space, and how a child is compiled."""
 
-    def __init__(self, space, *, input_shape, classes, optimizer, loss, metrics, name):
+    def __init__(
+        self,
+        space,
+        *,
+        input_shape,
+        classes,
+        optimizer,
+        loss,
+        metrics,
+        compile_kwargs,
+        batch_norm_momentum,
+        name,
+    ):
         super().__init__(name=name)
         self.space = space
         input_shape = tuple(input_shape)
@@ -55,6 +67,28 @@ class _ChildHyperModel(keras_tuner.HyperModel):
         self.optimizer = optimizer
         self.loss = loss
         self.metrics = list(metrics or [])
+        if compile_kwargs is not None and not isinstance(compile_kwargs, dict):
+            raise ValueError(
+                "`compile_kwargs` must be a dict or None. "
+                f"Received: compile_kwargs={compile_kwargs!r}"
+            )
+        clash = {"optimizer", "loss", "metrics"} & set(compile_kwargs or {})
+        if clash:
+            raise ValueError(
+                f"`compile_kwargs` must not set {sorted(clash)}: pass them as arguments of the "
+                f"hypermodel. Received: compile_kwargs={compile_kwargs!r}"
+            )
+        self.compile_kwargs = dict(compile_kwargs or {})
+        if batch_norm_momentum is not None and (
+            isinstance(batch_norm_momentum, bool)
+            or not isinstance(batch_norm_momentum, (int, float))
+            or not 0.0 <= batch_norm_momentum < 1.0
+        ):
+            raise ValueError(
+                "`batch_norm_momentum` must be None or in [0, 1). "
+                f"Received: batch_norm_momentum={batch_norm_momentum!r}"
+            )
+        self.batch_norm_momentum = batch_norm_momentum
 
     def declare_hyperparameters(self, hp):
         self.space.declare(hp)
@@ -81,7 +115,19 @@ class _ChildHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp):
         model = self.build_child(self.space.declare(hp))
-        model.compile(optimizer=self._make_optimizer(), loss=self.loss, metrics=self.metrics)
+        if self.batch_norm_momentum is not None:
+            # Children train for a few hundred steps at most: with slim's momentum (0.9997)
+            # the moving statistics would stay near their initial values and every child
+            # would score at chance on validation data.
+            for layer in model._flatten_layers():
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.momentum = float(self.batch_norm_momentum)
+        model.compile(
+            optimizer=self._make_optimizer(),
+            loss=self.loss,
+            metrics=self.metrics,
+            **self.compile_kwargs,
+        )
         return model
 
 
@@ -100,6 +146,12 @@ class NASNetHyperModel(_ChildHyperModel):
             copied for each child) or a callable returning a new optimizer.
         loss: the loss (the default expects integer labels).
         metrics: metrics to compile; the objective (e.g. `val_accuracy`) must be among them.
+        compile_kwargs: further `compile` arguments (e.g. `{"run_eagerly": True}`, which
+            skips graph tracing: cheaper on CPU for children trained a few dozen steps).
+        batch_norm_momentum: the momentum of every batch normalization of a child (default
+            0.9), or None to keep the builder's (slim's 0.9997, made for 20+ epochs). Brief
+            training leaves slow moving statistics near their initial values, which puts
+            every child's validation accuracy at chance.
         build_kwargs: further `build_nasnet` arguments (e.g. `stem_multiplier`); children
             have no auxiliary head and no drop path unless given here.
 
@@ -127,6 +179,8 @@ class NASNetHyperModel(_ChildHyperModel):
         optimizer="adam",
         loss="sparse_categorical_crossentropy",
         metrics=("accuracy",),
+        compile_kwargs=None,
+        batch_norm_momentum=0.9,
         build_kwargs=None,
         name="nasnet_child",
     ):
@@ -147,6 +201,8 @@ class NASNetHyperModel(_ChildHyperModel):
             optimizer=optimizer,
             loss=loss,
             metrics=metrics,
+            compile_kwargs=compile_kwargs,
+            batch_norm_momentum=batch_norm_momentum,
             name=name,
         )
         self.num_cells = num_cells
@@ -187,7 +243,8 @@ class LayerwiseHyperModel(_ChildHyperModel):
         space: a `LayerwiseSearchSpace`; by default one made of the space arguments.
         num_layers, filter_sizes, filters, strides, skip_connections: the space's arguments,
             when `space` is not given.
-        input_shape, classes, optimizer, loss, metrics: as for `NASNetHyperModel`.
+        input_shape, classes, optimizer, loss, metrics, compile_kwargs, batch_norm_momentum:
+            as for `NASNetHyperModel`.
 
     Example:
 
@@ -211,6 +268,8 @@ class LayerwiseHyperModel(_ChildHyperModel):
         optimizer="adam",
         loss="sparse_categorical_crossentropy",
         metrics=("accuracy",),
+        compile_kwargs=None,
+        batch_norm_momentum=0.9,
         name="layerwise_child",
     ):
         space_args = _given(
@@ -238,6 +297,8 @@ class LayerwiseHyperModel(_ChildHyperModel):
             optimizer=optimizer,
             loss=loss,
             metrics=metrics,
+            compile_kwargs=compile_kwargs,
+            batch_norm_momentum=batch_norm_momentum,
             name=name,
         )
 
@@ -424,9 +485,10 @@ class NASNetTuner(_NASTuner):
     Args:
         hypermodel: a `NASNetHyperModel`; by default one made of the child arguments below.
         num_blocks, ops, combine_ops, num_cells, penultimate_filters, input_shape, classes,
-            optimizer, loss, metrics: `NASNetHyperModel` arguments, when `hypermodel` is not
-            given (the defaults are `NASNetHyperModel`'s: B=5, all 13 ops, add and concat,
-            N=2, P=96, 32x32x3 inputs, 10 classes).
+            optimizer, loss, metrics, compile_kwargs, batch_norm_momentum: `NASNetHyperModel`
+            arguments, when
+            `hypermodel` is not given (the defaults are `NASNetHyperModel`'s: B=5, all 13
+            ops, add and concat, N=2, P=96, 32x32x3 inputs, 10 classes).
         oracle: a KerasTuner `Oracle`; by default a `tuners.oracle.ControllerOracle`.
         objective: the objective when `oracle` is not given (default `"val_accuracy"`).
         max_trials: the trial budget when `oracle` is not given (default 20).
@@ -464,6 +526,8 @@ class NASNetTuner(_NASTuner):
         optimizer=_UNSET,
         loss=_UNSET,
         metrics=_UNSET,
+        compile_kwargs=_UNSET,
+        batch_norm_momentum=_UNSET,
         oracle=None,
         objective=_UNSET,
         max_trials=_UNSET,
@@ -485,6 +549,8 @@ class NASNetTuner(_NASTuner):
             optimizer=optimizer,
             loss=loss,
             metrics=metrics,
+            compile_kwargs=compile_kwargs,
+            batch_norm_momentum=batch_norm_momentum,
         )
         hypermodel = _resolve_hypermodel(hypermodel, NASNetHyperModel, child_args)
         super().__init__(
@@ -507,9 +573,11 @@ class LayerwiseTuner(_NASTuner):
     Args:
         hypermodel: a `LayerwiseHyperModel`; by default one made of the arguments below.
         num_layers, filter_sizes, filters, strides, skip_connections, input_shape, classes,
-            optimizer, loss, metrics: `LayerwiseHyperModel` arguments, when `hypermodel` is
-            not given (defaults: 6 layers, sizes (1, 3, 5, 7), filters (24, 36, 48, 64),
-            stride fixed at 1, skip connections searched, 32x32x3 inputs, 10 classes).
+            optimizer, loss, metrics, compile_kwargs, batch_norm_momentum:
+            `LayerwiseHyperModel` arguments, when
+            `hypermodel` is not given (defaults: 6 layers, sizes (1, 3, 5, 7), filters
+            (24, 36, 48, 64), stride fixed at 1, skip connections searched, 32x32x3 inputs,
+            10 classes).
         oracle, objective, max_trials, seed, oracle_kwargs, max_retries_per_trial,
             max_consecutive_failed_trials, estimator, **kwargs: as for `NASNetTuner`.
 
@@ -538,6 +606,8 @@ class LayerwiseTuner(_NASTuner):
         optimizer=_UNSET,
         loss=_UNSET,
         metrics=_UNSET,
+        compile_kwargs=_UNSET,
+        batch_norm_momentum=_UNSET,
         oracle=None,
         objective=_UNSET,
         max_trials=_UNSET,
@@ -559,6 +629,8 @@ class LayerwiseTuner(_NASTuner):
             optimizer=optimizer,
             loss=loss,
             metrics=metrics,
+            compile_kwargs=compile_kwargs,
+            batch_norm_momentum=batch_norm_momentum,
         )
         hypermodel = _resolve_hypermodel(hypermodel, LayerwiseHyperModel, child_args)
         super().__init__(

@@ -641,9 +641,11 @@ def _evaluate_saved_model(path, data):
     serve = loaded.signatures[export.SIGNATURE_KEY]
     size = tuple(data.image_shape[:2])
     center_crop = data.augment == "imagenet"
-    ds = data.validation_examples.map(
-        lambda image, label: (augment.eval_resize(image, size, center_crop), label)
-    ).batch(256)
+
+    def resize(image, label):
+        return augment.eval_resize(image, size, center_crop), label
+
+    ds = data.validation_examples.map(resize).batch(256)
     correct = total = 0
     for images, labels in ds:
         probs = serve(images=tf.cast(images, "float32"))[export.OUTPUT_KEY].numpy()

@@ -242,7 +242,7 @@ def _layout(graph):
         if count < best[0]:
             best = (count, {r: list(items) for r, items in rows.items()})
     rows = best[1]
-    x = place(rows)
+    x = _straighten(rows, place(rows), preds, succs, slot)
     positions = {node_id: (x[node_id], float(rank[node_id])) for node_id, _, _ in graph.nodes}
     routes = {}
     for src, dst in graph.edges:
@@ -250,6 +250,28 @@ def _layout(graph):
         points += [(x[("dummy", src, dst, r)], float(r)) for r in range(rank[src] + 1, rank[dst])]
         routes[(src, dst)] = points + [positions[dst]]
     return positions, routes
+
+
+def _straighten(rows, x, preds, succs, slot, iterations=10):
+    """Moves each node towards the mean x of its neighbours, keeping the row order and a
+    minimum gap (half the two slots' widths), so edges through dummy points run straight."""
+    neighbours = {i: preds.get(i, []) + succs.get(i, []) for items in rows.values() for i in items}
+    order = sorted(rows)
+    for it in range(iterations):
+        for r in order if it % 2 == 0 else order[::-1]:
+            items = rows[r]
+            want = [sum(x[n] for n in neighbours[i]) / len(neighbours[i]) if neighbours[i]
+                    else x[i] for i in items]
+            gaps = [(slot(a) + slot(b)) / 2 for a, b in zip(items, items[1:])]
+            left, right = list(want), list(want)
+            for j in range(1, len(items)):
+                left[j] = max(left[j], left[j - 1] + gaps[j - 1])
+            for j in range(len(items) - 2, -1, -1):
+                right[j] = min(right[j], right[j + 1] - gaps[j])
+            # Both passes keep the gaps; so does their mean, which does not favour a side.
+            for item, a, b in zip(items, left, right):
+                x[item] = (a + b) / 2
+    return x
 
 
 def _draw_matplotlib(graph, paths):
@@ -313,7 +335,8 @@ def _draw_matplotlib(graph, paths):
                 )
             )
             text = f"${label}$" if kind == "input" else label
-            ax.text(x * dx, y * dy, text, ha="center", va="center", fontsize=9, zorder=3)
+            size = 9 if len(label) <= 13 else 7
+            ax.text(x * dx, y * dy, text, ha="center", va="center", fontsize=size, zorder=3)
         ax.set_xlim(min(xs) * dx - box_w, max(xs) * dx + box_w)
         ax.set_ylim(min(ys) * dy - box_h, max(ys) * dy + box_h)
         if graph.title:

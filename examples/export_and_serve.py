@@ -48,12 +48,9 @@ def main():
     print("SavedModel classes:", np.argmax(probs, -1).tolist())
     print(f"max |SavedModel - Keras| = {np.abs(probs.numpy() - keras_probs).max():.2e}, "
           f"max |TFLite - Keras| = {np.abs(lite - keras_probs).max():.2e}")
-    meta = ex.read_metadata(saved)
-    rebuilt = build_nasnet(meta["genotype"], **{k: v for k, v in meta["layout"].items()
-                                               if k not in ("filter_multiplier",
-                                                            "aux_loss_weight")})
+    rebuilt = ex.build_from_metadata(saved)  # same genotype and layout, fresh weights
     print(f"rebuilt from metadata: {rebuilt.count_params():,} parameters "
-          f"(original {model.count_params():,}); retrain it with `nasnet-tf train "
+          f"(original {model.count_params():,}); retrain its genotype with `nasnet-tf train "
           f"{ex.metadata_path(saved)}`")
 
 

@@ -19,6 +19,7 @@ import keras
 
 __all__ = [
     "DEFAULT_PREPROCESSING",
+    "build_from_metadata",
     "EXPORT_FORMATS",
     "export_model",
     "export_saved_model",
@@ -163,6 +164,37 @@ def model_metadata(model, *, preprocessing=None, input_dtype="float32", preset=N
     if extra:
         meta.update(extra)
     return meta
+
+
+def build_from_metadata(metadata):
+    """Rebuilds the (untrained) model an export describes, for retraining: a `NASNet` with the
+    stored genotype and layout.
+
+    Args:
+        metadata: the metadata dict, or the path of an exported artefact or of its JSON.
+
+    Example:
+
+    >>> from nasnet_tf import build_nasnet
+    >>> model = build_nasnet(num_cells=1, penultimate_filters=24, input_shape=(8, 8, 3))
+    >>> build_from_metadata(model_metadata(model)).count_params() == model.count_params()
+    True
+    """
+    from nasnet_tf.model import NASNet
+
+    if isinstance(metadata, (str, os.PathLike)):
+        path = os.fspath(metadata)
+        if path.endswith(".json") and os.path.isfile(path):
+            with open(path) as f:
+                metadata = json.load(f)
+        else:
+            metadata = read_metadata(path)
+    if not isinstance(metadata, dict) or "genotype" not in metadata or "layout" not in metadata:
+        raise ValueError(
+            "The metadata must hold a 'genotype' and a 'layout' (a nasnet_tf NASNet export). "
+            f"Received keys: {sorted(metadata) if isinstance(metadata, dict) else metadata!r}"
+        )
+    return NASNet(genotype=metadata["genotype"], **metadata["layout"])
 
 
 def metadata_path(path):

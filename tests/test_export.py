@@ -110,11 +110,11 @@ def test_metadata_rebuilds_the_model_and_custom_preprocessing(tmp_path):
     path = ex.export_saved_model(model, tmp_path / "sm", preprocessing=pre)
     meta = json.loads((tmp_path / "sm" / "nasnet_tf.json").read_text())
     assert Genotype.from_dict(meta["genotype"]) == GENOTYPE
-    rebuilt = build_nasnet(meta["genotype"], **{
-        k: v for k, v in meta["layout"].items()
-        if k not in ("filter_multiplier", "aux_loss_weight")
-    })
+    rebuilt = ex.build_from_metadata(path)
     assert rebuilt.count_params() == model.count_params()
+    assert rebuilt.get_config() == {**model.get_config(), "name": rebuilt.name}
+    with pytest.raises(ValueError, match="must hold a 'genotype' and a 'layout'"):
+        ex.build_from_metadata({"format": "tflite"})
     assert meta["preprocessing"] == {"scale": 1 / 255.0, "offset": -0.5}
 
     import tensorflow as tf

@@ -142,6 +142,15 @@ def _load_model_for_export(path):
     return export.load_keras(path), meta
 
 
+def _require_tensorflow(what):
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise CLIError(f"{what} needs the TensorFlow backend (run with KERAS_BACKEND=tensorflow);"
+                       f" the current backend is {backend!r}")
+
+
 def cmd_export(args):
     from nasnet_tf import export
 
@@ -149,6 +158,8 @@ def cmd_export(args):
     if os.path.exists(args.output) and not args.overwrite:
         raise CLIError(f"{args.output!r} already exists (pass --overwrite to replace it)")
     check_writable(os.path.dirname(os.path.abspath(args.output)))
+    if fmt != "keras":
+        _require_tensorflow(f"{fmt} export")
     model, meta = _load_model_for_export(args.model)
     kwargs = dict(
         preprocessing=meta.get("preprocessing"),
@@ -662,6 +673,7 @@ def cmd_demo(args):
     start = time.time()
     out = os.path.abspath(args.output_dir)
     check_writable(out)
+    _require_tensorflow("the demo (it ends with a SavedModel export)")
     if args.overwrite:  # afresh: the old training run and export belong to the old search
         for name in ("train", "saved_model"):
             shutil.rmtree(os.path.join(out, name), ignore_errors=True)

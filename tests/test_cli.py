@@ -283,3 +283,12 @@ def test_train_refuses_to_resume_another_genotypes_run(capsys, tmp_path):
                                  "reduction": [[0, 1, "max_pool_3x3", "conv_1x1"]]}))
     _assert_error(capsys, tmp_path, "holds a training run of another genotype", "train",
                   str(other), "--output-dir", str(run))
+
+
+@pytest.mark.skipif(__import__("keras").backend.backend() == "tensorflow",
+                    reason="checks the error under other backends")
+def test_tensorflow_only_commands_say_so(capsys, tmp_path):
+    _assert_error(capsys, tmp_path, "needs the TensorFlow backend", "demo",
+                  "--output-dir", str(tmp_path / "demo"))
+    _assert_error(capsys, tmp_path, "needs the TensorFlow backend", "export",
+                  str(tmp_path / "m.keras"), "-o", str(tmp_path / "served"))

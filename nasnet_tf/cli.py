@@ -296,6 +296,7 @@ def load_data(args, batch_size):
     return load_dataset(
         source, data_dir=args.data_dir, download=args.download, image_size=args.image_size,
         batch_size=batch_size, validation_split=args.validation_split, seed=args.seed,
+        augment=args.augment,
     )
 
 
@@ -308,6 +309,9 @@ def _add_data_args(p, batch_size):
                    help="let TFDS download a missing dataset (off: never touch the network)")
     p.add_argument("--image-size", type=_positive_int, help="resize images to this square size")
     p.add_argument("--validation-split", type=float, default=0.1)
+    p.add_argument("--augment", choices=("auto", "cifar", "imagenet", "none"), default="auto",
+                   help="training augmentation; 'auto': CIFAR-style (pad, crop, flip, cutout) "
+                   "up to 64 pixels, ImageNet-style above (default: %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=batch_size)
     p.add_argument("--seed", type=_non_negative_int, default=0)
 
@@ -362,7 +366,7 @@ def _search_settings(args, data):
         "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size,
         "num_blocks": args.num_blocks, "num_layers": args.num_layers,
         "num_cells": args.num_cells, "penultimate_filters": args.penultimate_filters,
-        "update_every": args.update_every, "seed": args.seed,
+        "update_every": args.update_every, "seed": args.seed, "augment": data.augment,
     }
 
 
@@ -757,10 +761,11 @@ def build_parser():
                        "reload and accuracy. Resumable: run it again to continue.")
     p.add_argument("--output-dir", default=os.path.join(DEFAULT_RUNS, "demo"))
     _add_search_args(p)
-    _add_train_args(p, epochs=10, num_cells=1, penultimate_filters=96, prefix="train-")
+    _add_train_args(p, epochs=15, num_cells=1, penultimate_filters=96, prefix="train-")
     _add_data_args(p, batch_size=64)
     p.add_argument("--overwrite", action="store_true", help="start the search afresh")
-    p.set_defaults(func=cmd_demo)
+    # Flips and cutout would destroy 8x8 digits; the demo trains on them as they are.
+    p.set_defaults(func=cmd_demo, augment="none")
 
     p = sub.add_parser("show", help="print a genotype and draw its cells (PNG, SVG, DOT)",
                        description="Print a genotype's cells and draw them as in the NASNet "

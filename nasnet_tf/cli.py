@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 PROG = "nasnet-tf"
-DEFAULT_RUNS = os.path.join("nasnet_runs")
+DEFAULT_RUNS = "nasnet_runs"
 
 
 class CLIError(Exception):

@@ -36,7 +36,8 @@ def main():
     parser.add_argument("--directory", default="nasnet_runs/examples/cell_search")
     args = parser.parse_args()
 
-    data = load_dataset("digits", batch_size=64, seed=0)
+    # 8x8 digits: no flips or cutout (the CIFAR-style augmentation would garble them).
+    data = load_dataset("digits", batch_size=64, seed=0, augment="none")
     tuner = NASNetTuner(
         num_blocks=args.num_blocks, num_cells=1, penultimate_filters=48,
         input_shape=data.image_shape, classes=data.num_classes,

@@ -1,0 +1,302 @@
+"""The training recipe: presets, loss, aux head / drop path / label smoothing in training only,
+checkpoints written whole, resumption (a SIGKILLed process restarted ends with the weights of
+an uninterrupted run), and clear errors before training starts."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from nasnet_tf import NASNetCell, build_nasnet  # noqa: E402
+from nasnet_tf.data import load_dataset  # noqa: E402
+from nasnet_tf.training import (  # noqa: E402
+    EpochCheckpoint,
+    LabelSmoothingCrossentropy,
+    TrainConfig,
+    latest_checkpoint,
+    train,
+)
+
+BACKEND = keras.backend.backend()
+HELPER = pathlib.Path(__file__).with_name("_train_resume.py")
+TINY = dict(num_cells=1, penultimate_filters=24, auxiliary_head=False, drop_path_keep_prob=1.0)
+
+
+def _config(**overrides):
+    base = dict(epochs=1, batch_size=16, steps_per_epoch=2, jit_compile=False, verbose=0,
+                tensorboard=False, model_kwargs=dict(TINY))
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", batch_size=16, seed=0)
+
+
+class CountSteps(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+
+
+# -- settings -------------------------------------------------------------------------------------
+def test_presets_carry_the_papers_recipe():
+    cifar = TrainConfig.for_preset("cifar")
+    assert (cifar.optimizer, cifar.lr_schedule, cifar.learning_rate) == ("sgd", "cosine", 0.025)
+    assert (cifar.epochs, cifar.batch_size, cifar.weight_decay) == (600, 32, 5e-4)
+    for name in ("cifar", "mobile", "large"):
+        config = TrainConfig.for_preset(name)
+        assert config.label_smoothing == 0.1 and config.aux_loss_weight == 0.4
+        assert config.drop_path
+        config.validate()
+    mobile = TrainConfig.for_preset("mobile", epochs=3)
+    assert (mobile.optimizer, mobile.lr_schedule, mobile.ema, mobile.epochs) == (
+        "rmsprop", "exponential", True, 3)
+    assert mobile.rmsprop_epsilon == 1.0
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (dict(optimizer="adam"), r"`optimizer` must be one of \['sgd', 'rmsprop'\]"),
+        (dict(lr_schedule="step"), "lr_schedule"),
+        (dict(epochs=0), r"Received: epochs=0"),
+        (dict(label_smoothing=1.5), "label_smoothing"),
+        (dict(learning_rate=-1.0), "learning_rate"),
+        (dict(preset="tiny"), "Unknown preset"),
+        (dict(jit_compile="yes"), "jit_compile"),
+    ],
+)
+def test_bad_settings_are_clear_errors(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**overrides).validate()
+
+
+def test_for_preset_rejects_unknown_fields():
+    with pytest.raises(ValueError, match=r"Unknown TrainConfig fields \['epoch'\]"):
+        TrainConfig.for_preset("cifar", epoch=3)
+
+
+def test_label_smoothing_loss_takes_integer_or_one_hot_labels():
+    rng = np.random.RandomState(0)
+    probs = keras.ops.softmax(rng.normal(size=(6, 5)).astype("float32"))
+    labels = np.array([0, 1, 2, 3, 4, 0])
+    one_hot = np.eye(5, dtype="float32")[labels]
+    expected = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(one_hot, probs)
+    loss = LabelSmoothingCrossentropy(0.1)
+    np.testing.assert_allclose(loss(labels, probs), expected, rtol=1e-6)
+    np.testing.assert_allclose(loss(one_hot, probs), expected, rtol=1e-6)
+    np.testing.assert_allclose(loss(labels[:, None], probs), expected, rtol=1e-6)
+    restored = LabelSmoothingCrossentropy.from_config(loss.get_config())
+    assert restored.label_smoothing == 0.1
+
+
+# -- a run, its files, and the recipe's parts ----------------------------------------------------
+def test_train_writes_whole_outputs_and_resumes_a_finished_run(digits, tmp_path):
+    history = train(None, digits, _config(epochs=2), tmp_path)
+    assert len(history.history["loss"]) == 2
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.history)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"checkpoints", "config.json", "history.json", "model.keras"} <= names
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
+    state = latest_checkpoint(tmp_path)
+    assert state["epoch"] == 2 and os.path.isfile(state["weights"])
+    assert json.loads((tmp_path / "history.json").read_text()) == history.history
+
+    # the saved model reloads and predicts as the trained one
+    x = next(iter(digits.validation))[0].numpy()
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0),
+                               history.model.predict(x, verbose=0), atol=1e-5)
+
+    # a finished run started again trains nothing and reports the same history
+    counter = CountSteps()
+    again = train(None, digits, _config(epochs=2), tmp_path, callbacks=[counter])
+    assert counter.steps == 0
+    assert again.history == history.history
+    for a, b in zip(again.model.get_weights(), history.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_with_other_settings_is_refused(digits, tmp_path):
+    train(None, digits, _config(), tmp_path)
+    with pytest.raises(ValueError, match=r"other settings.*learning_rate"):
+        train(None, digits, _config(learning_rate=0.5), tmp_path)
+
+
+def test_a_stray_temporary_file_does_not_break_resumption(digits, tmp_path):
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError, match="crash"):
+        train(None, digits, _config(epochs=2), tmp_path, callbacks=[Crash()])
+    # what a kill in the middle of writing epoch 2's checkpoint leaves behind
+    (tmp_path / "checkpoints" / ".tmp-epoch-00002.weights.h5").write_bytes(b"\x89HDF partial")
+    (tmp_path / "checkpoints" / ".state.json.tmp").write_text('{"epoch": 2, "weig')
+    counter = CountSteps()
+    history = train(None, digits, _config(epochs=2), tmp_path, callbacks=[counter])
+    assert counter.steps == 2  # epoch 2 only
+    assert len(history.history["loss"]) == 2
+
+
+def test_aux_head_drop_path_and_label_smoothing_act_in_training_only(digits):
+    config = _config(epochs=2, steps_per_epoch=2, model_kwargs=dict(
+        num_cells=1, penultimate_filters=24, auxiliary_head=True, drop_path_keep_prob=0.5))
+    history = train(None, digits, config)
+    model = history.model
+    assert model.aux_loss_weight == 0.4
+    # ScheduledDropPath progress was driven by the optimizer's steps: 3 of 4 at the last batch
+    progress = [float(keras.ops.convert_to_numpy(c.drop_path_progress))
+                for c in model.layers if isinstance(c, NASNetCell)]
+    assert progress and all(p == pytest.approx(3 / 4) for p in progress)
+
+    x, y = (t.numpy() for t in next(iter(digits.validation)))
+    train_out = model(x, training=True)
+    assert isinstance(train_out, (list, tuple)) and len(train_out) == 2
+    infer = model(x, training=False)
+    assert not isinstance(infer, (list, tuple)) and infer.shape == (16, 10)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+    # drop path makes two training passes differ
+    again = model(x, training=True)
+    assert np.abs(keras.ops.convert_to_numpy(train_out[0] - again[0])).max() > 1e-6
+    # the training loss is smoothed CE on the main output + 0.4 x on the aux output
+    main, aux = (keras.ops.convert_to_numpy(t) for t in train_out)
+    loss = LabelSmoothingCrossentropy(0.1)
+    expected = float(loss(y, main)) + 0.4 * float(loss(y, aux))
+    got = float(model.compute_loss(x, y, [main, aux]))
+    assert got == pytest.approx(expected, rel=1e-5)
+    def plain(p):
+        return float(keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y, p)))
+
+    assert got != pytest.approx(plain(main) + 0.4 * plain(aux), rel=1e-3)  # smoothing is on
+
+
+def test_lr_schedule_and_weight_decay_reach_the_optimizer():
+    from nasnet_tf.training import _optimizer
+
+    opt = _optimizer(_config(epochs=2, weight_decay=1e-3, clipnorm=1.0), 2, 1)
+    assert isinstance(opt, keras.optimizers.SGD) and opt.nesterov
+    assert opt.weight_decay == pytest.approx(1e-3) and opt.clipnorm == 1.0
+    schedule = opt._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert schedule.decay_steps == 4
+    assert float(schedule(4)) == pytest.approx(0.0, abs=1e-9)
+    # the learning rate scales with the replicas, as the global batch does
+    two = _optimizer(_config(epochs=2), 2, 2)._learning_rate
+    assert float(two(0)) == pytest.approx(2 * 0.025)
+    rms = _optimizer(_config(optimizer="rmsprop", lr_schedule="exponential", ema=True,
+                             lr_decay_epochs=2.0, lr_decay_rate=0.5), 3, 1)
+    assert isinstance(rms, keras.optimizers.RMSprop) and rms.use_ema
+    exp = rms._learning_rate
+    assert isinstance(exp, keras.optimizers.schedules.ExponentialDecay)
+    assert float(exp(5)) == pytest.approx(0.025) and float(exp(6)) == pytest.approx(0.0125)
+
+
+# -- clear errors before training ----------------------------------------------------------------
+def test_model_and_data_that_do_not_fit_are_refused(digits):
+    wrong_shape = build_nasnet(preset="cifar", input_shape=(8, 8, 3), classes=10, **TINY)
+    with pytest.raises(ValueError, match=r"images have shape \(8, 8, 1\).*\(8, 8, 3\)"):
+        train(wrong_shape, digits, _config())
+    wrong_classes = build_nasnet(preset="cifar", input_shape=(8, 8, 1), classes=3, **TINY)
+    with pytest.raises(ValueError, match="10 classes but the model predicts 3"):
+        train(wrong_classes, digits, _config())
+    float_model = build_nasnet(preset="cifar", input_shape=(8, 8, 1), classes=10, **TINY)
+    with pytest.raises(ValueError, match="mixed_precision"):
+        train(float_model, digits, _config(mixed_precision="mixed_bfloat16"))
+
+
+def test_bad_data_is_refused():
+    with pytest.raises(ValueError, match="`train` needs `data`"):
+        train(None, None, _config())
+    with pytest.raises(ValueError, match=r"Received: images of shape \(4, 8, 8\)"):
+        train(None, (np.zeros((4, 8, 8)), np.zeros(4, int)), _config())
+    with pytest.raises(ValueError, match="`data` must be"):
+        train(None, "digits", _config())
+
+
+def test_arrays_train_without_tf_data():
+    rng = np.random.RandomState(0)
+    x = rng.uniform(-1, 1, (32, 8, 8, 3)).astype("float32")
+    y = np.arange(32) % 4
+    history = train(None, (x, y), _config(model_kwargs=dict(TINY, classes=4)))
+    assert len(history.history["loss"]) == 1
+
+
+def test_epoch_checkpoint_keeps_only_the_last_weights(digits, tmp_path):
+    model = build_nasnet(preset="cifar", input_shape=(8, 8, 1), classes=10, **TINY)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    callback = EpochCheckpoint(tmp_path)
+    callback.set_model(model)
+    for epoch in range(3):
+        callback.on_epoch_end(epoch, {"loss": float(epoch)})
+    files = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert files == ["epoch-00003.weights.h5", "state.json"]
+    assert latest_checkpoint(tmp_path)["history"] == {"loss": [0.0, 1.0, 2.0]}
+
+
+# -- kill and resume -----------------------------------------------------------------------------
+def _run(output_dir, *kill):
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        [sys.executable, str(HELPER), str(output_dir), *map(str, kill)],
+        capture_output=True, text=True, timeout=900, env=env, cwd=HELPER.parents[1],
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.tf_only
+def test_sigkill_in_the_second_epoch_then_restart_matches_an_uninterrupted_run(tmp_path):
+    # TensorFlow with op determinism: the resumed run's final weights equal bit for bit.
+    straight = _run(tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    killed = _run(tmp_path / "killed", 1, 2)  # epoch index 1 = the second epoch, batch 2
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    state = latest_checkpoint(tmp_path / "killed")
+    assert state["epoch"] == 1  # the first epoch's checkpoint survived, nothing later
+    resumed = _run(tmp_path / "killed")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    a = json.loads(straight.stdout.strip().splitlines()[-1])
+    b = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert a["epochs"] == b["epochs"] == 3
+    assert b["steps_this_process"] == 8 and a["iterations"] == b["iterations"] == 12
+    assert a["loss"] == b["loss"]
+    wa = np.load(tmp_path / "straight" / "final_weights.npz")
+    wb = np.load(tmp_path / "killed" / "final_weights.npz")
+    for key in wa:
+        np.testing.assert_array_equal(wa[key], wb[key])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(BACKEND != "jax", reason="the TensorFlow run is checked with SIGKILL above")
+def test_crash_then_restart_matches_an_uninterrupted_run_in_process(digits, tmp_path):
+    # JAX: an exception raised in the second epoch stands in for the kill (a fresh JAX
+    # process per run costs minutes on this CPU); the restarted run must end equal.
+    config = _config(epochs=2, model_kwargs=dict(TINY, drop_path_keep_prob=0.7))
+
+    class Crash(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) == 3:
+                raise RuntimeError("crash")
+
+    straight = train(None, digits, config, tmp_path / "a")
+    with pytest.raises(RuntimeError, match="crash"):
+        train(None, digits, config, tmp_path / "b", callbacks=[Crash()])
+    assert latest_checkpoint(tmp_path / "b")["epoch"] == 1
+    resumed = train(None, digits, config, tmp_path / "b")
+    assert resumed.history["loss"] == straight.history["loss"]
+    for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)

@@ -129,13 +129,17 @@ def cmd_show(args):
 
 
 # -- export ------------------------------------------------------------------------------------
-def _load_model_for_export(path):
-    from nasnet_tf import export
-
+def _check_model_file(path):
     if not os.path.exists(path):
         raise CLIError(f"model not found: {path!r} (give a .keras file)")
     if not path.endswith(".keras") or not os.path.isfile(path):
         raise CLIError(f"expected a .keras model file, got {path!r}")
+
+
+def _load_model_for_export(path):
+    from nasnet_tf import export
+
+    _check_model_file(path)
     meta = {}
     if os.path.isfile(export.metadata_path(path)):
         meta = _read_json(export.metadata_path(path))
@@ -158,6 +162,7 @@ def cmd_export(args):
     if os.path.exists(args.output) and not args.overwrite:
         raise CLIError(f"{args.output!r} already exists (pass --overwrite to replace it)")
     check_writable(os.path.dirname(os.path.abspath(args.output)))
+    _check_model_file(args.model)
     if fmt != "keras":
         _require_tensorflow(f"{fmt} export")
     model, meta = _load_model_for_export(args.model)

@@ -145,7 +145,7 @@ def test_export_errors(capsys, tmp_path):
     corrupt = tmp_path / "c.keras"
     corrupt.write_text("not a zip")
     _assert_error(capsys, tmp_path, "Cannot load the Keras model", "export", str(corrupt),
-                  "-o", str(tmp_path / "served"))
+                  "-o", str(tmp_path / "copy.keras"))
     (tmp_path / "served").mkdir()
     _assert_error(capsys, tmp_path, "already exists (pass --overwrite", "export", str(corrupt),
                   "-o", str(tmp_path / "served"))
@@ -290,5 +290,6 @@ def test_train_refuses_to_resume_another_genotypes_run(capsys, tmp_path):
 def test_tensorflow_only_commands_say_so(capsys, tmp_path):
     _assert_error(capsys, tmp_path, "needs the TensorFlow backend", "demo",
                   "--output-dir", str(tmp_path / "demo"))
+    (tmp_path / "m.keras").write_text("never read")
     _assert_error(capsys, tmp_path, "needs the TensorFlow backend", "export",
                   str(tmp_path / "m.keras"), "-o", str(tmp_path / "served"))

@@ -32,9 +32,9 @@ def test_nasnet_search_with_the_controller(tmp_path, capsys):
         num_blocks=1,
         ops=CHEAP_OPS,
         **TINY_CHILD,
-        max_trials=3,
+        max_trials=2,
         seed=1,
-        oracle_kwargs={"units": 16, "update_every": 2},
+        oracle_kwargs={"units": 16, "update_every": 1},
         directory=tmp_path,
         overwrite=True,
     )
@@ -42,16 +42,16 @@ def test_nasnet_search_with_the_controller(tmp_path, capsys):
     tuner.search(x, y, validation_data=(x_val, y_val), epochs=1, batch_size=16, verbose=0)
 
     trials = list(tuner.oracle.trials.values())
-    assert len(trials) == 3
+    assert len(trials) == 2
     assert all(t.status == "COMPLETED" and 0.0 <= t.score <= 1.0 for t in trials)
-    # Every score reached the controller as its reward, and it learned once (every 2 rewards).
+    # Every score reached the controller as its reward, and it learned from each.
     assert sorted(r[:2] for r in tuner.oracle.rewards) == sorted(
         [t.trial_id, t.score] for t in trials
     )
-    assert len(tuner.oracle.history) == 1
+    assert len(tuner.oracle.history) == 2
 
     best = tuner.get_best_genotypes(3)
-    assert len(best) == 3 and all(isinstance(g, Genotype) for g in best)
+    assert len(best) == 2 and all(isinstance(g, Genotype) for g in best)
     scores = [t.score for t in tuner.oracle.get_best_trials(3)]
     assert scores == sorted(scores, reverse=True)
     assert best[0] == tuner.hypermodel.decode(tuner.oracle.get_best_trials(1)[0].hyperparameters)
@@ -59,7 +59,7 @@ def test_nasnet_search_with_the_controller(tmp_path, capsys):
     capsys.readouterr()
     tuner.results_summary()
     out = capsys.readouterr().out
-    assert "Objective: val_accuracy (max)" in out and "Trials: 3 completed" in out
+    assert "Objective: val_accuracy (max)" in out and "Trials: 2 completed" in out
     for g in best:
         assert str(g) in out
     assert f"val_accuracy = {scores[0]:.4f}" in out

@@ -43,7 +43,7 @@ SCHEDULES = ("cosine", "exponential", "constant")
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "state.json"
 # Fields that may change between a run and its resumption (they do not change the maths).
-_RESUMABLE_CHANGES = ("verbose", "tensorboard", "strategy", "jit_compile")
+_RESUMABLE_CHANGES = ("verbose", "tensorboard", "strategy", "jit_compile", "run_eagerly")
 
 # Recipe defaults per preset. CIFAR: slim's cifar settings (600 epochs at batch 32, SGD
 # momentum 0.9, lr 0.025 cosine, weight decay 5e-4). ImageNet (mobile, large): the
@@ -98,6 +98,8 @@ class TrainConfig:
         mixed_precision: `False`, `True` (`"mixed_float16"` on GPU, `"mixed_bfloat16"`
             otherwise) or a Keras dtype policy name; needs the model built by `train`.
         jit_compile: XLA: `True`, `False` or `"auto"` (Keras' choice).
+        run_eagerly: run `fit` step by step without compiling a graph (debugging; for a few
+            steps of a tiny model it is also quicker than tracing one).
         strategy: see `nasnet_tf.distribute.STRATEGIES`.
         sync_batch_norm: under `tf.distribute`, batch-norm statistics over the global batch
             (the default: N replicas then compute what one device would on the global batch),
@@ -138,6 +140,7 @@ class TrainConfig:
     ema_momentum: float = 0.9999
     mixed_precision: bool | str = False
     jit_compile: bool | str = "auto"
+    run_eagerly: bool = False
     strategy: object = "auto"
     sync_batch_norm: bool = True
     seed: int = 0
@@ -557,6 +560,7 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
             loss=LabelSmoothingCrossentropy(config.label_smoothing),
             metrics=["accuracy"],
             jit_compile=config.jit_compile,
+            run_eagerly=config.run_eagerly,
         )
         initial_epoch, history = 0, {}
         if state is not None:

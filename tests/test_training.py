@@ -30,8 +30,10 @@ TINY = dict(num_cells=1, penultimate_filters=24, auxiliary_head=False, drop_path
 
 
 def _config(**overrides):
+    # Eager: a few steps of a tiny model run faster than tracing its graph (the graph path
+    # runs in the subprocess tests below and in tests/test_distribute.py).
     base = dict(epochs=1, batch_size=16, steps_per_epoch=2, jit_compile=False, verbose=0,
-                tensorboard=False, model_kwargs=dict(TINY))
+                run_eagerly=True, tensorboard=False, model_kwargs=dict(TINY))
     base.update(overrides)
     return TrainConfig(**base)
 

@@ -424,7 +424,7 @@ class _SearchReport:
         self.print_row(row)
 
 
-def _make_tuner(args, data, report, directory, overwrite):
+def _make_tuner(args, data, report, directory, overwrite, momentum):
     import dataclasses
 
     from tuners.estimation import TrainAndEvaluate
@@ -457,6 +457,7 @@ def _make_tuner(args, data, report, directory, overwrite):
         oracle_kwargs={"update_every": args.update_every},
         estimator=CountingEstimator(), directory=directory, project_name="tuner",
         overwrite=overwrite, max_consecutive_failed_trials=max(3, args.trials),
+        batch_norm_momentum=momentum,  # the children's, set by the tuners' hypermodels
     )
     if args.space == "nasnet":
         return ReportingTuner(num_blocks=args.num_blocks, num_cells=args.num_cells,
@@ -485,7 +486,9 @@ def run_search(args, data=None):
     rows = _read_json(os.path.join(out, TRIALS_FILE)) if resume and os.path.isfile(
         os.path.join(out, TRIALS_FILE)) else []
     report = _SearchReport(os.path.join(out, TRIALS_FILE), rows)
-    tuner = _make_tuner(args, data, report, out, overwrite=not resume)
+    steps = min(data.steps_per_epoch, args.steps_per_epoch or data.steps_per_epoch)
+    momentum = bn_momentum(args.bn_momentum, steps * args.epochs)
+    tuner = _make_tuner(args, data, report, out, overwrite=not resume, momentum=momentum)
     done = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
     print(f"{'Resuming' if resume else 'Starting'} the {args.space} search in {out}: "
           f"{args.trials} trials on {data.name} {tuple(data.image_shape)}, "
@@ -494,10 +497,7 @@ def run_search(args, data=None):
     report.header()
     for row in report.rows:
         report.print_row(row)
-    steps = min(data.steps_per_epoch, args.steps_per_epoch or data.steps_per_epoch)
-    momentum = bn_momentum(args.bn_momentum, steps * args.epochs)
-    fit = dict(validation_data=data.validation, epochs=args.epochs, verbose=0,
-               callbacks=[_bn_callback(momentum)])
+    fit = dict(validation_data=data.validation, epochs=args.epochs, verbose=0)
     if args.steps_per_epoch:
         fit["steps_per_epoch"] = args.steps_per_epoch
     tuner.search(data.train, **fit)

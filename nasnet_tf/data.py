@@ -201,7 +201,9 @@ def _check_size(image_size):
 
 
 def _split_indices(n, validation_split, seed):
-    """A seeded permutation cut into (train, validation) index arrays, each sorted."""
+    """A seeded permutation cut into (train, validation) index arrays. The permuted order is
+    kept: sources sorted by class (folders) are then cached already mixed, so even a shuffle
+    buffer smaller than the data gives batches of every class."""
     n_val = int(round(n * validation_split))
     if validation_split and n_val == 0:
         n_val = 1
@@ -210,7 +212,7 @@ def _split_indices(n, validation_split, seed):
             f"`validation_split={validation_split}` leaves no training examples out of {n}."
         )
     perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    return perm[n_val:], perm[:n_val]
 
 
 def _check_labels(y, num_classes):

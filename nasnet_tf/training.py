@@ -484,7 +484,8 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
         model_or_genotype: a `Genotype` (or its dict, or a JSON path, or `None` for NASNet-A),
             built with `config.preset`, the data's image shape and classes, and
             `config.model_kwargs`; or a built `keras.Model` (compiled here).
-        data: a `nasnet_tf.data.ImageDataset` (from `load_dataset`; exact resumption), or an
+        data: a `nasnet_tf.data.ImageDataset` (from `load_dataset`; re-batched here to the
+            global batch of `config`; exact resumption), or an
             `(images, labels)` tuple of normalised float images and integer labels (runs on
             any backend without `tf.data`; a resumed run reshuffles from its own seed).
         config: a `TrainConfig` (default `TrainConfig()`, the CIFAR recipe).

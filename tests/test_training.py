@@ -106,8 +106,9 @@ def test_label_smoothing_loss_takes_integer_or_one_hot_labels():
 
 # -- a run, its files, and the recipe's parts ----------------------------------------------------
 def test_train_writes_whole_outputs_and_resumes_a_finished_run(digits, tmp_path):
-    history = train(None, digits, _config(epochs=2), tmp_path)
+    history = train(None, digits, _config(epochs=2, tensorboard=True), tmp_path)
     assert len(history.history["loss"]) == 2
+    assert list((tmp_path / "logs" / "train").glob("events.out.tfevents.*"))
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.history)
     names = {p.name for p in tmp_path.iterdir()}
     assert {"checkpoints", "config.json", "history.json", "model.keras"} <= names

@@ -28,6 +28,7 @@ def build_nasnet(
     classifier_activation="softmax",
     weights=None,
     seed=None,
+    batch_norm_momentum=0.9997,
     name=None,
 ):
     """Builds a NASNet: `preset` gives the layout, every other argument overrides it.
@@ -53,6 +54,8 @@ def build_nasnet(
             Keras applications NASNet weight file in Keras' legacy `.h5` format (as
             `keras.applications.NASNetMobile` downloads it), read from local disk.
         seed: seed of the drop-path and dropout noise.
+        batch_norm_momentum: momentum of every batch normalization (slim's 0.9997; use a
+            lower one, e.g. 0.9, for runs of a few hundred steps such as search children).
         name: the model's name (default `nasnet_<preset>`).
 
     Returns:
@@ -86,6 +89,7 @@ def build_nasnet(
         pooling=pooling,
         classifier_activation=classifier_activation,
         seed=seed,
+        batch_norm_momentum=batch_norm_momentum,
         name=name or f"nasnet_{preset}",
         **config,
     )

@@ -6,7 +6,7 @@ import keras
 from keras import layers, ops
 
 from nasnet_tf.genotype import CellGenotype
-from nasnet_tf.ops import FactorizedReduction, ReLUConvBN, get_op
+from nasnet_tf.ops import BN_MOMENTUM, FactorizedReduction, ReLUConvBN, check_momentum, get_op
 
 
 @keras.saving.register_keras_serializable(package="nasnet_tf")
@@ -36,6 +36,7 @@ class NASNetCell(layers.Layer):
         cell_index: this cell's 0-based position in the network (for drop path scaling).
         total_cells: the number of cells in the network.
         seed: seed of the drop-path noise.
+        bn_momentum: momentum of the cell's batch normalizations.
 
     Call arguments:
         inputs: `h_i`, or the list `[h_i, h_{i-1}]`. With `h_i` alone, state 1 is `h_i` itself
@@ -60,10 +61,12 @@ class NASNetCell(layers.Layer):
         cell_index=0,
         total_cells=1,
         seed=None,
+        bn_momentum=BN_MOMENTUM,
         **kwargs,
     ):
         super().__init__(**kwargs)
         genotype = CellGenotype.from_value(genotype)
+        check_momentum(bn_momentum)
         if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
             raise ValueError(f"`filters` must be a positive integer. Received: filters={filters}")
         if not 0.0 < drop_path_keep_prob <= 1.0:
@@ -83,6 +86,7 @@ class NASNetCell(layers.Layer):
         self.cell_index = cell_index
         self.total_cells = total_cells
         self.seed = seed
+        self.bn_momentum = float(bn_momentum)
         self.seed_generator = (
             keras.random.SeedGenerator(seed) if self.drop_path_keep_prob < 1.0 else None
         )
@@ -108,7 +112,7 @@ class NASNetCell(layers.Layer):
         ip_shape, p_shape = self._split_shapes(input_shape)
         f = self.filters
         spatial = ip_shape[1:3]
-        self.base = ReLUConvBN(f, 1, name="base")
+        self.base = ReLUConvBN(f, 1, bn_momentum=self.bn_momentum, name="base")
         self.base.build(ip_shape)
         self.adjust = None
         p_out = ip_shape if p_shape is None else p_shape
@@ -123,9 +127,11 @@ class NASNetCell(layers.Layer):
                     "The previous input's spatial size must equal the current input's, or be "
                     f"twice it. Received: h_i {ip_shape}, h_(i-1) {p_shape}"
                 )
-            self.adjust = FactorizedReduction(f, name="adjust_reduction")
+            self.adjust = FactorizedReduction(
+                f, bn_momentum=self.bn_momentum, name="adjust_reduction"
+            )
         elif p_shape[-1] != f:
-            self.adjust = ReLUConvBN(f, 1, name="adjust_projection")
+            self.adjust = ReLUConvBN(f, 1, bn_momentum=self.bn_momentum, name="adjust_projection")
         if self.adjust is not None:
             self.adjust.build(p_shape)
             p_out = self.adjust.compute_output_shape(p_shape)
@@ -140,7 +146,9 @@ class NASNetCell(layers.Layer):
                 ("right", block.op_b, block.input_b),
             ):
                 strides = 2 if self.reduction and index < 2 else 1
-                op = get_op(name, f, strides, layer_name=f"block_{k + 1}_{side}")
+                op = get_op(
+                    name, f, strides, f"block_{k + 1}_{side}", bn_momentum=self.bn_momentum
+                )
                 op.build(states[index])
                 pair.append(op)
             self.block_ops.append(pair)
@@ -155,9 +163,13 @@ class NASNetCell(layers.Layer):
             if i >= 2:
                 continue
             if tuple(states[i][1:3]) != tuple(final_spatial):
-                layer = FactorizedReduction(f, name=f"output_reduction_{i}")
+                layer = FactorizedReduction(
+                    f, bn_momentum=self.bn_momentum, name=f"output_reduction_{i}"
+                )
             elif states[i][-1] != f:
-                layer = ReLUConvBN(f, 1, name=f"output_projection_{i}")
+                layer = ReLUConvBN(
+                    f, 1, bn_momentum=self.bn_momentum, name=f"output_projection_{i}"
+                )
             else:
                 continue
             layer.build(states[i])
@@ -236,6 +248,7 @@ class NASNetCell(layers.Layer):
                 "cell_index": self.cell_index,
                 "total_cells": self.total_cells,
                 "seed": self.seed,
+                "bn_momentum": self.bn_momentum,
             }
         )
         return config

@@ -5,7 +5,7 @@ from keras import layers, ops
 
 from nasnet_tf.cell import NASNetCell
 from nasnet_tf.genotype import NASNET_A, Genotype
-from nasnet_tf.ops import BN_EPSILON, BN_MOMENTUM
+from nasnet_tf.ops import BN_EPSILON, BN_MOMENTUM, check_momentum
 
 STEMS = ("imagenet", "cifar")
 POOLINGS = (None, "avg", "max")
@@ -21,8 +21,8 @@ def _probability(value, name):
         raise ValueError(f"`{name}` must be in (0, 1]. Received: {name}={value!r}")
 
 
-def _bn(name):
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+def _bn(name, momentum):
+    return layers.BatchNormalization(momentum=momentum, epsilon=BN_EPSILON, name=name)
 
 
 @keras.saving.register_keras_serializable(package="nasnet_tf")
@@ -55,6 +55,8 @@ class NASNet(keras.Model):
         pooling: without the top, `None`, `"avg"` or `"max"`.
         classifier_activation: activation of the classifier (`None` for logits).
         seed: seed of the drop-path noise.
+        batch_norm_momentum: momentum of every batch normalization (slim's 0.9997 by default;
+            runs of a few hundred steps, such as search children, need a lower one).
 
     Example:
 
@@ -82,6 +84,7 @@ class NASNet(keras.Model):
         pooling=None,
         classifier_activation="softmax",
         seed=None,
+        batch_norm_momentum=BN_MOMENTUM,
         name="nasnet",
         **kwargs,
     ):
@@ -112,6 +115,7 @@ class NASNet(keras.Model):
                 f"`stem_multiplier` must be > 0. Received: stem_multiplier={stem_multiplier!r}"
             )
         _probability(drop_path_keep_prob, "drop_path_keep_prob")
+        check_momentum(batch_norm_momentum, "batch_norm_momentum")
         _probability(dense_dropout_keep_prob, "dense_dropout_keep_prob")
         input_shape = tuple(input_shape) if isinstance(input_shape, (list, tuple)) else input_shape
         if (
@@ -157,6 +161,7 @@ class NASNet(keras.Model):
                 cell_index=index,
                 total_cells=total_cells,
                 seed=None if seed is None else seed + index,
+                bn_momentum=batch_norm_momentum,
                 name=f"{kind}_cell_{block_id}",
             )
             return layer(x if p is None else [x, p]), x
@@ -167,12 +172,12 @@ class NASNet(keras.Model):
             x = layers.Conv2D(int(32 * stem_multiplier), 3, strides=2, padding="valid", **conv)(
                 inputs
             )
-            x = _bn("stem_bn1")(x)
+            x = _bn("stem_bn1", batch_norm_momentum)(x)
             x, p = cell(x, None, filters // fm**2, True, "stem_1")
             x, p = cell(x, p, filters // fm, True, "stem_2")
         else:
             x = layers.Conv2D(int(filters * stem_multiplier), 3, padding="same", **conv)(inputs)
-            x = _bn("stem_bn1")(x)
+            x = _bn("stem_bn1", batch_norm_momentum)(x)
             p = None
         aux_input = None
         for stage in range(3):
@@ -195,7 +200,10 @@ class NASNet(keras.Model):
                 classes, activation=classifier_activation, dtype="float32", name="predictions"
             )(x)
             if auxiliary_head:
-                outputs = [outputs, _aux_head(aux_input, classes, classifier_activation)]
+                outputs = [
+                    outputs,
+                    _aux_head(aux_input, classes, classifier_activation, batch_norm_momentum),
+                ]
         elif pooling == "avg":
             outputs = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         elif pooling == "max":
@@ -221,6 +229,7 @@ class NASNet(keras.Model):
         self.pooling = pooling
         self.classifier_activation = classifier_activation
         self.seed = seed
+        self.batch_norm_momentum = float(batch_norm_momentum)
 
     # -- the auxiliary head is a training-time output only ------------------------------------
     def call(self, inputs, training=None, mask=None):
@@ -279,6 +288,7 @@ class NASNet(keras.Model):
             "pooling": self.pooling,
             "classifier_activation": self.classifier_activation,
             "seed": self.seed,
+            "batch_norm_momentum": self.batch_norm_momentum,
         }
 
     @classmethod
@@ -286,17 +296,17 @@ class NASNet(keras.Model):
         return cls(**config)
 
 
-def _aux_head(x, classes, activation):
+def _aux_head(x, classes, activation, momentum):
     """ReLU, 5x5/3 avg pool, 1x1 conv 128, BN, ReLU, conv 768 over the whole map, BN, ReLU, FC."""
     conv = dict(use_bias=False, kernel_initializer="he_normal")
     x = layers.ReLU(name="aux_relu_1")(x)
     pool = (min(5, x.shape[1]), min(5, x.shape[2]))
     x = layers.AveragePooling2D(pool, strides=3, padding="valid", name="aux_pool")(x)
     x = layers.Conv2D(128, 1, name="aux_conv_1", **conv)(x)
-    x = _bn("aux_bn_1")(x)
+    x = _bn("aux_bn_1", momentum)(x)
     x = layers.ReLU(name="aux_relu_2")(x)
     x = layers.Conv2D(768, tuple(x.shape[1:3]), padding="valid", name="aux_conv_2", **conv)(x)
-    x = _bn("aux_bn_2")(x)
+    x = _bn("aux_bn_2", momentum)(x)
     x = layers.ReLU(name="aux_relu_3")(x)
     x = layers.Flatten(name="aux_flatten")(x)
     return layers.Dense(classes, activation=activation, dtype="float32", name="aux_predictions")(

@@ -9,7 +9,9 @@ Every op maps a hidden state to `filters` channels at `ceil(size / strides)` res
 - stride-2 pooling pads explicitly (zeros, `imagenet_utils.correct_pad`) and pools `"valid"`, as
   `keras.applications.NASNet` does, so that Keras' NASNet weights give Keras' outputs.
 
-Batch norm uses slim's momentum 0.9997 and epsilon 1e-3.
+Batch norm uses slim's momentum 0.9997 (settable: `bn_momentum`; short runs such as search
+children need a lower one, or their moving statistics stay near their initial values) and
+epsilon 1e-3.
 """
 
 import math
@@ -46,19 +48,28 @@ def _check_filters(filters, even=False):
         )
 
 
-def _bn(name):
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+def _bn(name, momentum=BN_MOMENTUM):
+    return layers.BatchNormalization(momentum=momentum, epsilon=BN_EPSILON, name=name)
+
+
+def check_momentum(momentum, name="bn_momentum"):
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not (
+        0.0 <= momentum < 1.0
+    ):
+        raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={momentum!r}")
 
 
 class _Op(layers.Layer):
     """Base of the ops: a chain of sublayers, built explicitly in `build`."""
 
-    def __init__(self, filters, strides=1, **kwargs):
+    def __init__(self, filters, strides=1, bn_momentum=BN_MOMENTUM, **kwargs):
         super().__init__(**kwargs)
         _check_filters(filters)
         _check_strides(strides)
+        check_momentum(bn_momentum)
         self.filters = filters
         self.strides = strides
+        self.bn_momentum = float(bn_momentum)
 
     def _chain(self, input_shape):
         """Returns the ordered sublayers for `input_shape`. Subclasses implement it."""
@@ -85,7 +96,9 @@ class _Op(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"filters": self.filters, "strides": self.strides})
+        config.update(
+            {"filters": self.filters, "strides": self.strides, "bn_momentum": self.bn_momentum}
+        )
         return config
 
 
@@ -130,7 +143,7 @@ class ReLUConvBN(_Op):
         ]
         if dilated and self.strides > 1:
             chain.append(layers.AveragePooling2D(1, strides=self.strides, name="subsample"))
-        chain.append(_bn("bn"))
+        chain.append(_bn("bn", self.bn_momentum))
         return chain
 
     def get_config(self):
@@ -162,7 +175,7 @@ class FactorizedConv(_Op):
             layers.ReLU(name="relu"),
             layers.Conv2D(self.filters, (1, k), strides=(1, s), name=f"conv_1x{k}", **conv),
             layers.Conv2D(self.filters, (k, 1), strides=(s, 1), name=f"conv_{k}x1", **conv),
-            _bn("bn"),
+            _bn("bn", self.bn_momentum),
         ]
 
     def get_config(self):
@@ -196,12 +209,12 @@ class SeparableConvOp(_Op):
                 self.filters, k, strides=self.strides, padding="same", use_bias=False,
                 name="separable_conv_1",
             ),
-            _bn("separable_conv_1_bn"),
+            _bn("separable_conv_1_bn", self.bn_momentum),
             layers.ReLU(name="relu_2"),
             layers.SeparableConv2D(
                 self.filters, k, padding="same", use_bias=False, name="separable_conv_2"
             ),
-            _bn("separable_conv_2_bn"),
+            _bn("separable_conv_2_bn", self.bn_momentum),
         ]
 
     def get_config(self):
@@ -243,7 +256,7 @@ class FactorizedReduction(_Op):
         self.pool_2 = layers.AveragePooling2D(1, strides=2, padding="valid", name="avg_pool_2")
         self.conv_2 = layers.Conv2D(half, 1, name="conv_2", **conv)
         self.concat = layers.Concatenate(name="concat")
-        self.bn = _bn("bn")
+        self.bn = _bn("bn", self.bn_momentum)
         shape = self.pool_1.compute_output_shape(input_shape)
         self.conv_1.build(shape)
         self.conv_2.build(shape)
@@ -256,11 +269,11 @@ class FactorizedReduction(_Op):
         return self.bn(self.concat([a, b]), training=training)
 
 
-def _projection(filters, input_shape):
+def _projection(filters, input_shape, bn_momentum):
     """A 1x1 ReLU-conv-BN when the input's channels differ from `filters`, else nothing."""
     if input_shape[-1] == filters:
         return []
-    return [ReLUConvBN(filters, 1, name="projection")]
+    return [ReLUConvBN(filters, 1, bn_momentum=bn_momentum, name="projection")]
 
 
 @keras.saving.register_keras_serializable(package="nasnet_tf")
@@ -293,7 +306,7 @@ class PoolOp(_Op):
             chain.append(layers.ZeroPadding2D(pads, name="pad"))
             chain.append(pool_cls(self.pool_size, strides=self.strides, padding="valid",
                                   name="pool"))
-        return chain + _projection(self.filters, input_shape)
+        return chain + _projection(self.filters, input_shape, self.bn_momentum)
 
     def get_config(self):
         config = super().get_config()
@@ -314,13 +327,15 @@ class IdentityOp(_Op):
 
     def _chain(self, input_shape):
         if self.strides > 1:
-            return [FactorizedReduction(self.filters, name="reduction")]
-        return _projection(self.filters, input_shape)
+            return [
+                FactorizedReduction(self.filters, bn_momentum=self.bn_momentum, name="reduction")
+            ]
+        return _projection(self.filters, input_shape, self.bn_momentum)
 
 
 def _factory(cls, **fixed):
-    def make(filters, strides=1, name=None):
-        return cls(filters, strides=strides, name=name, **fixed)
+    def make(filters, strides=1, name=None, bn_momentum=BN_MOMENTUM):
+        return cls(filters, strides=strides, bn_momentum=bn_momentum, name=name, **fixed)
 
     make.op_class = cls
     make.fixed = fixed
@@ -342,12 +357,13 @@ OPS = {
     "sep_conv_5x5": _factory(SeparableConvOp, kernel_size=5),
     "sep_conv_7x7": _factory(SeparableConvOp, kernel_size=7),
 }
-"""The NASNet op registry: name -> `factory(filters, strides=1, name=None)` returning a layer."""
+"""The NASNet op registry: name -> `factory(filters, strides=1, name=None, bn_momentum=0.9997)`
+returning a layer."""
 
 OP_NAMES = tuple(OPS)
 
 
-def get_op(name, filters, strides=1, layer_name=None):
+def get_op(name, filters, strides=1, layer_name=None, bn_momentum=BN_MOMENTUM):
     """Makes the op `name` from the registry.
 
     Example:
@@ -357,7 +373,7 @@ def get_op(name, filters, strides=1, layer_name=None):
     """
     if name not in OPS:
         raise ValueError(f"Unknown op {name!r}. Accepted ops: {sorted(OPS)}")
-    return OPS[name](filters, strides=strides, name=layer_name)
+    return OPS[name](filters, strides=strides, name=layer_name, bn_momentum=bn_momentum)
 
 
 __all__ = [

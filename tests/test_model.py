@@ -26,6 +26,12 @@ def _trainable_count(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
+def _infer(model, x):
+    """Inference without `predict`: under JAX, `predict` compiles the whole network with XLA
+    (minutes for a NASNet on a CPU), while an eager call runs op by op in about a second."""
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
 def _cells(model):
     return [layer for layer in model.layers if isinstance(layer, NASNetCell)]
 
@@ -82,12 +88,12 @@ def keras_mobile():
 
 def test_keras_nasnet_mobile_weights_give_keras_predictions(keras_mobile, tmp_path):
     x = _images(2, 224)
-    expected = keras_mobile.predict(x, verbose=0)
+    expected = _infer(keras_mobile, x)
     assert expected.max() > 10 * expected.min()  # far from uniform: the check can fail
 
     ours = build_nasnet(preset="mobile", auxiliary_head=False)
     load_keras_application_weights(ours, keras_mobile)
-    np.testing.assert_allclose(ours.predict(x, verbose=0), expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(_infer(ours, x), expected, atol=1e-5, rtol=0)
 
     # The same through a Keras legacy `.h5` file (the format of Keras' ImageNet downloads).
     from keras.src.legacy.saving import legacy_h5_format
@@ -96,13 +102,13 @@ def test_keras_nasnet_mobile_weights_give_keras_predictions(keras_mobile, tmp_pa
     with h5py.File(path, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, keras_mobile)
     loaded = build_nasnet(preset="mobile", auxiliary_head=False, weights=str(path))
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(_infer(loaded, x), expected, atol=1e-5, rtol=0)
 
     # And our own weights file.
     own = tmp_path / "ours.weights.h5"
     ours.save_weights(own)
     again = build_nasnet(preset="mobile", auxiliary_head=False, weights=own)
-    np.testing.assert_allclose(again.predict(x, verbose=0), expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(_infer(again, x), expected, atol=1e-5, rtol=0)
 
 
 def test_keras_weights_refuse_another_layout(keras_mobile):
@@ -118,16 +124,16 @@ def test_keras_weights_refuse_another_layout(keras_mobile):
 def test_model_config_and_keras_file_round_trip(tmp_path):
     model = build_nasnet(**TINY, auxiliary_head=True, drop_path_keep_prob=0.7, seed=3)
     x = _images(2, 8)
-    expected = model.predict(x, verbose=0)
+    expected = _infer(model, x)
     clone = NASNet.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     clone.set_weights(model.get_weights())
-    outputs_equal(clone.predict(x, verbose=0), expected)
+    outputs_equal(_infer(clone, x), expected)
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
     assert isinstance(loaded, NASNet) and loaded.genotype == NASNET_A
-    outputs_equal(loaded.predict(x, verbose=0), expected)
+    outputs_equal(_infer(loaded, x), expected)
 
 
 def test_auxiliary_head_is_a_training_output_only():
@@ -137,7 +143,7 @@ def test_auxiliary_head_is_a_training_output_only():
     assert main.shape == aux.shape == (4, 10)
     assert model(x, training=False).shape == (4, 10)
     assert model.predict(x, verbose=0).shape == (4, 10)
-    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+    np.testing.assert_array_equal(_infer(model, x), _infer(model, x))
 
     model.compile(loss="sparse_categorical_crossentropy")
     y = np.array([0, 1, 2, 3])
@@ -153,7 +159,8 @@ def test_any_genotype_builds_and_trains_a_step(num_blocks):
     combine = ("add", "concat", None)[num_blocks % 3]
     genotype = random_genotype(100 + num_blocks, num_blocks, combine)
     model = build_nasnet(genotype, **TINY, auxiliary_head=False, drop_path_keep_prob=0.8)
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    # Eager steps: XLA-compiling seven different graphs would dominate the suite's time.
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", jit_compile=False)
     before = [w.copy() for w in model.get_weights()]
     history = model.fit(_images(4, 8), np.arange(4), epochs=1, batch_size=4, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -209,3 +216,19 @@ def test_bad_builder_arguments(kwargs, match):
 def test_auxiliary_head_needs_the_top():
     with pytest.raises(ValueError, match="needs `include_top=True`"):
         NASNet(auxiliary_head=True, include_top=False, num_cells=1, penultimate_filters=48)
+
+
+def test_batch_norm_momentum_reaches_every_batch_norm(tmp_path):
+    model = build_nasnet(**TINY, auxiliary_head=True, batch_norm_momentum=0.9)
+    norms = [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert len(norms) > 20 and {layer.momentum for layer in norms} == {0.9}
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.batch_norm_momentum == 0.9
+    with pytest.raises(ValueError, match="batch_norm_momentum=1.0"):
+        build_nasnet(**TINY, batch_norm_momentum=1.0)

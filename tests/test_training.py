@@ -25,6 +25,8 @@ from nasnet_tf.training import (  # noqa: E402
 )
 
 BACKEND = keras.backend.backend()
+# `train` is backend-neutral Keras; under JAX (minutes per tiny run on this CPU) it is exercised
+# by the crash-and-restart test below, the arrays test, and tests/test_distribute.py.
 HELPER = pathlib.Path(__file__).with_name("_train_resume.py")
 TINY = dict(num_cells=1, penultimate_filters=24, auxiliary_head=False, drop_path_keep_prob=1.0)
 
@@ -105,6 +107,7 @@ def test_label_smoothing_loss_takes_integer_or_one_hot_labels():
 
 
 # -- a run, its files, and the recipe's parts ----------------------------------------------------
+@pytest.mark.tf_only  # backend-neutral code; JAX runs it in the resume test
 def test_train_writes_whole_outputs_and_resumes_a_finished_run(digits, tmp_path):
     history = train(None, digits, _config(epochs=2, tensorboard=True), tmp_path)
     assert len(history.history["loss"]) == 2
@@ -138,6 +141,7 @@ def test_resume_with_other_settings_is_refused(digits, tmp_path):
         train(None, digits, _config(learning_rate=0.5), tmp_path)
 
 
+@pytest.mark.tf_only  # backend-neutral code; JAX runs it in the resume test
 def test_a_stray_temporary_file_does_not_break_resumption(digits, tmp_path):
     class Crash(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -155,6 +159,7 @@ def test_a_stray_temporary_file_does_not_break_resumption(digits, tmp_path):
     assert len(history.history["loss"]) == 2
 
 
+@pytest.mark.tf_only  # backend-neutral code; JAX runs it in the resume test
 def test_aux_head_drop_path_and_label_smoothing_act_in_training_only(digits):
     config = _config(epochs=2, steps_per_epoch=2, model_kwargs=dict(
         num_cells=1, penultimate_filters=24, auxiliary_head=True, drop_path_keep_prob=0.5))

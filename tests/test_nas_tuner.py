@@ -75,17 +75,21 @@ class FlakyHyperModel(NASNetHyperModel):
     """Its first child fails to build, as an out-of-memory child would."""
 
     builds = 0
+    momenta = []
 
     def build_child(self, architecture):
         type(self).builds += 1
         if type(self).builds == 1:
             raise RuntimeError(f"simulated failure building {architecture}")
-        return super().build_child(architecture)
+        model = super().build_child(architecture)
+        type(self).momenta.append(model.batch_norm_momentum)
+        return model
 
 
 def test_a_child_that_raises_becomes_a_penalised_trial_and_the_search_goes_on(tmp_path, capsys):
     x, y, x_val, y_val = tiny_data()
     FlakyHyperModel.builds = 0
+    FlakyHyperModel.momenta = []
     tuner = NASNetTuner(
         FlakyHyperModel(num_blocks=1, ops=CHEAP_OPS, **TINY_CHILD),
         max_trials=2,
@@ -107,6 +111,7 @@ def test_a_child_that_raises_becomes_a_penalised_trial_and_the_search_goes_on(tm
     tuner.results_summary()
     out = capsys.readouterr().out
     assert "1 failed" in out and "simulated failure" in out
+    assert FlakyHyperModel.momenta == [0.9]  # children's batch norm suits brief training
 
 
 def test_a_child_whose_loss_goes_nan_becomes_a_penalised_trial(tmp_path):

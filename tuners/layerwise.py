@@ -409,6 +409,7 @@ def build_layerwise_cnn(
     input_shape=(32, 32, 3),
     classes=10,
     classifier_activation="softmax",
+    batch_norm_momentum=0.99,
     name="layerwise_cnn",
 ):
     """Builds the CNN of a layer-wise architecture.
@@ -423,6 +424,7 @@ def build_layerwise_cnn(
         input_shape: `(height, width, channels)` of the images (channels last).
         classes: number of classes.
         classifier_activation: activation of the classifier, `None` for logits.
+        batch_norm_momentum: momentum of the batch normalizations' moving statistics.
         name: the model's name.
 
     Returns:
@@ -451,6 +453,15 @@ def build_layerwise_cnn(
             f"Received: input_shape={input_shape}"
         )
     _check_positive_int(classes, "classes")
+    if (
+        isinstance(batch_norm_momentum, bool)
+        or not isinstance(batch_norm_momentum, (int, float))
+        or not 0.0 <= batch_norm_momentum < 1.0
+    ):
+        raise ValueError(
+            "`batch_norm_momentum` must be in [0, 1). "
+            f"Received: batch_norm_momentum={batch_norm_momentum!r}"
+        )
     inputs = keras.Input(shape=input_shape, name="image")
     outputs = []
     for i, layer in enumerate(genotype.layers):
@@ -465,7 +476,7 @@ def build_layerwise_cnn(
             use_bias=False,
             name=f"layer{i}_conv",
         )(x)
-        x = keras.layers.BatchNormalization(name=f"layer{i}_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=batch_norm_momentum, name=f"layer{i}_bn")(x)
         outputs.append(x)
     x = _concat_padded([outputs[i] for i in genotype.output_layers], name="head_concat")
     x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)

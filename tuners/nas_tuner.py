@@ -115,13 +115,6 @@ class _ChildHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp):
         model = self.build_child(self.space.declare(hp))
-        if self.batch_norm_momentum is not None:
-            # Children train for a few hundred steps at most: with slim's momentum (0.9997)
-            # the moving statistics would stay near their initial values and every child
-            # would score at chance on validation data.
-            for layer in model._flatten_layers():
-                if isinstance(layer, keras.layers.BatchNormalization):
-                    layer.momentum = float(self.batch_norm_momentum)
         model.compile(
             optimizer=self._make_optimizer(),
             loss=self.loss,
@@ -211,7 +204,10 @@ class NASNetHyperModel(_ChildHyperModel):
             raise ValueError(
                 f"`build_kwargs` must be a dict or None. Received: build_kwargs={build_kwargs!r}"
             )
-        reserved = {"genotype", "num_cells", "penultimate_filters", "input_shape", "classes"}
+        reserved = {
+            "genotype", "num_cells", "penultimate_filters", "input_shape", "classes",
+            "batch_norm_momentum",
+        }
         clash = reserved & set(build_kwargs or {})
         if clash:
             raise ValueError(
@@ -226,13 +222,19 @@ class NASNetHyperModel(_ChildHyperModel):
         }
 
     def build_child(self, architecture):
+        kwargs = dict(self.build_kwargs)
+        if self.batch_norm_momentum is not None:
+            # Children train for a few hundred steps at most: with slim's momentum (0.9997)
+            # the moving statistics would stay near their initial values and every child
+            # would score at chance on validation data.
+            kwargs["batch_norm_momentum"] = float(self.batch_norm_momentum)
         return build_nasnet(
             architecture,
             num_cells=self.num_cells,
             penultimate_filters=self.penultimate_filters,
             input_shape=self.input_shape,
             classes=self.classes,
-            **self.build_kwargs,
+            **kwargs,
         )
 
 
@@ -303,8 +305,11 @@ class LayerwiseHyperModel(_ChildHyperModel):
         )
 
     def build_child(self, architecture):
+        kwargs = {}
+        if self.batch_norm_momentum is not None:
+            kwargs["batch_norm_momentum"] = float(self.batch_norm_momentum)
         return build_layerwise_cnn(
-            architecture, input_shape=self.input_shape, classes=self.classes
+            architecture, input_shape=self.input_shape, classes=self.classes, **kwargs
         )
 
 

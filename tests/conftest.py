@@ -29,7 +29,8 @@ def cifar_dir():
     return CIFAR_DIR
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _clear_session():
+    # Once per module: per test, clear_session's garbage collection costs seconds.
     yield
     keras.backend.clear_session()

@@ -68,6 +68,20 @@ class Placement:
             )
 
 
+_MIRRORED = []
+
+
+def _mirrored_strategy():
+    # One MirroredStrategy per process: a second one restarts the collective instance keys,
+    # and its all-reduces then clash with the first one's ("Shape mismatch in the collective
+    # instance ...").
+    if not _MIRRORED:
+        import tensorflow as tf
+
+        _MIRRORED.append(tf.distribute.MirroredStrategy())
+    return _MIRRORED[0]
+
+
 def _reject_multi_worker(strategy):
     import tensorflow as tf
 
@@ -120,7 +134,7 @@ def resolve_strategy(strategy="auto"):
 
             if strategy == "auto" and len(tf.config.list_logical_devices("GPU")) < 2:
                 return Placement("default")
-            mirrored = tf.distribute.MirroredStrategy()
+            mirrored = _mirrored_strategy()
             return Placement("mirrored", mirrored.num_replicas_in_sync, strategy=mirrored)
         if backend == "jax":
             devices = keras.distribution.list_devices()

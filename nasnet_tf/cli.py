@@ -332,20 +332,6 @@ def bn_momentum(setting, total_steps):
     return min(0.9997, max(0.9, 1.0 - 10.0 / max(total_steps, 1)))
 
 
-def _bn_callback(momentum):
-    import keras
-
-    class BatchNormMomentum(keras.callbacks.Callback):
-        """Sets every BatchNormalization's momentum before training starts (before tracing)."""
-
-        def on_train_begin(self, logs=None):
-            for layer in self.model._flatten_layers(include_self=False, recursive=True):
-                if isinstance(layer, keras.layers.BatchNormalization):
-                    layer.momentum = momentum
-
-    return BatchNormMomentum()
-
-
 def _momentum_arg(text):
     try:
         value = float(text)
@@ -585,20 +571,20 @@ def run_train(args, genotype, data=None, name=None):
         model_kwargs["auxiliary_head"] = False
     if args.drop_path_keep_prob is not None:
         model_kwargs["drop_path_keep_prob"] = args.drop_path_keep_prob
+    steps = min(data.steps_per_epoch, args.steps_per_epoch or data.steps_per_epoch)
+    model_kwargs["batch_norm_momentum"] = bn_momentum(args.train_bn_momentum, steps * args.epochs)
     overrides = dict(epochs=args.epochs, batch_size=args.batch_size, model_kwargs=model_kwargs,
                      strategy=args.strategy, seed=args.seed, verbose=args.verbose,
                      steps_per_epoch=args.steps_per_epoch)
     if args.learning_rate is not None:
         overrides["learning_rate"] = args.learning_rate
     config = TrainConfig.for_preset(args.preset, **overrides)
-    steps = min(data.steps_per_epoch, args.steps_per_epoch or data.steps_per_epoch)
-    momentum = bn_momentum(args.train_bn_momentum, steps * args.epochs)
     print(f"Training {name or 'the genotype'} ({args.preset} layout, N={args.num_cells}, "
           f"P={args.penultimate_filters}) on {data.name} {tuple(data.image_shape)} for "
           f"{args.epochs} epochs in {out}", flush=True)
     os.makedirs(out, exist_ok=True)
     write_json(genotype_path, genotype.to_dict())
-    history = train(genotype, data, config, out, callbacks=[_bn_callback(momentum)])
+    history = train(genotype, data, config, out)
     model = history.model
     accuracy = history.history.get("val_accuracy", [None])[-1]
     meta = export.model_metadata(

@@ -12,7 +12,13 @@ import os
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 if BACKEND == "jax":
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    # Two host devices; on a loaded 2-core machine one device's thread can reach a collective
+    # long after the other, so give the rendezvous minutes instead of XLA's 40 s.
+    os.environ["XLA_FLAGS"] = (
+        "--xla_force_host_platform_device_count=2 "
+        "--xla_cpu_collective_call_terminate_timeout_seconds=600 "
+        "--xla_cpu_collective_timeout_seconds=600"
+    )
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 if BACKEND == "tensorflow":

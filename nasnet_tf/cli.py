@@ -12,6 +12,8 @@ import shutil
 import sys
 import tempfile
 
+from nasnet_tf.io_utils import write_json
+
 PROG = "nasnet-tf"
 DEFAULT_RUNS = "nasnet_runs"
 
@@ -80,21 +82,6 @@ def check_writable(path, what="output"):
         raise CLIError(f"cannot write the {what} {path!r}: {e.strerror}") from e
     os.close(fd)
     os.remove(tmp)
-
-
-def write_json(path, data):
-    """Writes JSON whole or not at all (temp file in the same directory, then `os.replace`)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _draw(genotype, directory, formats=("png", "svg"), engine="auto"):

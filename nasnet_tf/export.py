@@ -17,6 +17,8 @@ import warnings
 
 import keras
 
+from nasnet_tf.io_utils import write_json
+
 __all__ = [
     "DEFAULT_PREPROCESSING",
     "build_from_metadata",
@@ -220,20 +222,6 @@ def read_metadata(path):
             raise ValueError(f"Invalid metadata JSON in {meta!r}: {e}") from e
 
 
-def _write_json(path, data):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _prepare_target(path, overwrite):
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path) and not overwrite:
@@ -306,7 +294,7 @@ def export_saved_model(model, path, *, preprocessing=None, input_dtype="float32"
     try:
         target = os.path.join(tmp, "saved_model")
         served.export(target, format="tf_saved_model", verbose=False)
-        _write_json(os.path.join(target, METADATA_NAME), meta)
+        write_json(os.path.join(target, METADATA_NAME), meta)
         _replace_dir(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -347,7 +335,7 @@ def export_tflite(model, path, *, preprocessing=None, input_dtype="float32", pre
         tmp_file = os.path.join(tmp, "model.tflite")
         with open(tmp_file, "wb") as f:
             f.write(content)
-        _write_json(os.path.join(tmp, "model.tflite.json"), meta)
+        write_json(os.path.join(tmp, "model.tflite.json"), meta)
         os.replace(tmp_file, path)
         os.replace(os.path.join(tmp, "model.tflite.json"), metadata_path(path))
     return path
@@ -387,7 +375,7 @@ def save_keras(model, path, *, preprocessing=None, preset=None, class_names=None
     with tempfile.TemporaryDirectory(dir=os.path.dirname(path), prefix=".keras-") as tmp:
         tmp_file = os.path.join(tmp, "model.keras")
         model.save(tmp_file)
-        _write_json(os.path.join(tmp, "model.keras.json"), meta)
+        write_json(os.path.join(tmp, "model.keras.json"), meta)
         os.replace(tmp_file, path)
         os.replace(os.path.join(tmp, "model.keras.json"), metadata_path(path))
     return path

@@ -31,6 +31,7 @@ from keras import ops
 from nasnet_tf import distribute
 from nasnet_tf.builder import build_nasnet
 from nasnet_tf.cell import DropPathScheduler, NASNetCell
+from nasnet_tf.io_utils import write_json
 from nasnet_tf.presets import PRESETS
 
 __all__ = ["TrainConfig", "train", "LabelSmoothingCrossentropy", "EpochCheckpoint",
@@ -271,16 +272,6 @@ class LabelSmoothingCrossentropy(keras.losses.Loss):
 
 
 # -- files written whole ------------------------------------------------------------------------
-def _write_json(path, obj):
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _save_weights(model, path):
     path = pathlib.Path(path)
     tmp = path.with_name(f".tmp-{path.name}")  # still ends in .weights.h5, as Keras requires
@@ -348,7 +339,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "history": self.history,
             "config": self.config,
         }
-        _write_json(self.directory / STATE_FILE, state)
+        write_json(self.directory / STATE_FILE, state, sort_keys=True)
         for old in self.directory.glob("epoch-*.weights.h5"):
             if old.name != name:
                 old.unlink(missing_ok=True)
@@ -579,7 +570,7 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
         if output_dir:
             out = pathlib.Path(output_dir)
             out.mkdir(parents=True, exist_ok=True)
-            _write_json(out / "config.json", config.to_dict())
+            write_json(out / "config.json", config.to_dict(), sort_keys=True)
             checkpoint = EpochCheckpoint(out, history, config.to_dict())
             cbs.append(checkpoint)
             if config.tensorboard:
@@ -614,7 +605,7 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
         result.epoch = list(range(len(next(iter(history.values()), []))))
         if output_dir:
             out = pathlib.Path(output_dir)
-            _write_json(out / "history.json", history)
+            write_json(out / "history.json", history, sort_keys=True)
             final = out / "model.keras"
             tmp = out / ".tmp-model.keras"
             model.save(tmp)

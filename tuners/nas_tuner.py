@@ -9,13 +9,12 @@ By default the trials come from a `ControllerOracle` (the RNN controller); pass 
 use another KerasTuner oracle (e.g. `keras_tuner.oracles.RandomSearchOracle`).
 """
 
-import os
-import tempfile
 
 import keras
 import keras_tuner
 
 from nasnet_tf import build_nasnet
+from nasnet_tf.io_utils import atomic_write
 from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
 from tuners.layerwise import LayerwiseSearchSpace, build_layerwise_cnn
 from tuners.nasnet_space import NASNetSearchSpace
@@ -436,16 +435,7 @@ class _NASTuner(keras_tuner.Tuner):
                 "No trial has completed yet, so there is no best genotype to export. "
                 f"Received: {len(self.oracle.trials)} trials, none COMPLETED"
             )
-        filepath = os.fspath(filepath)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(filepath) or ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(best[0].to_json(indent=2))
-            os.replace(tmp, filepath)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write(filepath, lambda f: f.write(best[0].to_json(indent=2)), suffix=".json")
         return best[0]
 
     def results_summary(self, num_trials=10):

@@ -18,13 +18,13 @@ import json
 import logging
 import math
 import os
-import tempfile
 
 import keras_tuner
 import numpy as np
 from keras_tuner.engine import hyperparameters as hp_module
 from keras_tuner.engine import trial as trial_module
 
+from nasnet_tf.io_utils import atomic_write
 from tuners.controller import Controller, validate_settings
 
 logger = logging.getLogger(__name__)
@@ -94,21 +94,6 @@ def decision_values(hp):
             f"most {MAX_CHOICES} per hyperparameter. Received: {hp!r}"
         )
     return values
-
-
-def _atomic_write_bytes(path, write_fn, suffix):
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_TMP_PREFIX, suffix=suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 class ControllerOracle(keras_tuner.Oracle):
@@ -504,14 +489,16 @@ class ControllerOracle(keras_tuner.Oracle):
             arrays.update({f"o{i}": o for i, o in enumerate(full["optimizer"])})
             arrays["num_weights"] = np.array(len(full["weights"]))
             arrays["num_optimizer"] = np.array(len(full["optimizer"]))
-            _atomic_write_bytes(
+            atomic_write(
                 self._controller_fname(self._controller_version),
                 lambda f: np.savez(f, **arrays),
+                binary=True,
+                prefix=_TMP_PREFIX,
                 suffix=".npz",
             )
         state = json.dumps(self.get_state(), default=_json_default)
-        _atomic_write_bytes(
-            self._get_oracle_fname(), lambda f: f.write(state.encode("utf-8")), suffix=".json"
+        atomic_write(
+            self._get_oracle_fname(), lambda f: f.write(state), prefix=_TMP_PREFIX, suffix=".json"
         )
         self._saved_controller_version = self._controller_version
         self._remove_stale_controller_files()

@@ -19,6 +19,8 @@ import json
 import keras
 import keras_tuner
 
+from tuners.values import as_values
+
 __all__ = [
     "Layer",
     "LayerwiseGenotype",
@@ -330,19 +332,7 @@ class LayerwiseSearchSpace:
     def decode(self, values):
         """The `LayerwiseGenotype` of hyperparameter `values` (a dict or `HyperParameters`);
         entries that are not the space's are ignored."""
-        if isinstance(values, keras_tuner.HyperParameters):
-            values = values.values
-        if not isinstance(values, dict):
-            raise ValueError(
-                "`values` must be a dict of hyperparameter values or a "
-                f"`keras_tuner.HyperParameters`. Received: values={values!r}"
-            )
-        missing = [name for name in self.names if name not in values]
-        if missing:
-            raise ValueError(
-                f"The values lack {len(missing)} of the space's {len(self.names)} decisions, "
-                f"e.g. {missing[:3]}. Received keys: {sorted(values)[:10]}"
-            )
+        values = as_values(values, self.names)
         layers = []
         for i in range(self.num_layers):
             chosen = {}

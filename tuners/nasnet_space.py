@@ -14,6 +14,7 @@ so `decode(encode(g)) == g` for every genotype whose cells use that rule.
 import keras_tuner
 
 from nasnet_tf import COMBINE_OPS, OP_NAMES, CellGenotype, Genotype
+from tuners.values import as_values
 
 __all__ = [
     "CELL_TYPES",
@@ -187,19 +188,7 @@ class NASNetSearchSpace:
 
         Entries that are not the space's (e.g. a learning rate tuned alongside) are ignored.
         """
-        if isinstance(values, keras_tuner.HyperParameters):
-            values = values.values
-        if not isinstance(values, dict):
-            raise ValueError(
-                "`values` must be a dict of hyperparameter values or a "
-                f"`keras_tuner.HyperParameters`. Received: values={values!r}"
-            )
-        missing = [name for name in self.names if name not in values]
-        if missing:
-            raise ValueError(
-                f"The values lack {len(missing)} of the space's {len(self.names)} decisions, "
-                f"e.g. {missing[:3]}. Received keys: {sorted(values)[:10]}"
-            )
+        values = as_values(values, self.names)
         cells = {}
         for cell_type in CELL_TYPES:
             blocks = []
@@ -300,11 +289,5 @@ def decode(values):
     Returns:
         A `Genotype` whose cells concatenate every state no block reads.
     """
-    if isinstance(values, keras_tuner.HyperParameters):
-        values = values.values
-    if not isinstance(values, dict):
-        raise ValueError(
-            "`values` must be a dict of hyperparameter values or a "
-            f"`keras_tuner.HyperParameters`. Received: values={values!r}"
-        )
+    values = as_values(values)
     return NASNetSearchSpace(num_blocks=_num_blocks_of(values)).decode(values)

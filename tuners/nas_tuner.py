@@ -15,6 +15,7 @@ import keras_tuner
 
 from nasnet_tf import build_nasnet
 from nasnet_tf.io_utils import atomic_write
+from nasnet_tf.ops import check_momentum
 from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
 from tuners.layerwise import LayerwiseSearchSpace, build_layerwise_cnn
 from tuners.nasnet_space import NASNetSearchSpace
@@ -78,15 +79,8 @@ class _ChildHyperModel(keras_tuner.HyperModel):
                 f"hypermodel. Received: compile_kwargs={compile_kwargs!r}"
             )
         self.compile_kwargs = dict(compile_kwargs or {})
-        if batch_norm_momentum is not None and (
-            isinstance(batch_norm_momentum, bool)
-            or not isinstance(batch_norm_momentum, (int, float))
-            or not 0.0 <= batch_norm_momentum < 1.0
-        ):
-            raise ValueError(
-                "`batch_norm_momentum` must be None or in [0, 1). "
-                f"Received: batch_norm_momentum={batch_norm_momentum!r}"
-            )
+        if batch_norm_momentum is not None:  # None keeps the child builder's own value
+            check_momentum(batch_norm_momentum, "batch_norm_momentum")
         self.batch_norm_momentum = batch_norm_momentum
 
     def declare_hyperparameters(self, hp):

@@ -1,0 +1,605 @@
+"""`EvolutionOracle`: regularized (aging) evolution as a KerasTuner `Oracle`.
+
+Real et al. 2019, "Regularized Evolution for Image Classifier Architecture Search" (AmoebaNet),
+Algorithm 1: a population of `population_size` architectures, first filled with uniform random
+samples; then each new architecture is a one-decision mutation of the winner of a tournament
+among `sample_size` members drawn at random, and each evaluated architecture joins the
+population while the OLDEST member dies. Aging instead of killing the worst is the
+regularization: a member survives only through descendants that keep scoring well, which
+resists architectures that scored well once by luck.
+
+Everything (population, history, pending trials and candidates, the NumPy random state) is
+JSON inside `oracle.json`, written whole (temporary file, then `os.replace`), as is each
+`trial.json`, so a search killed at any moment reloads a consistent state.
+"""
+
+import json
+import logging
+import math
+import os
+import re
+
+import keras_tuner
+import numpy as np
+from keras_tuner.engine import trial as trial_module
+
+from nasnet_tf.io_utils import atomic_write
+from tuners.nasnet_space import BLOCK_FIELDS, CELL_TYPES
+from tuners.oracle import decision_values
+
+__all__ = ["EvolutionOracle", "mutation_kind"]
+
+logger = logging.getLogger(__name__)
+
+_STATE_KEY = "evolution_oracle"
+_TMP_PREFIX = ".evolution_oracle_tmp_"
+_COMPLETED = trial_module.TrialStatus.COMPLETED
+_FAILED = trial_module.TrialStatus.FAILED
+_NASNET_NAME = re.compile(
+    rf"^({'|'.join(CELL_TYPES)})_b(\d+)_({'|'.join(BLOCK_FIELDS)})$"
+)
+_FIELD_KIND = {"input_a": "input", "input_b": "input", "op_a": "op", "op_b": "op",
+               "combine": "op"}  # fmt: skip
+_KINDS = ("input", "op", "hyperparameter")
+
+
+def mutation_kind(name):
+    """The kind of mutation that changes hyperparameter `name`.
+
+    Args:
+        name: a hyperparameter name.
+
+    Returns:
+        `"input"` for a NASNet cell decision `input_a` / `input_b` (the paper's hidden state
+        mutation), `"op"` for `op_a` / `op_b` / `combine` (its op mutation), and
+        `"hyperparameter"` for any other name.
+
+    Example:
+
+    >>> mutation_kind("reduction_b1_input_b"), mutation_kind("normal_b0_combine")
+    ('input', 'op')
+    >>> mutation_kind("learning_rate")
+    'hyperparameter'
+    """
+    match = _NASNET_NAME.match(name)
+    return _FIELD_KIND[match.group(3)] if match else "hyperparameter"
+
+
+def _checked_values(hp):
+    try:
+        return decision_values(hp)
+    except ValueError as error:
+        # `decision_values` words its errors for the controller; the limits are the same.
+        raise ValueError(str(error).replace("ControllerOracle", "EvolutionOracle")) from None
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+
+
+class EvolutionOracle(keras_tuner.Oracle):
+    """A KerasTuner `Oracle` running regularized (aging) evolution (Real et al. 2019).
+
+    Drop it in wherever a KerasTuner oracle goes (`keras_tuner.Tuner(oracle=...)`,
+    `NASNetTuner(oracle=...)`). While the population holds fewer than `population_size`
+    members, a trial is a uniform random sample of the space (in a sequential search: the
+    first `population_size` trials). After that, `sample_size` members are drawn at random
+    (without replacement), the one with the highest reward is the parent, and the trial is
+    the parent with ONE decision changed to another valid value. When a trial ends it joins
+    the population with its reward and, once the population exceeds `population_size`, the
+    OLDEST member dies, however good it is.
+
+    Mutations. On the NASNet cell space (`tuners.nasnet_space`) a mutation is, with equal
+    chance, an input mutation (`input_a` / `input_b` of one block of one cell, the paper's
+    hidden state mutation) or an op mutation (`op_a` / `op_b`, or `combine` when it is a
+    decision), on a decision drawn uniformly among those of that kind. On any other space
+    (`Choice`, `Boolean`, stepped `Int` / `Float`, as `ControllerOracle` accepts) one tunable
+    hyperparameter is changed; in a NASNet space with extra hyperparameters (e.g. a learning
+    rate) those are a third kind, drawn as often as each of the other two. With probability
+    `identity_prob` the child is the parent unchanged (the paper's identity mutation; it
+    re-evaluates the parent, which KerasTuner then runs again as a duplicate trial, hence
+    the default 0). A mutation that gives a configuration already tried is drawn again (21
+    draws), then a random sample is tried (21 draws); when all of those were tried too, the
+    space is deemed exhausted and the search stops, as KerasTuner's own oracles do.
+
+    Rewards. A completed trial's reward is its score (negated when the objective is
+    minimised), or `reward_fn(trial)` if given. A FAILED trial (it raised, or its objective
+    was NaN, once its `max_retries_per_trial` are spent), or one whose reward is not finite,
+    does NOT join the population, and the search goes on (up to KerasTuner's
+    `max_consecutive_failed_trials`). `history` lists every member that ever joined.
+
+    Defaults. The paper used P=100, S=25 for 20,000 models. For searches of 50-500 trials,
+    P=100 would leave nothing but the random phase; P=20 spends the first 20 trials (4-40% of
+    such a budget) on random samples, then evolves for the rest, and S=5 keeps the paper's
+    selection pressure (S/P = 1/4): the winner is on average in the top ~17% of the
+    population, while weaker members still get picked now and then.
+
+    Weight sharing. An estimator that trains shared weights needs no trials per child: it
+    calls `sample_candidates(n)` to draw architectures and `add_rewards(ids, rewards)` to
+    hand their rewards back; each rewarded candidate joins the population as a trial would.
+
+    Resuming. Its state is saved with the oracle, so a search killed at any moment and
+    restarted with `overwrite=False` goes on with the same population and random state: the
+    trial that was running is run again under its own id, a trial that had ended but not yet
+    joined joins on reload, and ids continue.
+
+    Args:
+        objective: as for `keras_tuner.Oracle`.
+        max_trials: int, the trial budget.
+        hyperparameters: optional `HyperParameters` declaring (part of) the space.
+        population_size: int, P, the members kept alive. Defaults to 20.
+        sample_size: int, S, the members in each tournament, at most `population_size`.
+            Defaults to 5.
+        identity_prob: float in [0, 1), the chance that a child is its parent unchanged.
+            Defaults to 0.0.
+        reward_fn: optional callable `trial -> float` giving the reward of a completed trial
+            (higher is better).
+        seed: int or None, seeds the evolution's `np.random.default_rng` (0 is kept as 0).
+        allow_new_entries, tune_new_entries, max_retries_per_trial,
+        max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
+
+    Example:
+
+    ```python
+    import keras_tuner
+
+    class Toy(keras_tuner.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            hp = trial.hyperparameters
+            return {"score": float(hp.Choice("a", [1, 2, 3]) + hp.Int("b", 0, 8, step=2))}
+
+    oracle = EvolutionOracle(
+        objective=keras_tuner.Objective("score", "max"), max_trials=10, population_size=4,
+        sample_size=2, seed=0)
+    tuner = Toy(oracle=oracle, directory="/tmp/toy_evolution", overwrite=True)
+    tuner.search(verbose=0)
+    print([m["id"] for m in oracle.population], oracle.history[-1]["mutation"])
+    print(tuner.get_best_hyperparameters()[0].values)
+    ```
+    """
+
+    def __init__(
+        self,
+        objective=None,
+        max_trials=None,
+        hyperparameters=None,
+        *,
+        population_size=20,
+        sample_size=5,
+        identity_prob=0.0,
+        reward_fn=None,
+        seed=None,
+        allow_new_entries=True,
+        tune_new_entries=True,
+        max_retries_per_trial=0,
+        max_consecutive_failed_trials=3,
+    ):
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            allow_new_entries=allow_new_entries,
+            tune_new_entries=tune_new_entries,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        _positive_int(population_size, "population_size")
+        _positive_int(sample_size, "sample_size")
+        if sample_size > population_size:
+            raise ValueError(
+                "`sample_size` must be at most `population_size` (a tournament draws its "
+                f"members from the population). Received: sample_size={sample_size} and "
+                f"population_size={population_size}"
+            )
+        if (
+            isinstance(identity_prob, bool)
+            or not isinstance(identity_prob, (int, float))
+            or not 0.0 <= identity_prob < 1.0
+        ):
+            raise ValueError(
+                "`identity_prob` must be a number in [0, 1). "
+                f"Received: identity_prob={identity_prob!r}"
+            )
+        if reward_fn is not None and not callable(reward_fn):
+            raise ValueError(
+                f"`reward_fn` must be callable or None. Received: reward_fn={reward_fn!r}"
+            )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"`seed` must be an int >= 0 or None. Received: seed={seed!r}")
+        self.population_size = population_size
+        self.sample_size = sample_size
+        self.identity_prob = float(identity_prob)
+        self.reward_fn = reward_fn
+        # KerasTuner turns seed=0 (and None) into a random seed; keep the user's 0.
+        self._evolution_seed = seed if seed is not None else self.seed
+        self._rng = np.random.default_rng(self._evolution_seed)
+        self._population = []  # [{"id", "reward", "values"}], oldest first
+        self._history = []  # [{"id", "reward", "parent", "mutation", "source"}], join order
+        self._pending_trials = {}  # trial_id -> [parent_id, mutation]
+        self._candidates = {}  # candidate_id -> {"values", "parent", "mutation"}
+        self._added = set()  # ended trial ids already handled (joined or failed)
+        self._candidate_counter = 0
+        self._defer_save = False
+        for hp in self.hyperparameters.space:
+            _checked_values(hp)
+
+    def update_space(self, hyperparameters):
+        """Adds new hyperparameters to the space; refuses those evolution cannot mutate."""
+        if self.tune_new_entries:
+            for hp in hyperparameters.space:
+                if not self.hyperparameters._exists(hp.name, hp.conditions):
+                    _checked_values(hp)
+        super().update_space(hyperparameters)
+
+    # ------------------------------------------------------------- sampling
+    def _options(self):
+        """[(hp, values or None)] for the space, in its order."""
+        return [(hp, _checked_values(hp)) for hp in self.hyperparameters.space]
+
+    def _random_sample(self):
+        values = {}
+        for hp, options in self._options():
+            if options is None:
+                values[hp.name] = hp.value
+            elif len(options) == 1:
+                values[hp.name] = options[0]
+            else:
+                values[hp.name] = options[int(self._rng.integers(len(options)))]
+        return values
+
+    def _complete(self, values):
+        """`values` restricted to the current space, defaults filling entries added since."""
+        complete = {}
+        for hp, options in self._options():
+            if hp.name in values:
+                complete[hp.name] = values[hp.name]
+            elif options is None:
+                complete[hp.name] = hp.value
+            else:
+                complete[hp.name] = hp.default if hp.default in options else options[0]
+        return complete
+
+    def _mutate(self, parent_values):
+        """(child values, mutation), or None when the space has no decision to change."""
+        values = self._complete(parent_values)
+        if self.identity_prob and self._rng.random() < self.identity_prob:
+            return values, {"kind": "identity"}
+        groups = {}
+        for hp, options in self._options():
+            if options is not None and len(options) > 1:
+                groups.setdefault(mutation_kind(hp.name), []).append((hp.name, options))
+        kinds = [kind for kind in _KINDS if kind in groups]
+        if not kinds:
+            return None
+        kind = kinds[int(self._rng.integers(len(kinds)))]
+        name, options = groups[kind][int(self._rng.integers(len(groups[kind])))]
+        old = values[name]
+        current = _index_of(options, old)
+        if current is None:
+            new = options[int(self._rng.integers(len(options)))]
+        else:
+            index = int(self._rng.integers(len(options) - 1))
+            new = options[index + 1 if index >= current else index]
+        values[name] = new
+        return values, {"kind": kind, "name": name, "old": old, "new": new}
+
+    def _tournament(self):
+        """The best (highest reward; the first drawn among equals) of `sample_size` members
+        drawn at random without replacement."""
+        drawn = self._rng.choice(len(self._population), size=self.sample_size, replace=False)
+        sample = [self._population[int(i)] for i in drawn]
+        return max(sample, key=lambda member: member["reward"])
+
+    def _draw(self, is_new):
+        """(values, parent_id, mutation) of the next architecture, or None when exhausted."""
+        tries = self._max_collisions + 1
+        if len(self._population) >= self.population_size:
+            for _ in range(tries):
+                parent = self._tournament()
+                mutated = self._mutate(parent["values"])
+                if mutated is None:
+                    break
+                values, mutation = mutated
+                if mutation["kind"] == "identity" or is_new(values):
+                    return values, parent["id"], mutation
+        for _ in range(tries):
+            values = self._random_sample()
+            if is_new(values):
+                return values, None, None
+        return None
+
+    def populate_space(self, trial_id):
+        """A random sample or a mutated tournament winner (`RUNNING`), or `STOPPED`."""
+        self._add_ended_trials()
+        drawn = self._draw(lambda values: not self._duplicate(values))
+        if drawn is None:
+            logger.info("EvolutionOracle: the space looks exhausted; stopping the search.")
+            self.save()  # keep the random state `create_trial` will not save
+            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+        values, parent, mutation = drawn
+        self._pending_trials[trial_id] = [parent, mutation]
+        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+
+    # ------------------------------------------------------------ population
+    def _join(self, member_id, reward, values, parent, mutation, source):
+        self._population.append({"id": member_id, "reward": reward, "values": dict(values)})
+        self._history.append(
+            {"id": member_id, "reward": reward, "parent": parent, "mutation": mutation,
+             "source": source}
+        )  # fmt: skip
+        while len(self._population) > self.population_size:
+            self._population.pop(0)  # aging: the oldest dies, not the worst
+
+    def _reward_of(self, trial):
+        if trial.status != _COMPLETED:
+            return None
+        if self.reward_fn is not None:
+            reward = float(self.reward_fn(trial))
+        elif trial.score is None:
+            return None
+        else:
+            reward = float(trial.score)
+            if self.objective.direction == "min":
+                reward = -reward
+        if not math.isfinite(reward):
+            logger.warning(
+                "EvolutionOracle: trial %s has reward %s; it does not join the population.",
+                trial.trial_id,
+                reward,
+            )
+            return None
+        return reward
+
+    def _add_ended_trials(self):
+        """Adds every ended trial not handled yet (e.g. ended just before a kill)."""
+        for trial_id in self.end_order:
+            if trial_id in self._added:
+                continue
+            trial = self.trials.get(trial_id)
+            if trial is None or trial.status not in (_COMPLETED, _FAILED):
+                continue
+            self._added.add(trial_id)
+            parent, mutation = self._pending_trials.pop(trial_id, (None, None))
+            reward = self._reward_of(trial)
+            if reward is not None:
+                self._join(
+                    trial_id, reward, trial.hyperparameters.values, parent, mutation, "trial"
+                )
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial):
+        """Ends the trial as KerasTuner does, then adds it to the population."""
+        # KerasTuner saves inside `end_trial`; save once, after the trial joined, so that no
+        # `oracle.json` shows a trial ended but not added.
+        self._defer_save = True
+        try:
+            super().end_trial(trial)
+        finally:
+            # Also when KerasTuner stops the search on too many consecutive failures.
+            self._defer_save = False
+            self._add_ended_trials()
+            self.save()
+
+    # ------------------------------------------------------- weight sharing
+    @keras_tuner.synchronized
+    def sample_candidates(self, n, record=True):
+        """Draws n architectures without creating trials.
+
+        Random samples while the population is not full, else mutated children of tournament
+        winners, as for trials; a draw that repeats a trial, a member or a pending candidate
+        is drawn again as in `populate_space`, and taken anyway when nothing new is found
+        (candidates are cheap to re-score, and there is no trial to stop).
+
+        Args:
+            n: positive int, how many.
+            record: bool. With True the oracle remembers each candidate's (parent, mutation)
+                until `add_rewards` names it; with False it does not (e.g. architectures
+                sampled only to train shared weights; they never join).
+
+        Returns:
+            A list of n dicts `{"id": str, "values": {hp_name: value, ...}}` holding every
+            hyperparameter of the space; ids (`"c000001"`, ...) are unique across resumes.
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"`n` must be a positive int. Received: n={n!r}")
+        n = int(n)
+        if not isinstance(record, bool):
+            raise ValueError(f"`record` must be a bool. Received: record={record!r}")
+        self._add_ended_trials()
+        taken = set(self._tried_so_far)
+        taken.update(self._compute_values_hash(m["values"]) for m in self._population)
+        taken.update(
+            self._compute_values_hash(c["values"]) for c in self._candidates.values()
+        )
+        candidates = []
+        for _ in range(n):
+            drawn = self._draw(lambda v: self._compute_values_hash(v) not in taken)
+            if drawn is None:
+                drawn = self._draw(lambda v: True)
+            values, parent, mutation = drawn
+            taken.add(self._compute_values_hash(values))
+            self._candidate_counter += 1
+            candidate_id = f"c{self._candidate_counter:06d}"
+            if record:
+                self._candidates[candidate_id] = {
+                    "values": values, "parent": parent, "mutation": mutation
+                }  # fmt: skip
+            candidates.append({"id": candidate_id, "values": dict(values)})
+        self._save_if_attached()
+        return candidates
+
+    @keras_tuner.synchronized
+    def add_rewards(self, candidate_ids, rewards):
+        """Rewards recorded candidates: each joins the population as a member (aging applies).
+
+        The same protocol as `ControllerOracle.add_rewards`, so one weight-sharing estimator
+        drives either strategy. The state is saved afterwards (when the oracle has a project
+        directory, i.e. is in a tuner).
+
+        Args:
+            candidate_ids: ids from `sample_candidates(..., record=True)`, each once and not
+                rewarded yet (a single id may be given as a string).
+            rewards: finite floats, one per id, higher is better (the caller has already
+                applied the objective's direction). A candidate that could not be scored is
+                best left unrewarded: it then never joins.
+
+        Raises:
+            ValueError: for unknown, already rewarded or repeated ids, or rewards that are not
+                one finite number per id; nothing is added then.
+        """
+        if isinstance(candidate_ids, str):
+            candidate_ids = [candidate_ids]
+        ids = list(candidate_ids)
+        values = None if rewards is None else list(np.atleast_1d(np.asarray(rewards, "object")))
+        if values is None or len(values) != len(ids):
+            raise ValueError(
+                f"`rewards` must give one number per candidate id ({len(ids)}). "
+                f"Received: rewards={rewards!r}"
+            )
+        unknown = [c for c in ids if c not in self._candidates]
+        repeated = sorted({c for c in ids if ids.count(c) > 1})
+        if unknown or repeated:
+            raise ValueError(
+                "`candidate_ids` must name candidates drawn by `sample_candidates(record=True)` "
+                "and not rewarded yet, each once. Received: "
+                + (f"unknown ids {unknown}" if unknown else f"repeated ids {repeated}")
+            )
+        if not all(_is_finite_number(v) for v in values):
+            raise ValueError(f"`rewards` must be finite numbers. Received: rewards={values!r}")
+        for candidate_id, reward in zip(ids, values):
+            candidate = self._candidates.pop(candidate_id)
+            self._join(
+                candidate_id, float(reward), candidate["values"], candidate["parent"],
+                candidate["mutation"], "candidate",
+            )  # fmt: skip
+        self._save_if_attached()
+
+    # ------------------------------------------------------------- results
+    @property
+    def population(self):
+        """The living members, oldest first: dicts `{"id", "reward", "values"}`."""
+        return [dict(m, values=dict(m["values"])) for m in self._population]
+
+    @property
+    def history(self):
+        """Every member that ever joined, in join order: dicts `{"id", "reward", "parent",
+        "mutation", "source"}`. `parent` is None for a random sample; `mutation` is None then,
+        else `{"kind": "input" | "op" | "hyperparameter", "name", "old", "new"}` or
+        `{"kind": "identity"}`; `source` is `"trial"` or `"candidate"`."""
+        return [dict(h) for h in self._history]
+
+    @property
+    def pending(self):
+        """Trials created but not ended yet: `{trial_id: [parent_id, mutation]}`."""
+        return {k: list(v) for k, v in self._pending_trials.items()}
+
+    @property
+    def recorded_candidates(self):
+        """Candidates awaiting a reward: `{id: {"values", "parent", "mutation"}}`."""
+        return {k: dict(v) for k, v in self._candidates.items()}
+
+    # --------------------------------------------------------- persistence
+    def get_state(self):
+        state = super().get_state()
+        state[_STATE_KEY] = {
+            "seed": self._evolution_seed,
+            "population_size": self.population_size,
+            "sample_size": self.sample_size,
+            "rng": self._rng.bit_generator.state,
+            "population": self._population,
+            "history": self._history,
+            "pending_trials": self._pending_trials,
+            "pending_candidates": self._candidates,
+            "added": sorted(self._added),
+            "candidate_counter": self._candidate_counter,
+        }
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        # A trial whose `trial.json` was written just before a kill, but which the saved
+        # state never recorded, would otherwise stay RUNNING forever; dropping it lets the
+        # same random state draw it again under the same id.
+        started = set(self.start_order)
+        for trial_id in [t for t in self.trials if t not in started]:
+            if self.trials[trial_id].status == trial_module.TrialStatus.RUNNING:
+                del self.trials[trial_id]
+        own = state.get(_STATE_KEY)
+        if own is None:
+            return
+        self._evolution_seed = own["seed"]
+        self._rng = np.random.default_rng(self._evolution_seed)
+        self._rng.bit_generator.state = own["rng"]
+        self._population = [dict(m) for m in own["population"]]
+        self._history = [dict(h) for h in own["history"]]
+        self._pending_trials = {k: list(v) for k, v in own["pending_trials"].items()}
+        self._candidates = {k: dict(v) for k, v in own["pending_candidates"].items()}
+        self._added = set(own["added"])
+        self._candidate_counter = int(own["candidate_counter"])
+        if len(self._population) > self.population_size:
+            logger.info(
+                "EvolutionOracle: population_size is now %d (saved: %d); the oldest members "
+                "die.",
+                self.population_size,
+                own["population_size"],
+            )
+            del self._population[: len(self._population) - self.population_size]
+        self._add_ended_trials()
+
+    def _save_trial(self, trial):
+        # KerasTuner writes `trial.json` in place: a kill mid-write would leave a file that
+        # `reload` cannot parse.
+        state = json.dumps(trial.get_state(), default=_json_default)
+        atomic_write(
+            os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
+            lambda f: f.write(state),
+            prefix=_TMP_PREFIX,
+            suffix=".json",
+        )
+
+    def _save_if_attached(self):
+        if getattr(self, "_directory", None) is not None:
+            self.save()
+
+    def save(self):
+        """Writes `oracle.json` whole (temporary file, then `os.replace`)."""
+        if self._defer_save:
+            return
+        state = json.dumps(self.get_state(), default=_json_default)
+        atomic_write(
+            self._get_oracle_fname(), lambda f: f.write(state), prefix=_TMP_PREFIX, suffix=".json"
+        )
+        for name in os.listdir(self._project_dir):
+            # A temporary file is left behind only by a process killed while writing.
+            if name.startswith(_TMP_PREFIX):
+                os.remove(os.path.join(self._project_dir, name))
+
+
+def _index_of(options, value):
+    for i, option in enumerate(options):
+        if type(option) is type(value) and option == value:
+            return i
+    for i, option in enumerate(options):
+        if option == value:
+            return i
+    return None
+
+
+def _is_finite_number(value):
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, (bool, np.bool_))
+        and math.isfinite(float(value))
+    )
+
+
+def _json_default(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

@@ -1,0 +1,641 @@
+"""`SuperNet`: one Keras model for a whole NASNet cell space, whose architecture is an input.
+
+Every (block, side) edge of every cell holds every candidate op (Reduction cells hold the
+stride-2 variants for edges that read the cell inputs); the architecture arrives as an int32
+input tensor, and each edge runs only its selected branch through `keras.ops.switch`. One
+traced (TensorFlow) or compiled (JAX) graph thus trains and evaluates any child, and a search
+pays tracing and compilation once instead of once per child. `nasnet_tf.supernet_plan` holds
+the bookkeeping: how states are padded to fixed widths, and how a genotype is encoded.
+
+Batch normalization inside a selected branch: under JAX, `lax.switch` branches cannot assign
+variables (the moving statistics would leak tracers out of the branch). In training every
+branch therefore runs its op with `Layer.stateless_call` and returns the op's new moving
+statistics through the switch; they are assigned after it. The same code runs under
+TensorFlow. Drop path and the auxiliary head are left out: search children have neither.
+
+With a child's weights loaded (`load_child_weights`), the super-network given that child's
+architecture computes the child's function (`nasnet_tf.build_nasnet` with the same layout);
+`child_weights` copies the path back out into a standalone model, e.g. to start its training
+from shared weights.
+"""
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from nasnet_tf.genotype import COMBINE_OPS, Genotype
+from nasnet_tf.ops import (
+    BN_EPSILON,
+    OP_NAMES,
+    OPS,
+    FactorizedReduction,
+    ReLUConvBN,
+    check_momentum,
+)
+from nasnet_tf.supernet_plan import (
+    CONV,
+    EXACT,
+    P_DYNAMIC,
+    P_NONE,
+    P_PROJECT,
+    P_REDUCE,
+    PROJECT,
+    REDUCE,
+    CellPlan,
+    check_cell,
+    encode_network,
+    network_plan,
+)
+
+__all__ = ["SuperCell", "SuperNet"]
+
+
+def _pad(x, width):
+    extra = width - x.shape[-1]
+    if extra == 0:
+        return x
+    return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]])
+
+
+def _run_branches(index, branches, training):
+    """Runs the branch `index` of `branches`, a list of `(make_input, layer, finish)`.
+
+    Only the selected branch runs. In training, a branch's layer runs statelessly and its new
+    non-trainable values (moving statistics) come back through the switch, to be assigned
+    outside it (see the module docstring).
+    """
+    layer_list = [layer for _, layer, _ in branches]
+    stateful = bool(training) and any(
+        layer is not None and layer.non_trainable_variables for layer in layer_list
+    )
+    if not stateful:
+
+        def plain(make_input, layer, finish):
+            def run():
+                x = make_input()
+                return finish(x if layer is None else layer(x, training=training))
+
+            return run
+
+        return ops.switch(index, [plain(*branch) for branch in branches])
+
+    def values(layer, trainable):
+        if layer is None:
+            return []
+        variables = layer.trainable_variables if trainable else layer.non_trainable_variables
+        return [ops.convert_to_tensor(v.value) for v in variables]
+
+    trainable = [values(layer, True) for layer in layer_list]
+    state = [values(layer, False) for layer in layer_list]
+
+    def stateless(i):
+        make_input, layer, finish = branches[i]
+        n_trainable = len(trainable[i])
+
+        def apply(*flat):
+            y, new = layer.stateless_call(
+                list(flat[:n_trainable]), list(flat[n_trainable:-1]), flat[-1], training=True
+            )
+            return (y, *new)
+
+        def run():
+            x = make_input()
+            new_state = list(state)
+            if layer is None:
+                y = x
+            else:
+                y, *new = apply(*trainable[i], *state[i], x)
+                new_state[i] = list(new)
+            return finish(y), new_state
+
+        return run
+
+    y, new_state = ops.switch(index, [stateless(i) for i in range(len(branches))])
+    for layer, new_values in zip(layer_list, new_state):
+        if layer is None:
+            continue
+        for variable, value in zip(layer.non_trainable_variables, new_values):
+            variable.assign(value)
+    return y
+
+
+def _identity(x):
+    return x
+
+
+@keras.saving.register_keras_serializable(package="nasnet_tf")
+class SuperCell(layers.Layer):
+    """One cell position of a `SuperNet`: every candidate op on every edge.
+
+    Args:
+        plan: the cell's `nasnet_tf.supernet_plan.CellPlan` config (a dict).
+        bn_momentum: momentum of the cell's batch normalizations.
+
+    Call arguments:
+        inputs: `[h_i, h_{i-1}, architecture]`, or `[h_i, architecture]` for the first cell;
+            `architecture` is the int32 `[batch, A]` architecture input (row 0 is read).
+        training: whether batch normalization uses batch statistics (and updates its own).
+
+    Example:
+
+    >>> from nasnet_tf.supernet_plan import network_plan
+    >>> plans, _ = network_plan(2, ["identity", "sep_conv_3x3"], ["add"], 1, 8, 24)
+    >>> cell = SuperCell(plans[0].get_config())
+    >>> arch = keras.ops.zeros((2, plans[-1].offset + plans[-1].size), dtype="int32")
+    >>> cell([keras.ops.ones((2, 8, 8, 24)), arch]).shape
+    (2, 8, 8, 32)
+    """
+
+    def __init__(self, plan, bn_momentum=0.9, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(plan, CellPlan):
+            plan = plan.get_config()
+        check_momentum(bn_momentum)
+        self.plan_config = dict(plan)
+        self.plan = CellPlan(**self.plan_config)
+        self.bn_momentum = float(bn_momentum)
+
+    def _conv1x1(self, name):
+        return ReLUConvBN(self.plan.filters, 1, bn_momentum=self.bn_momentum, name=name)
+
+    def build(self, input_shape):
+        plan, f = self.plan, self.plan.filters
+        ip_shape = tuple(input_shape[0])
+        p_shape = None if plan.p_kind == P_NONE else tuple(input_shape[1])
+        self.base = self._conv1x1("base")
+        self.base.build(ip_shape)
+        self.adjust = None
+        if plan.p_kind == P_REDUCE:
+            self.adjust = FactorizedReduction(f, bn_momentum=self.bn_momentum,
+                                              name="adjust_reduction")
+        elif plan.p_kind in (P_PROJECT, P_DYNAMIC):
+            self.adjust = self._conv1x1("adjust_projection")
+        if self.adjust is not None:
+            self.adjust.build(p_shape)
+
+        batch, height, width = ip_shape[0], ip_shape[1], ip_shape[2]
+        half = (None if height is None else -(-height // 2),
+                None if width is None else -(-width // 2))
+        spatial = {"all": (height, width), "inputs": (height, width), "blocks": half}
+        self.edges = []
+        for k, branches in enumerate(plan.branches):
+            pair = []
+            for side in ("left", "right"):
+                candidates = []
+                for i, (group, op, variant) in enumerate(branches):
+                    shape = (batch,) + spatial[group] + (plan.group_widths[group],)
+                    name = f"block_{k + 1}_{side}_{i}_{op}_{variant}"
+                    layer = self._candidate(op, variant, plan.group_strides(group),
+                                            plan.group_widths[group], name)
+                    if layer is not None:
+                        layer.build(shape)
+                    candidates.append(layer)
+                pair.append(candidates)
+            self.edges.append(pair)
+
+        self.output_adjust = {}
+        if plan.reduction:
+            for i, channels in ((0, f), (1, plan.state1_width)):
+                layer = FactorizedReduction(f, bn_momentum=self.bn_momentum,
+                                            name=f"output_reduction_{i}")
+                layer.build((batch, height, width, channels))
+                self.output_adjust[str(i)] = layer
+        elif plan.state1_projected:
+            layer = self._conv1x1("output_projection_1")
+            layer.build((batch, height, width, plan.state1_width))
+            self.output_adjust["1"] = layer
+
+    def _candidate(self, op, variant, strides, group_width, name):
+        f = self.plan.filters
+        if variant == EXACT:
+            if op == "identity":
+                return None
+            # Pooling over every padded channel (no projection), the first F kept after it.
+            return OPS[op](group_width, strides=strides, name=name, bn_momentum=self.bn_momentum)
+        if variant in (CONV, PROJECT, REDUCE):
+            return OPS[op](f, strides=strides, name=name, bn_momentum=self.bn_momentum)
+        raise ValueError(f"Unknown branch variant {variant!r}.")
+
+    def compute_output_shape(self, input_shape):
+        ip_shape = tuple(input_shape[0])
+        h, w = ip_shape[1:3]
+        if self.plan.reduction:
+            h = None if h is None else -(-h // 2)
+            w = None if w is None else -(-w // 2)
+        return (ip_shape[0], h, w, self.plan.output_width)
+
+    def _edge(self, k, side, stacks, source, branch, training):
+        plan, f = self.plan, self.plan.filters
+        branches = []
+        for (group, _, variant), layer in zip(plan.branches[k], self.edges[k][side]):
+
+            def make_input(group=group):
+                return ops.take(stacks[group], source, axis=0)
+
+            finish = (lambda y: y[..., :f]) if variant == EXACT else _identity
+            branches.append((make_input, layer, finish))
+        return _run_branches(branch, branches, training)
+
+    def call(self, inputs, training=None):
+        plan, f, b = self.plan, self.plan.filters, self.plan.num_blocks
+        if plan.p_kind == P_NONE:
+            ip, architecture = inputs
+            p = None
+        else:
+            ip, p, architecture = inputs
+        arch = ops.cast(architecture[0, plan.offset: plan.offset + plan.size], "int32")
+        h = self.base(ip, training=training)
+        if plan.p_kind == P_NONE:
+            s1 = ip
+        elif plan.p_kind == P_DYNAMIC:
+            take = arch[6 * b + 3:]
+            s1 = _run_branches(
+                arch[6 * b + 2],
+                [(lambda: p, self.adjust, _identity),
+                 (lambda: ops.take(p, take, axis=-1), None, _identity)],
+                training,
+            )
+        elif self.adjust is not None:
+            s1 = self.adjust(p, training=training)
+        else:
+            s1 = p
+        if plan.reduction:
+            groups = {
+                "inputs": [_pad(h, plan.group_widths["inputs"]),
+                           _pad(s1, plan.group_widths["inputs"])],
+                "blocks": [],
+            }
+        else:
+            width = plan.group_widths["all"]
+            groups = {"all": [_pad(h, width), _pad(s1, width)]}
+        block_outputs = []
+        for k in range(b):
+            stacks = {g: ops.stack(states, axis=0) for g, states in groups.items() if states}
+            entry = arch[5 * k: 5 * k + 5]
+            left = self._edge(k, 0, stacks, entry[0], entry[1], training)
+            right = self._edge(k, 1, stacks, entry[2], entry[3], training)
+            if plan.block_width == f:
+                y = left + right
+            else:
+                y = ops.where(
+                    ops.equal(entry[4], 1),
+                    ops.concatenate([left, right], axis=-1),
+                    _pad(left + right, plan.block_width),
+                )
+            block_outputs.append(y)
+            groups["blocks" if plan.reduction else "all"].append(
+                y if plan.reduction else _pad(y, plan.group_widths["all"])
+            )
+        slots = [h, s1]
+        for i in ("0", "1"):
+            if i in self.output_adjust:
+                slots[int(i)] = self.output_adjust[i](slots[int(i)], training=training)
+        slots += block_outputs
+        keep = 1.0 - ops.cast(arch[5 * b: 5 * b + 2 + b], slots[0].dtype)
+        return ops.concatenate([s * keep[i] for i, s in enumerate(slots)], axis=-1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"plan": dict(self.plan_config), "bn_momentum": self.bn_momentum})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nasnet_tf")
+class SuperNet(keras.Model):
+    """A CIFAR-layout NASNet super-network for a cell space; the architecture is an input.
+
+    The layout is that of the search's children (`nasnet_tf.build_nasnet` with `stem="cifar"`,
+    no auxiliary head, no drop path): stem -> N normal -> reduction -> N normal -> reduction
+    -> N normal -> classifier. Inputs are `{"images": [batch, H, W, C], "architecture":
+    [batch, A]}` (int32; every row the same, from `encode`).
+
+    Args:
+        num_blocks: B, blocks per cell.
+        ops: the candidate op names (default: all 13).
+        combine_ops: the candidate combine ops, from `("add", "concat")` (default: both).
+        num_cells: N, normal cells per stage.
+        penultimate_filters: P = 24 x F.
+        stem_multiplier: the stem conv has F x this many filters.
+        input_shape: `(height, width, channels)`.
+        classes: number of classes.
+        batch_norm_momentum: momentum of every batch normalization.
+        classifier_activation: activation of the classifier (`None` for logits).
+
+    Example:
+
+    >>> from nasnet_tf import Block, CellGenotype, Genotype
+    >>> net = SuperNet(num_blocks=1, ops=["identity", "sep_conv_3x3"], num_cells=1,
+    ...                penultimate_filters=48, input_shape=(8, 8, 3), classes=4)
+    >>> cell = CellGenotype([Block(0, 1, "sep_conv_3x3", "identity")])
+    >>> arch = net.encode(Genotype(cell, cell))
+    >>> x = {"images": keras.ops.ones((2, 8, 8, 3)), "architecture": np.stack([arch] * 2)}
+    >>> net.predict(x, verbose=0).shape
+    (2, 4)
+    """
+
+    def __init__(
+        self,
+        num_blocks=5,
+        ops=None,
+        combine_ops=None,
+        num_cells=2,
+        penultimate_filters=96,
+        stem_multiplier=3,
+        input_shape=(32, 32, 3),
+        classes=10,
+        batch_norm_momentum=0.9,
+        classifier_activation="softmax",
+        name="supernet",
+        **kwargs,
+    ):
+        ops_ = _check_names(OP_NAMES if ops is None else ops, "ops", OP_NAMES)
+        combine = _check_names(
+            COMBINE_OPS if combine_ops is None else combine_ops, "combine_ops", COMBINE_OPS
+        )
+        for value, label in ((num_blocks, "num_blocks"), (num_cells, "num_cells"),
+                             (penultimate_filters, "penultimate_filters"), (classes, "classes")):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{label}` must be an integer >= 1. Received: {label}={value!r}")
+        if penultimate_filters % 48:
+            raise ValueError(
+                "`penultimate_filters` must be a multiple of 48 (24 x F, with F even for the "
+                f"factorized reductions). Received: penultimate_filters={penultimate_filters}"
+            )
+        if isinstance(stem_multiplier, bool) or not isinstance(stem_multiplier, (int, float)) \
+                or stem_multiplier <= 0:
+            raise ValueError(
+                f"`stem_multiplier` must be > 0. Received: stem_multiplier={stem_multiplier!r}"
+            )
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 3 or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape
+        ):
+            raise ValueError(
+                "`input_shape` must be (height, width, channels) of positive integers. "
+                f"Received: input_shape={input_shape!r}"
+            )
+        check_momentum(batch_norm_momentum, "batch_norm_momentum")
+
+        filters = penultimate_filters // 24
+        stem_width = int(filters * stem_multiplier)
+        plans, sources = network_plan(num_blocks, ops_, combine, num_cells, filters, stem_width)
+        arch_size = plans[-1].offset + plans[-1].size
+
+        images = keras.Input(shape=input_shape, name="images")
+        architecture = keras.Input(shape=(arch_size,), dtype="int32", name="architecture")
+        x = layers.Conv2D(stem_width, 3, padding="same", use_bias=False,
+                          kernel_initializer="he_normal", name="stem_conv1")(images)
+        x = layers.BatchNormalization(momentum=batch_norm_momentum, epsilon=BN_EPSILON,
+                                      name="stem_bn1")(x)
+        stem = x
+        outputs = []
+        for plan, source in zip(plans, sources):
+            cell = SuperCell(plan, bn_momentum=batch_norm_momentum, name=plan.name)
+            if plan.p_kind == P_NONE:
+                x = cell([x, architecture])
+            else:
+                x = cell([x, stem if source == -1 else outputs[source], architecture])
+            outputs.append(x)
+        x = layers.ReLU(name="final_relu")(x)
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        predictions = layers.Dense(classes, activation=classifier_activation, dtype="float32",
+                                   name="predictions")(x)
+        super().__init__(inputs={"images": images, "architecture": architecture},
+                         outputs=predictions, name=name, **kwargs)
+
+        self.num_blocks = num_blocks
+        self.candidate_ops = ops_
+        self.combine_ops = combine
+        self.num_cells = num_cells
+        self.penultimate_filters = penultimate_filters
+        self.stem_multiplier = stem_multiplier
+        self.image_shape = input_shape
+        self.classes = classes
+        self.batch_norm_momentum = float(batch_norm_momentum)
+        self.classifier_activation = classifier_activation
+        self.plans = plans
+        self.sources = sources
+        self.stem_width = stem_width
+        self.architecture_size = arch_size
+
+    # -- architectures ------------------------------------------------------------------------
+    def _check_genotype(self, genotype):
+        if isinstance(genotype, dict):
+            genotype = Genotype.from_dict(genotype)
+        if not isinstance(genotype, Genotype):
+            raise ValueError(
+                "`genotype` must be a nasnet_tf.Genotype or its dict. "
+                f"Received: genotype={genotype!r}"
+            )
+        for cell_type in ("normal", "reduction"):
+            check_cell(getattr(genotype, cell_type), self.num_blocks, self.candidate_ops,
+                       self.combine_ops, cell_type)
+        return genotype
+
+    def encode(self, genotype):
+        """The architecture input of `genotype`: an int32 vector of length
+        `architecture_size` (feed it as every row of the `"architecture"` input)."""
+        arch, _ = encode_network(self.plans, self.sources, self._check_genotype(genotype))
+        return arch
+
+    def inputs_for(self, images, genotype_or_arch):
+        """`{"images": images, "architecture": ...}` with the architecture on every row."""
+        arch = genotype_or_arch
+        if not isinstance(arch, np.ndarray):
+            arch = self.encode(arch)
+        n = int(ops.shape(images)[0])
+        return {"images": images, "architecture": np.tile(arch[None, :], (n, 1))}
+
+    def child_config(self):
+        """The `nasnet_tf.build_nasnet` arguments of the children this network stands for."""
+        return {
+            "preset": "cifar",
+            "num_cells": self.num_cells,
+            "penultimate_filters": self.penultimate_filters,
+            "stem_multiplier": self.stem_multiplier,
+            "input_shape": self.image_shape,
+            "classes": self.classes,
+            "auxiliary_head": False,
+            "drop_path_keep_prob": 1.0,
+            "batch_norm_momentum": self.batch_norm_momentum,
+            "classifier_activation": self.classifier_activation,
+        }
+
+    # -- weights in and out -------------------------------------------------------------------
+    def load_child_weights(self, child, genotype):
+        """Copies a standalone child's weights into this network's path for `genotype`.
+
+        Args:
+            child: a `nasnet_tf.NASNet` of `genotype` with this network's layout (e.g.
+                `build_nasnet(genotype, **supernet.child_config())`).
+            genotype: the child's `Genotype`.
+        """
+        self._transfer(child, self._check_genotype(genotype), into_supernet=True)
+
+    def child_weights(self, genotype, child=None):
+        """Copies this network's path for `genotype` into a standalone child model.
+
+        Args:
+            genotype: the architecture.
+            child: the model to fill; by default a new `build_nasnet(genotype,
+                **child_config())`.
+
+        Returns:
+            The child model, computing what this network computes for `genotype`.
+        """
+        from nasnet_tf.builder import build_nasnet
+
+        genotype = self._check_genotype(genotype)
+        if child is None:
+            child = build_nasnet(genotype, **self.child_config())
+        self._transfer(child, genotype, into_supernet=False)
+        return child
+
+    def _transfer(self, child, genotype, into_supernet):
+        _, layouts = encode_network(self.plans, self.sources, genotype)
+        arch = self.encode(genotype)
+        copy = _copy_into_supernet if into_supernet else _copy_into_child
+        for name in ("stem_conv1", "stem_bn1"):
+            copy(child.get_layer(name), self.get_layer(name), None)
+        stem_layout = np.arange(self.stem_width)
+        for index, (plan, source) in enumerate(zip(self.plans, self.sources)):
+            cell = genotype.reduction if plan.reduction else genotype.normal
+            mine, theirs = self.get_layer(plan.name), child.get_layer(plan.name)
+            ip_layout = stem_layout if index == 0 else layouts[index - 1]
+            copy(theirs.base, mine.base, ip_layout)
+            if theirs.adjust is not None:
+                p_layout = stem_layout if source == -1 else layouts[source]
+                copy(theirs.adjust, mine.adjust, p_layout)
+            entries = arch[plan.offset: plan.offset + plan.size]
+            widths = plan.child_widths(cell)
+            for k, block in enumerate(cell.blocks):
+                for side, state in ((0, block.input_a), (1, block.input_b)):
+                    branch = int(entries[5 * k + 2 * side + 1])
+                    target = mine.edges[k][side][branch]
+                    if target is not None:
+                        copy(theirs.block_ops[k][side], target, np.arange(widths[state]))
+            for key, layer in theirs.output_adjust.items():
+                copy(layer, mine.output_adjust[key], np.arange(widths[int(key)]))
+        copy(child.get_layer("predictions"), self.get_layer("predictions"), layouts[-1])
+
+    # -- fresh weights ------------------------------------------------------------------------
+    def path_layers(self, genotype):
+        """The layers a child of `genotype` runs through (stem, cells' parts, classifier)."""
+        arch = self.encode(genotype)
+        path = [self.get_layer("stem_conv1"), self.get_layer("stem_bn1")]
+        for plan in self.plans:
+            cell = self.get_layer(plan.name)
+            path.append(cell.base)
+            if cell.adjust is not None:
+                path.append(cell.adjust)
+            entries = arch[plan.offset: plan.offset + plan.size]
+            for k in range(self.num_blocks):
+                for side in (0, 1):
+                    layer = cell.edges[k][side][int(entries[5 * k + 2 * side + 1])]
+                    if layer is not None:
+                        path.append(layer)
+            path.extend(cell.output_adjust.values())
+        path.append(self.get_layer("predictions"))
+        return path
+
+    def reinitialize(self, seed=None, genotype=None):
+        """Draws weights afresh (as a new network would start), in place.
+
+        The compiled train and predict functions stay valid, so a search can give each child
+        fresh weights without tracing or compiling again.
+
+        Args:
+            seed: int or None; the same seed draws the same weights.
+            genotype: if given, only the weights on this architecture's path are drawn.
+        """
+        rng = np.random.default_rng(seed)
+        variables = self.weights if genotype is None else [
+            w for layer in self.path_layers(genotype) for w in layer.weights
+        ]
+        for variable in variables:
+            initializer = _initializer_for(variable, int(rng.integers(2**31 - 1)))
+            variable.assign(initializer(tuple(variable.shape), dtype=variable.dtype))
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "num_blocks": self.num_blocks,
+            "ops": list(self.candidate_ops),
+            "combine_ops": list(self.combine_ops),
+            "num_cells": self.num_cells,
+            "penultimate_filters": self.penultimate_filters,
+            "stem_multiplier": self.stem_multiplier,
+            "input_shape": list(self.image_shape),
+            "classes": self.classes,
+            "batch_norm_momentum": self.batch_norm_momentum,
+            "classifier_activation": self.classifier_activation,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _check_names(value, name, accepted):
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        raise ValueError(
+            f"`{name}` must be a sequence of names from {list(accepted)}. "
+            f"Received: {name}={value!r}"
+        )
+    value = tuple(value)
+    unknown = [v for v in value if v not in accepted]
+    if not value or unknown or len(set(value)) != len(value):
+        raise ValueError(
+            f"`{name}` must list distinct names from {list(accepted)}, at least one. "
+            f"Received: {name}={list(value)}"
+        )
+    return value
+
+
+def _initializer_for(variable, seed):
+    """The initializer the layers of this package give a variable of this name and rank."""
+    name = variable.name
+    if name in ("gamma", "moving_variance"):
+        return keras.initializers.Ones()
+    if name in ("beta", "moving_mean", "bias"):
+        return keras.initializers.Zeros()
+    if name == "kernel" and len(variable.shape) == 4:
+        return keras.initializers.HeNormal(seed=seed)
+    if name in ("kernel", "depthwise_kernel", "pointwise_kernel"):
+        return keras.initializers.GlorotUniform(seed=seed)
+    raise ValueError(f"No initializer known for the variable {variable.path!r}.")
+
+
+def _pairs(source, target):
+    mine, theirs = source.weights, target.weights
+    if len(mine) != len(theirs):
+        raise ValueError(
+            f"Cannot copy weights from {source.name!r} ({len(mine)} weights) to "
+            f"{target.name!r} ({len(theirs)} weights): the layers differ."
+        )
+    return zip(mine, theirs)
+
+
+def _row_axis(array):
+    return 2 if array.ndim == 4 else 0
+
+
+def _copy_into_supernet(child_layer, super_layer, rows):
+    for src, dst in _pairs(child_layer, super_layer):
+        value = ops.convert_to_numpy(src)
+        if tuple(src.shape) != tuple(dst.shape):
+            full = np.array(ops.convert_to_numpy(dst))
+            index = [slice(None)] * full.ndim
+            index[_row_axis(full)] = rows
+            full[tuple(index)] = value
+            value = full
+        dst.assign(value)
+
+
+def _copy_into_child(child_layer, super_layer, rows):
+    for dst, src in _pairs(child_layer, super_layer):
+        value = np.asarray(ops.convert_to_numpy(src))
+        if tuple(src.shape) != tuple(dst.shape):
+            value = np.take(value, rows, axis=_row_axis(value))
+        dst.assign(value)

@@ -1,0 +1,130 @@
+"""The super-network: one model whose architecture is an input, equal to each child it holds."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from nasnet_tf import Block, CellGenotype, Genotype, build_nasnet
+from nasnet_tf.supernet import SuperCell, SuperNet
+
+# Identity, a pool and a conv: every kind of branch (exact, projected, conv, reduction).
+OPS = ["identity", "sep_conv_3x3", "max_pool_3x3"]
+SHAPE = (8, 8, 3)
+
+
+def _random_cell(rng, num_blocks, combine=("add", "concat"), ops=OPS):
+    blocks = [
+        Block(int(rng.integers(2 + k)), int(rng.integers(2 + k)),
+              ops[rng.integers(len(ops))], ops[rng.integers(len(ops))],
+              combine[rng.integers(len(combine))])
+        for k in range(num_blocks)
+    ]
+    return CellGenotype(blocks)
+
+
+def _random_genotypes(seed, n, num_blocks=2):
+    rng = np.random.default_rng(seed)
+    return [Genotype(_random_cell(rng, num_blocks), _random_cell(rng, num_blocks))
+            for _ in range(n)]
+
+
+def _perturb(model, seed):
+    """Random batch-norm statistics and affine terms, so inference is no identity."""
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        if w.path.endswith(("moving_variance", "gamma")):
+            w.assign(rng.uniform(0.5, 1.5, w.shape).astype("float32"))
+        elif w.path.endswith(("moving_mean", "beta")):
+            w.assign(rng.normal(0, 0.1, w.shape).astype("float32"))
+
+
+@pytest.fixture(scope="module")
+def supernet():
+    return SuperNet(num_blocks=2, ops=OPS, num_cells=1, penultimate_filters=48,
+                    input_shape=SHAPE, classes=4, name="test_supernet")
+
+
+def test_equals_each_child_it_holds(supernet):
+    """Given a child's architecture and weights, the super-network computes the child."""
+    x = np.random.default_rng(0).normal(size=(3,) + SHAPE).astype("float32")
+    genotypes = _random_genotypes(1, 3)
+    # Both combine ops, and both cell types reading the cell inputs and the blocks' outputs.
+    assert any(b.combine == "concat" for g in genotypes for b in g.normal.blocks)
+    assert any(b.combine == "add" for g in genotypes for b in g.reduction.blocks)
+    for i, genotype in enumerate(genotypes):
+        child = build_nasnet(genotype, **supernet.child_config())
+        _perturb(child, i)
+        supernet.load_child_weights(child, genotype)
+        expected = child.predict(x, verbose=0)
+        got = supernet.predict(supernet.inputs_for(x, genotype), verbose=0)
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+        # And out again: the path copied into a new standalone model computes the same.
+        back = supernet.child_weights(genotype)
+        np.testing.assert_allclose(back.predict(x, verbose=0), expected, atol=1e-5, rtol=0)
+
+
+def test_switching_architectures_traces_once(monkeypatch):
+    traces = []
+    original = SuperCell._edge
+
+    def counting(self, *args, **kwargs):
+        traces.append(self.name)  # Python runs here only while a function is traced
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SuperCell, "_edge", counting)
+    net = SuperNet(num_blocks=1, ops=["identity", "sep_conv_3x3"], num_cells=1,
+                   penultimate_filters=48, input_shape=SHAPE, classes=4)
+    net.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4,) + SHAPE).astype("float32")
+    y = rng.integers(4, size=4)
+    counts, seen = [], set()
+    for i in range(6):
+        two = ["identity", "sep_conv_3x3"]
+        genotype = Genotype(_random_cell(np.random.default_rng(i), 1, ops=two),
+                            _random_cell(np.random.default_rng(i + 10), 1, ops=two))
+        seen.add(str(genotype))
+        inputs = net.inputs_for(x, genotype)
+        net.train_on_batch(inputs, y)
+        net.predict_on_batch(inputs)
+        counts.append(len(traces))
+    assert len(seen) >= 5
+    # Traced on the first architecture (train and predict), never again after it.
+    assert counts[0] > 0
+    assert counts == [counts[0]] * 6, counts
+
+
+def test_reinitialize_draws_fresh_seeded_weights(supernet):
+    net = SuperNet.from_config(supernet.get_config())
+    net.reinitialize(seed=7)
+    first = [np.array(keras.ops.convert_to_numpy(w)) for w in net.weights]
+    net.reinitialize(seed=8)
+    other = [np.array(keras.ops.convert_to_numpy(w)) for w in net.weights]
+    net.reinitialize(seed=7)
+    again = [np.array(keras.ops.convert_to_numpy(w)) for w in net.weights]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    kernels = [i for i, w in enumerate(net.weights) if w.name == "kernel"]
+    assert all(not np.array_equal(first[i], other[i]) for i in kernels)
+    # Batch-norm statistics start as a new layer's do.
+    for w, value in zip(net.weights, first):
+        if w.name == "moving_variance":
+            np.testing.assert_array_equal(value, 1.0)
+
+
+def test_config_round_trip_and_bad_input(supernet):
+    config = json.loads(json.dumps(supernet.get_config()))
+    assert SuperNet.from_config(config).get_config() == supernet.get_config()
+    with pytest.raises(ValueError, match="not among the super-network's ops"):
+        cell = CellGenotype([Block(0, 1, "sep_conv_7x7", "identity"), Block(0, 2, "identity",
+                                                                            "identity")])
+        supernet.encode(Genotype(cell, cell))
+    with pytest.raises(ValueError, match="num_blocks=2"):
+        cell = CellGenotype([Block(0, 1, "identity", "identity")])
+        supernet.encode(Genotype(cell, cell))
+    with pytest.raises(ValueError, match="penultimate_filters"):
+        SuperNet(penultimate_filters=24)
+    with pytest.raises(ValueError, match="ops"):
+        SuperNet(ops=["sep_conv_3x3", "nope"])

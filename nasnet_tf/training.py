@@ -8,9 +8,12 @@ XLA as switches; data-parallel over the local devices (`nasnet_tf.distribute`).
 
 Crash safety: at every epoch end the model weights, the optimizer state (its iteration count
 drives the learning-rate schedule and the drop-path progress), the random-generator states and
-the epoch are checkpointed, each file written whole (temp file + `os.replace`). Run `train`
-again with the same `output_dir` and it resumes after the last finished epoch; with an
-`ImageDataset` the resumed epochs see exactly the batches an uninterrupted run would.
+the epoch are checkpointed, each file written whole (temp file + `os.replace`) with a SHA-256
+sidecar. Run `train` again with the same `output_dir` and it resumes after the last finished
+epoch, saying so; with an `ImageDataset` the resumed epochs see exactly the batches an
+uninterrupted run would. The last `keep_checkpoints` checkpoints are kept: one that is damaged
+(truncated by a full disk, a cut-short copy, a sync tool) is set aside as `*.corrupt` and the
+run resumes from the one before, with a warning; with none usable, `CheckpointError`.
 
 Weight decay is Keras' *decoupled* weight decay (`optimizer(weight_decay=...)`,
 `w -= lr * wd * w` each step), applied to conv and dense kernels, not to biases or batch-norm
@@ -21,8 +24,8 @@ RMSProp it is the decoupled (AdamW-style) variant, since the model carries no re
 import dataclasses
 import json
 import logging
-import os
 import pathlib
+import re
 
 import keras
 import numpy as np
@@ -31,11 +34,19 @@ from keras import ops
 from nasnet_tf import distribute
 from nasnet_tf.builder import build_nasnet
 from nasnet_tf.cell import DropPathScheduler, NASNetCell
-from nasnet_tf.io_utils import write_json
+from nasnet_tf.io_utils import (
+    CorruptFileError,
+    atomic_save,
+    check_file,
+    checksum_path,
+    read_json,
+    set_aside,
+    write_json,
+)
 from nasnet_tf.presets import PRESETS
 
 __all__ = ["TrainConfig", "train", "LabelSmoothingCrossentropy", "EpochCheckpoint",
-           "latest_checkpoint"]
+           "CheckpointError", "latest_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +55,8 @@ SCHEDULES = ("cosine", "exponential", "constant")
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "state.json"
 # Fields that may change between a run and its resumption (they do not change the maths).
-_RESUMABLE_CHANGES = ("verbose", "tensorboard", "strategy", "jit_compile", "run_eagerly")
+_RESUMABLE_CHANGES = ("verbose", "tensorboard", "strategy", "jit_compile", "run_eagerly",
+                      "keep_checkpoints")
 
 # Recipe defaults per preset. CIFAR: slim's cifar settings (600 epochs at batch 32, SGD
 # momentum 0.9, lr 0.025 cosine, weight decay 5e-4). ImageNet (mobile, large): the
@@ -108,7 +120,10 @@ class TrainConfig:
             JAX's DataParallel always normalises over the global batch.
         seed: seed of the weights' initialisation, drop path and dropout noise.
         tensorboard: write TensorBoard logs to `output_dir/logs`.
-        verbose: Keras' `fit` verbosity (1: progress bar).
+        verbose: Keras' `fit` verbosity (1: progress bar); when nonzero, `train` also prints
+            the epoch it resumes from (else it logs it at INFO level).
+        keep_checkpoints: how many epoch-end checkpoints are kept (the newest), so that a
+            damaged newest one can be fallen back from.
 
     Example:
 
@@ -147,6 +162,7 @@ class TrainConfig:
     seed: int = 0
     tensorboard: bool = True
     verbose: int | str = 1
+    keep_checkpoints: int = 2
 
     @classmethod
     def for_preset(cls, preset, **overrides):
@@ -195,6 +211,7 @@ class TrainConfig:
         positive_int("epochs")
         positive_int("batch_size")
         positive_int("steps_per_epoch", allow_none=True)
+        positive_int("keep_checkpoints")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"`optimizer` must be one of {list(OPTIMIZERS)}. Received: {self.optimizer!r}"
@@ -271,12 +288,24 @@ class LabelSmoothingCrossentropy(keras.losses.Loss):
         return config
 
 
-# -- files written whole ------------------------------------------------------------------------
-def _save_weights(model, path):
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")  # still ends in .weights.h5, as Keras requires
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+# -- checkpoints: written whole, checked when read ------------------------------------------------
+class CheckpointError(CorruptFileError):
+    """A run cannot be resumed: no checkpoint left in its `output_dir` is usable.
+
+    A `ValueError` (through `nasnet_tf.io_utils.CorruptFileError`) whose message is one line
+    naming the newest damaged file and the way out. Nothing was renamed or deleted.
+    """
+
+
+_EPOCH_FILE = re.compile(r"^epoch-(\d+)\.(weights\.h5|state\.json)$")
+
+
+def _weights_name(epoch):
+    return f"epoch-{epoch:05d}.weights.h5"
+
+
+def _state_name(epoch):
+    return f"epoch-{epoch:05d}.state.json"
 
 
 def _seed_states(model):
@@ -285,26 +314,173 @@ def _seed_states(model):
     return [v for v in model.variables if "seed_generator_state" in v.path]
 
 
-def latest_checkpoint(output_dir):
-    """The last finished epoch's state (`dict` with `epoch`, `weights`, `history`, ...) of a
-    run in `output_dir`, or `None` if it has none."""
-    state_path = pathlib.Path(output_dir) / CHECKPOINT_DIR / STATE_FILE
-    if not state_path.is_file():
-        return None
-    with open(state_path) as f:
-        state = json.load(f)
-    state["weights"] = str(state_path.parent / state["weights"])
+def _epoch_files(directory):
+    """`{epoch: {"weights": path, "state": path}}` of the checkpoint files in `directory`."""
+    found = {}
+    if directory.is_dir():
+        for path in directory.iterdir():
+            match = _EPOCH_FILE.match(path.name)
+            if match:
+                kind = "weights" if match[2] == "weights.h5" else "state"
+                found.setdefault(int(match[1]), {})[kind] = path
+    return found
+
+
+def _read_state(path):
+    state = read_json(path)
+    if not (isinstance(state, dict) and isinstance(state.get("epoch"), int)
+            and isinstance(state.get("weights"), str)):
+        raise CorruptFileError(
+            f"{str(path)!r} does not hold a checkpoint state (an `epoch` and a `weights` file)."
+        )
     return state
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Writes a resumable checkpoint at every epoch end, each file whole.
+def _first_line(error):
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
-    `output_dir/checkpoints/` holds `epoch-NNNNN.weights.h5` (model weights and optimizer
-    state) and `state.json` (the finished epoch count, the weights file, the random-generator
-    states, the metric history). The weights are written first; `state.json` is replaced only
-    once they are complete, then older weights files are removed. A process killed at any point
-    leaves either the previous or the new checkpoint, never a partial one.
+
+@dataclasses.dataclass
+class _Checkpoint:
+    """A checkpoint found on disk: its state (`None` when unusable) and its damaged files, each
+    `(path, reason)`; a reason of `None` marks a file set aside with a damaged one."""
+
+    epoch: int | None
+    state: dict | None = None
+    state_path: pathlib.Path | None = None
+    weights: pathlib.Path | None = None
+    damage: list = dataclasses.field(default_factory=list)
+
+    def reject(self, path, reason):
+        """Marks the checkpoint unusable: `path` is damaged, its other files go aside with it."""
+        self.damage.append((path, reason))
+        for companion in (self.weights, self.state_path):
+            listed = any(companion == p for p, _ in self.damage)
+            if companion is not None and companion.exists() and not listed:
+                self.damage.append((companion, None))
+        self.state = None
+
+
+def _scan(directory):
+    """The finished epochs' checkpoints in `directory`, newest first, each with its state read
+    and its weights file checked (not loaded). A damaged `state.json` comes first, as an entry
+    without a state; a weights file without a state (a kill before its state was written)
+    belongs to no finished epoch and is not listed."""
+    files = _epoch_files(directory)
+    pointer_path = directory / STATE_FILE
+    pointer, found = None, []
+    if pointer_path.exists():
+        try:
+            pointer = _read_state(pointer_path)
+        except CorruptFileError as e:
+            found.append(_Checkpoint(None, damage=[(pointer_path, str(e))]))
+    epochs = {epoch for epoch, kinds in files.items() if "state" in kinds}
+    # `state.json` is a copy of the newest state: what runs from before per-epoch states
+    # have, and a spare for a damaged `epoch-N.state.json`.
+    if pointer is not None and (not epochs or pointer["epoch"] in epochs):
+        epochs.add(pointer["epoch"])
+    for epoch in sorted(epochs, reverse=True):
+        checkpoint = _Checkpoint(epoch, state_path=files.get(epoch, {}).get("state"))
+        if checkpoint.state_path is not None:
+            try:
+                checkpoint.state = _read_state(checkpoint.state_path)
+            except CorruptFileError as e:
+                checkpoint.damage.append((checkpoint.state_path, str(e)))
+        if checkpoint.state is None and pointer is not None and pointer["epoch"] == epoch:
+            checkpoint.state = pointer
+        if checkpoint.state is not None:
+            checkpoint.weights = directory / pathlib.Path(checkpoint.state["weights"]).name
+            try:
+                check_file(checkpoint.weights,
+                           expected_sha256=checkpoint.state.get("weights_sha256"))
+            except CorruptFileError as e:
+                checkpoint.reject(checkpoint.weights, str(e))
+        found.append(checkpoint)
+    return found
+
+
+def _public_state(checkpoint):
+    return {**checkpoint.state, "weights": str(checkpoint.weights)}
+
+
+def _unusable(output_dir, checkpoints):
+    """The one-line `CheckpointError` for a run whose checkpoints are all damaged."""
+    damage = [(path, reason) for c in checkpoints for path, reason in c.damage if reason]
+    path, reason = damage[0]
+    others = ", ".join(repr(p.name) for p, _ in damage[1:])
+    others = f" (also damaged: {others})" if others else ""
+    return CheckpointError(
+        f"Cannot resume the training run in {str(output_dir)!r}: {reason} No earlier "
+        f"checkpoint is usable{others}. Nothing was changed. To start afresh, pass --overwrite "
+        f"or delete {str(path.parent)!r}."
+    )
+
+
+def latest_checkpoint(output_dir):
+    """The last finished epoch's state (`dict` with `epoch`, `weights`, `history`, ...) of a
+    run in `output_dir` whose files pass their checks, or `None` if it has none.
+
+    Reads only (damaged files are left where they are; `train` sets them aside). Raises
+    `CheckpointError` when the run has checkpoints but every one is damaged.
+    """
+    checkpoints = _scan(pathlib.Path(output_dir) / CHECKPOINT_DIR)
+    for checkpoint in checkpoints:
+        if checkpoint.state is not None:
+            return _public_state(checkpoint)
+    if checkpoints:
+        raise _unusable(output_dir, checkpoints)
+    return None
+
+
+def _load(model, checkpoint):
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    model.load_weights(checkpoint.weights)
+    seeds = _seed_states(model)
+    saved = checkpoint.state.get("seed_states") or []
+    if len(saved) == len(seeds):
+        for variable, value in zip(seeds, saved):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+def _restore(model, output_dir, checkpoints):
+    """Loads the newest usable checkpoint into `model` and returns its state.
+
+    A damaged one is set aside (`*.corrupt`, with its companion files) only once an earlier one
+    has loaded, with one warning naming both; with none usable, `CheckpointError` and nothing
+    renamed.
+    """
+    for index, checkpoint in enumerate(checkpoints):
+        if checkpoint.state is None:
+            continue
+        try:
+            _load(model, checkpoint)
+        except Exception as e:
+            checkpoint.reject(checkpoint.weights,
+                              f"{str(checkpoint.weights)!r} cannot be loaded ({_first_line(e)}).")
+            continue
+        damage = [entry for c in checkpoints[:index + 1] for entry in c.damage]
+        if damage:
+            moved = ", ".join(repr(pathlib.Path(set_aside(p)).name) for p, _ in damage)
+            reasons = " ".join(reason for _, reason in damage if reason)
+            logger.warning("%s Set aside as %s; falling back to %r (epoch %d).", reasons, moved,
+                           str(checkpoint.weights), checkpoint.epoch)
+        return _public_state(checkpoint)
+    raise _unusable(output_dir, checkpoints)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Writes a resumable checkpoint at every epoch end, each file whole and checksummed.
+
+    `output_dir/checkpoints/` holds, per kept epoch N, `epoch-NNNNN.weights.h5` (model weights
+    and optimizer state) and `epoch-NNNNN.state.json` (the finished epoch count, the weights
+    file and its SHA-256, the random-generator states, the metric history), each with a
+    `.sha256` sidecar; `state.json` is a copy of the newest state. The weights are written
+    first, the states once they are complete, then checkpoints older than the newest `keep`
+    are removed. A process killed at any point leaves the previous checkpoints and maybe a
+    complete new one, never a partial one; a file damaged later fails its check on resume.
 
     Keras' `BackupAndRestore` does the same job but writes its files in place (a kill while
     writing leaves a truncated file next to its backup) and sets the private
@@ -314,13 +490,17 @@ class EpochCheckpoint(keras.callbacks.Callback):
         output_dir: the run's directory.
         history: metric history of earlier, resumed epochs (extended here).
         config: the run's `TrainConfig` as a dict (recorded in the state).
+        keep: how many of the newest checkpoints to keep (at least 1).
     """
 
-    def __init__(self, output_dir, history=None, config=None):
+    def __init__(self, output_dir, history=None, config=None, keep=2):
         super().__init__()
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"`keep` must be an integer >= 1. Received: keep={keep!r}")
         self.directory = pathlib.Path(output_dir) / CHECKPOINT_DIR
         self.history = {k: list(v) for k, v in (history or {}).items()}
         self.config = config
+        self.keep = keep
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
@@ -329,20 +509,25 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def save(self, epochs_done, completed=False):
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"epoch-{epochs_done:05d}.weights.h5"
-        _save_weights(self.model, self.directory / name)
+        name = _weights_name(epochs_done)
+        digest = atomic_save(self.directory / name, self.model.save_weights, checksum=True)
         state = {
             "epoch": epochs_done,
             "weights": name,
+            "weights_sha256": digest,
             "completed": completed,
             "seed_states": [ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)],
             "history": self.history,
             "config": self.config,
         }
-        write_json(self.directory / STATE_FILE, state, sort_keys=True)
-        for old in self.directory.glob("epoch-*.weights.h5"):
-            if old.name != name:
-                old.unlink(missing_ok=True)
+        write_json(self.directory / _state_name(epochs_done), state, sort_keys=True,
+                   checksum=True)
+        write_json(self.directory / STATE_FILE, state, sort_keys=True, checksum=True)
+        for epoch, kinds in _epoch_files(self.directory).items():
+            if epoch <= epochs_done - self.keep:
+                for path in kinds.values():
+                    path.unlink(missing_ok=True)
+                    pathlib.Path(checksum_path(path)).unlink(missing_ok=True)
 
 
 # -- the recipe ---------------------------------------------------------------------------------
@@ -531,9 +716,12 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
     if config.steps_per_epoch:
         steps = min(steps, config.steps_per_epoch)
 
-    state = latest_checkpoint(output_dir) if output_dir else None
-    if state is not None:
-        _check_resumable(state, config)
+    checkpoints = _scan(pathlib.Path(output_dir) / CHECKPOINT_DIR) if output_dir else []
+    states = [c.state for c in checkpoints if c.state is not None]
+    if states:
+        _check_resumable(states[0], config)
+    elif checkpoints:
+        raise _unusable(output_dir, checkpoints)
 
     with placement.scope():
         if isinstance(model_or_genotype, keras.Model):
@@ -555,9 +743,14 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
             run_eagerly=config.run_eagerly,
         )
         initial_epoch, history = 0, {}
-        if state is not None:
-            initial_epoch, history = _restore(model, state)
-            logger.info("Resuming %s after epoch %d", output_dir, initial_epoch)
+        if checkpoints:
+            state = _restore(model, output_dir, checkpoints)
+            initial_epoch, history = int(state["epoch"]), state.get("history") or {}
+            message = f"Resuming from epoch {initial_epoch} (checkpoint {state['weights']})"
+            if config.verbose:
+                print(message, flush=True)  # beside fit's own progress lines
+            else:
+                logger.info(message)
 
         cbs = list(callbacks or [])
         has_drop_path = any(
@@ -571,7 +764,8 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
             out = pathlib.Path(output_dir)
             out.mkdir(parents=True, exist_ok=True)
             write_json(out / "config.json", config.to_dict(), sort_keys=True)
-            checkpoint = EpochCheckpoint(out, history, config.to_dict())
+            checkpoint = EpochCheckpoint(out, history, config.to_dict(),
+                                         keep=config.keep_checkpoints)
             cbs.append(checkpoint)
             if config.tensorboard:
                 cbs.append(keras.callbacks.TensorBoard(log_dir=str(out / "logs")))
@@ -606,10 +800,7 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
         if output_dir:
             out = pathlib.Path(output_dir)
             write_json(out / "history.json", history, sort_keys=True)
-            final = out / "model.keras"
-            tmp = out / ".tmp-model.keras"
-            model.save(tmp)
-            os.replace(tmp, final)
+            atomic_save(out / "model.keras", model.save, checksum=True)
     return result
 
 
@@ -630,16 +821,3 @@ def _check_resumable(state, config):
 
 def _jsonable(value):
     return json.loads(json.dumps(value))
-
-
-def _restore(model, state):
-    optimizer = model.optimizer
-    if not optimizer.built:
-        optimizer.build(model.trainable_variables)
-    model.load_weights(state["weights"])
-    seeds = _seed_states(model)
-    saved = state.get("seed_states") or []
-    if len(saved) == len(seeds):
-        for variable, value in zip(seeds, saved):
-            variable.assign(np.asarray(value, dtype=variable.dtype))
-    return int(state["epoch"]), state.get("history") or {}

@@ -2,12 +2,14 @@
 
 Trains a tiny NASNet (drop path on, CIFAR-style augmentation) on the digits for 3 epochs into
 OUTPUT_DIR. With KILL_EPOCH / KILL_BATCH it SIGKILLs itself when that batch starts, as a crash
-would. On completion it writes OUTPUT_DIR/final_weights.npz and prints a JSON line.
+would. On completion it writes OUTPUT_DIR/final_weights.npz and prints a JSON line; the
+library's log lines (e.g. the epoch it resumes from) go to stderr.
 
 Usage: python tests/_train_resume.py OUTPUT_DIR [KILL_EPOCH KILL_BATCH]
 """
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -50,6 +52,8 @@ class CountSteps(keras.callbacks.Callback):
 
 def main():
     output_dir = sys.argv[1]
+    # The library's user-facing lines (resuming, damaged checkpoints) go to stderr.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     callbacks = [CountSteps()]
     if len(sys.argv) == 4:
         callbacks.append(KillAt(int(sys.argv[2]), int(sys.argv[3])))

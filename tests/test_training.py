@@ -3,8 +3,10 @@ checkpoints written whole, resumption (a SIGKILLed process restarted ends with t
 an uninterrupted run), and clear errors before training starts."""
 
 import json
+import logging
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -16,7 +18,9 @@ pytest.importorskip("tensorflow")
 
 from nasnet_tf import NASNetCell, build_nasnet  # noqa: E402
 from nasnet_tf.data import load_dataset  # noqa: E402
+from nasnet_tf.io_utils import CorruptFileError, verify  # noqa: E402
 from nasnet_tf.training import (  # noqa: E402
+    CheckpointError,
     EpochCheckpoint,
     LabelSmoothingCrossentropy,
     TrainConfig,
@@ -243,16 +247,216 @@ def test_arrays_train_without_tf_data():
     assert len(history.history["loss"]) == 1
 
 
-def test_epoch_checkpoint_keeps_only_the_last_weights(digits, tmp_path):
+@pytest.mark.parametrize("keep", [1, 2])
+def test_epoch_checkpoint_keeps_the_last_checkpoints(tmp_path, keep):
     model = build_nasnet(preset="cifar", input_shape=(8, 8, 1), classes=10, **TINY)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    callback = EpochCheckpoint(tmp_path)
+    callback = EpochCheckpoint(tmp_path, keep=keep)
     callback.set_model(model)
     for epoch in range(3):
         callback.on_epoch_end(epoch, {"loss": float(epoch)})
     files = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert files == ["epoch-00003.weights.h5", "state.json"]
+    kept = [f"epoch-{e:05d}.{kind}{sidecar}" for e in range(4 - keep, 4)
+            for kind in ("state.json", "weights.h5") for sidecar in ("", ".sha256")]
+    assert files == sorted(kept + ["state.json", "state.json.sha256"])
     assert latest_checkpoint(tmp_path)["history"] == {"loss": [0.0, 1.0, 2.0]}
+    # every file is checked by its sidecar (the `sha256sum -c` format)
+    for name in files:
+        if not name.endswith(".sha256"):
+            assert verify(tmp_path / "checkpoints" / name, required=True), name
+    with pytest.raises(ValueError, match=r"Received: keep=0"):
+        EpochCheckpoint(tmp_path, keep=0)
+    with pytest.raises(ValueError, match=r"Received: keep_checkpoints=0"):
+        _config(keep_checkpoints=0).validate()
+
+
+# -- damaged files -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def finished_run(digits, tmp_path_factory):
+    """A finished 2-epoch run (checkpoints of epochs 1 and 2 kept), written under umask 022."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    old = os.umask(0o022)
+    try:
+        history = train(None, digits, _config(epochs=2), out)
+    finally:
+        os.umask(old)
+    return out, history.history
+
+
+def _copy(run, tmp_path):
+    return pathlib.Path(shutil.copytree(run, tmp_path / "run"))
+
+
+def _truncate(path, keep=0.5):
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.truncate(int(size * keep))
+
+
+def _snapshot(directory):
+    return {p.relative_to(directory): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in directory.rglob("*") if p.is_file()}
+
+
+def _warnings(caplog):
+    return [r.getMessage() for r in caplog.records
+            if r.name == "nasnet_tf.training" and r.levelno == logging.WARNING]
+
+
+def test_every_file_training_writes_is_readable_by_others_under_umask_022(finished_run):
+    out, _ = finished_run
+    files = [p for p in out.rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"model.keras", "model.keras.sha256", "config.json", "history.json", "state.json",
+            "state.json.sha256", "epoch-00002.weights.h5", "epoch-00002.weights.h5.sha256",
+            "epoch-00001.state.json.sha256"} <= names
+    for path in files:
+        assert path.stat().st_mode & 0o777 == 0o644, path
+    assert verify(out / "model.keras", required=True)
+
+
+def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(
+        digits, finished_run, tmp_path, caplog):
+    run, history = finished_run
+    out = _copy(run, tmp_path)
+    newest = out / "checkpoints" / "epoch-00002.weights.h5"
+    _truncate(newest)
+    truncated_size = newest.stat().st_size
+    caplog.set_level(logging.INFO, logger="nasnet_tf.training")
+    counter = CountSteps()
+    resumed = train(None, digits, _config(epochs=2), out, callbacks=[counter])
+    assert counter.steps == 2  # epoch 2 again, from epoch 1's checkpoint
+    assert len(resumed.history["loss"]) == 2
+    assert resumed.history["loss"][0] == history["loss"][0]
+    # one warning line, naming the damaged file and the one fallen back to
+    (warning,) = _warnings(caplog)
+    assert "\n" not in warning
+    assert str(newest) in warning and str(out / "checkpoints" / "epoch-00001.weights.h5") in warning
+    assert "does not match" in warning and "epoch-00002.weights.h5.corrupt" in warning
+    assert f"Resuming from epoch 1 (checkpoint {out / 'checkpoints' / 'epoch-00001.weights.h5'})" \
+        in caplog.messages
+    # set aside, not deleted; the new epoch 2 checkpoint is whole
+    aside = out / "checkpoints" / "epoch-00002.weights.h5.corrupt"
+    assert aside.stat().st_size == truncated_size
+    assert (out / "checkpoints" / "epoch-00002.state.json.corrupt").is_file()
+    assert verify(newest, required=True)
+    assert latest_checkpoint(out)["epoch"] == 2
+
+
+def test_two_truncated_checkpoints_are_a_one_line_error_that_changes_nothing(
+        digits, finished_run, tmp_path):
+    out = _copy(finished_run[0], tmp_path)
+    for epoch in (1, 2):
+        _truncate(out / "checkpoints" / f"epoch-{epoch:05d}.weights.h5")
+    before = _snapshot(out)
+    with pytest.raises(CheckpointError) as error:
+        train(None, digits, _config(epochs=2), out)
+    message = str(error.value)
+    assert isinstance(error.value, ValueError)  # the command line: one line, exit status 2
+    assert "\n" not in message
+    assert str(out / "checkpoints" / "epoch-00002.weights.h5") in message
+    assert "epoch-00001.weights.h5" in message and "--overwrite" in message
+    assert _snapshot(out) == before
+    with pytest.raises(CheckpointError):
+        latest_checkpoint(out)
+
+
+@pytest.mark.tf_only  # backend-neutral code; JAX runs the checksum fallback above
+def test_an_unloadable_checkpoint_without_checksums_falls_back(
+        digits, finished_run, tmp_path, caplog):
+    # A run written before checksums: no sidecars, no digest in the state. The weights file is
+    # checked by loading it.
+    out = _copy(finished_run[0], tmp_path)
+    checkpoints = out / "checkpoints"
+    for sidecar in checkpoints.glob("*.sha256"):
+        sidecar.unlink()
+    for name in ("state.json", "epoch-00002.state.json", "epoch-00001.state.json"):
+        state = json.loads((checkpoints / name).read_text())
+        del state["weights_sha256"]
+        (checkpoints / name).write_text(json.dumps(state))
+    _truncate(checkpoints / "epoch-00002.weights.h5", 0.9)
+    caplog.set_level(logging.INFO, logger="nasnet_tf.training")
+    counter = CountSteps()
+    train(None, digits, _config(epochs=2), out, callbacks=[counter])
+    assert counter.steps == 2
+    (warning,) = _warnings(caplog)
+    assert "cannot be loaded" in warning and "epoch-00001.weights.h5" in warning
+    assert (checkpoints / "epoch-00002.weights.h5.corrupt").is_file()
+
+
+def test_a_truncated_state_file_falls_back_to_the_epochs_own_state(
+        digits, finished_run, tmp_path, caplog, capsys):
+    run, history = finished_run
+    out = _copy(run, tmp_path)
+    _truncate(out / "checkpoints" / "state.json")
+    caplog.set_level(logging.INFO, logger="nasnet_tf.training")
+    counter = CountSteps()
+    resumed = train(None, digits, _config(epochs=2, verbose=1), out, callbacks=[counter])
+    assert counter.steps == 0 and resumed.history == history  # the run was finished
+    (warning,) = _warnings(caplog)
+    assert str(out / "checkpoints" / "state.json") in warning
+    assert str(out / "checkpoints" / "epoch-00002.weights.h5") in warning
+    assert (out / "checkpoints" / "state.json.corrupt").is_file()
+    weights = out / "checkpoints" / "epoch-00002.weights.h5"
+    assert f"Resuming from epoch 2 (checkpoint {weights})\n" in capsys.readouterr().out
+
+
+def test_a_damaged_state_and_weights_of_one_epoch_are_set_aside_together(
+        digits, finished_run, tmp_path, caplog):
+    out = _copy(finished_run[0], tmp_path)
+    checkpoints = out / "checkpoints"
+    _truncate(checkpoints / "epoch-00002.state.json")
+    _truncate(checkpoints / "epoch-00002.weights.h5")
+    caplog.set_level(logging.INFO, logger="nasnet_tf.training")
+    counter = CountSteps()
+    train(None, digits, _config(epochs=2), out, callbacks=[counter])
+    assert counter.steps == 2
+    (warning,) = _warnings(caplog)
+    assert "epoch-00002.state.json" in warning and "epoch-00002.weights.h5" in warning
+    assert str(checkpoints / "epoch-00001.weights.h5") in warning
+    aside = sorted(p.name for p in checkpoints.glob("*.corrupt*"))
+    assert aside == ["epoch-00002.state.json.corrupt", "epoch-00002.state.json.corrupt.sha256",
+                     "epoch-00002.weights.h5.corrupt", "epoch-00002.weights.h5.corrupt.sha256"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty"])
+def test_a_damaged_state_file_that_cannot_be_rebuilt_is_a_one_line_error(
+        digits, finished_run, tmp_path, damage):
+    # A run written before per-epoch states: `state.json` is the only state.
+    out = _copy(finished_run[0], tmp_path)
+    for path in (out / "checkpoints").glob("epoch-*.state.json*"):
+        path.unlink()
+    state = out / "checkpoints" / "state.json"
+    _truncate(state, 0.5 if damage == "truncate" else 0)
+    before = _snapshot(out)
+    with pytest.raises(CheckpointError) as error:
+        train(None, digits, _config(epochs=2), out)
+    message = str(error.value)
+    assert "\n" not in message and str(state) in message
+    assert ("is empty" if damage == "empty" else "does not match its checksum") in message
+    assert _snapshot(out) == before
+    # without a sidecar, the JSON check names the file (no bare decoder message)
+    (out / "checkpoints" / "state.json.sha256").unlink()
+    if damage == "truncate":
+        with pytest.raises(CorruptFileError, match=r"state\.json' is not valid JSON"):
+            latest_checkpoint(out)
+
+
+def test_weights_without_a_state_are_an_unfinished_epoch_not_damage(
+        digits, finished_run, tmp_path, caplog):
+    # A kill between writing epoch 3's weights and its state leaves them without a state.
+    run, history = finished_run
+    out = _copy(run, tmp_path)
+    orphan = out / "checkpoints" / "epoch-00003.weights.h5"
+    shutil.copy(out / "checkpoints" / "epoch-00002.weights.h5", orphan)
+    _truncate(orphan)
+    before = _snapshot(out)
+    caplog.set_level(logging.INFO, logger="nasnet_tf.training")
+    resumed = train(None, digits, _config(epochs=2), out)
+    assert resumed.history == history
+    assert not _warnings(caplog)
+    assert {k: v for k, v in _snapshot(out).items() if "checkpoints" in str(k)} == {
+        k: v for k, v in before.items() if "checkpoints" in str(k)}
 
 
 # -- kill and resume -----------------------------------------------------------------------------
@@ -276,6 +480,9 @@ def test_sigkill_in_the_second_epoch_then_restart_matches_an_uninterrupted_run(t
     assert state["epoch"] == 1  # the first epoch's checkpoint survived, nothing later
     resumed = _run(tmp_path / "killed")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    weights = tmp_path / "killed" / "checkpoints" / "epoch-00001.weights.h5"
+    assert f"nasnet_tf.training: Resuming from epoch 1 (checkpoint {weights})" in resumed.stderr
+    assert "WARNING nasnet_tf" not in resumed.stderr  # a kill damages no checkpoint
 
     a = json.loads(straight.stdout.strip().splitlines()[-1])
     b = json.loads(resumed.stdout.strip().splitlines()[-1])

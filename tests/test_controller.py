@@ -5,7 +5,9 @@ import itertools
 import numpy as np
 import pytest
 
-from tuners.controller import Controller
+from tuners.controller import CONTROLLER_SETTINGS, PRESETS, Controller
+from tuners.nasnet_space import NASNetSearchSpace
+from tuners.oracle import decision_values, default_update_every
 
 CHOICES = [3, 4, 2, 5]  # 120 sequences: chance of any one of them is 1/120.
 
@@ -151,3 +153,111 @@ def test_bad_decisions_and_rewards():
         controller.update([[0, 1], [1, 1]], [1.0, float("nan")])
     with pytest.raises(ValueError, match="finite"):
         controller.update([[0, 1], [1, 1]], [1.0])
+
+
+# --------------------------------------------------------------- presets, PPO, synthetic NAS
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_builds_and_explicit_arguments_override_it(name):
+    controller = Controller([2, 3], units=8, seed=0, preset=name)
+    for key in CONTROLLER_SETTINGS:
+        assert getattr(controller, key) == PRESETS[name][key], key
+    assert controller.get_config()["preset"] == name
+    override = Controller([2, 3], units=8, seed=0, preset=name, learning_rate=0.123, max_kl=0)
+    assert override.learning_rate == 0.123 and override.max_kl == 0.0
+    assert override.entropy_weight == PRESETS[name]["entropy_weight"]
+    rebuilt = Controller(**override.get_config())
+    assert rebuilt.get_config() == override.get_config()
+
+
+def test_nasnet_preset_is_the_papers_and_unknown_presets_are_refused():
+    paper = PRESETS["nasnet"]
+    assert (paper["learning_rate"], paper["entropy_weight"]) == (3.5e-4, 1e-5)
+    assert (paper["baseline_decay"], paper["update_every"], paper["algorithm"]) == (0.95, 20, "ppo")
+    known = r"Accepted: \['default', 'nasnet'\]. Received: preset='x'"
+    with pytest.raises(ValueError, match=known):
+        Controller([2], preset="x")
+
+
+def test_sample_returns_the_sampling_time_log_prob():
+    controller = Controller(CHOICES, units=8, seed=2)
+    decisions, log_probs = controller.sample(16, return_log_prob=True)
+    assert log_probs.shape == (16,)
+    np.testing.assert_allclose(log_probs, controller.log_prob(decisions), atol=1e-4)
+    with pytest.raises(ValueError, match="old_log_probs"):
+        controller.update(decisions, np.ones(16), old_log_probs=np.ones(16))
+
+
+@pytest.mark.slow  # ~15 s under TensorFlow, ~30-45 s under JAX (compiles)
+def test_stale_sample_is_trained_with_its_sampling_time_log_prob():
+    kwargs = dict(units=8, seed=4, learning_rate=0.05, ppo_epochs=1, entropy_weight=0.0)
+    a, b = Controller([3, 3], **kwargs), Controller([3, 3], **kwargs)
+    stale, stale_lp = a.sample(2, return_log_prob=True)
+    b.sample(2)  # same random state as `a`
+    # An update between the draw and the stale sample's own update moves the policy.
+    for c in (a, b):
+        c.update([[0, 0], [1, 1], [2, 2]], [1.0, 0.0, 0.0])
+    current = a.log_prob(stale)
+    assert np.max(np.abs(current - stale_lp)) > 0.2  # ratio outside 1 +- 0.2
+    rewards = np.array([1.0, 0.0])
+    baseline = a.baseline
+    advantage = rewards - baseline
+    advantage = advantage / advantage.std()
+    ratio = np.exp(current - stale_lp)
+    expected = -np.minimum(ratio * advantage, np.clip(ratio, 0.8, 1.2) * advantage).mean()
+    with_lp = a.update(stale, rewards, old_log_probs=stale_lp)
+    without = b.update(stale, rewards)  # old behaviour: the current policy's log-probs
+    assert with_lp["loss"] == pytest.approx(expected, rel=1e-4)
+    assert with_lp["clip_fraction"] == pytest.approx(np.mean(np.abs(ratio - 1) > 0.2))
+    assert with_lp["clip_fraction"] > 0 and without["clip_fraction"] == 0.0
+    assert without["loss"] == pytest.approx(-advantage.mean(), abs=1e-5)
+    assert with_lp["stale_kl"] > 0.01 and without["stale_kl"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_kl_early_stop_and_update_stats():
+    d = np.array([[0, 1, 0, 4], [2, 3, 1, 0], [1, 0, 0, 2], [2, 2, 1, 1]])
+    rewards = [1.0, 0.0, 0.5, 0.2]
+    stop = Controller(CHOICES, units=8, seed=0, learning_rate=0.05, ppo_epochs=6, max_kl=1e-9)
+    free = Controller(CHOICES, units=8, seed=0, learning_rate=0.05, ppo_epochs=6, max_kl=0)
+    s_stop, s_free = stop.update(d, rewards), free.update(d, rewards)
+    assert s_stop["ppo_steps"] == 1 and s_free["ppo_steps"] == 6
+    assert 0 < s_stop["approx_kl"] < s_free["approx_kl"]
+    probs = s_free["decision_probs"]
+    assert [len(p) for p in probs] == CHOICES
+    for p in probs:
+        assert sum(p) == pytest.approx(1.0, abs=1e-3) and all(round(x, 4) == x for x in p)
+    greedy_p = free.probabilities(free.greedy())[0, 0]
+    np.testing.assert_allclose(np.max(probs[0]), greedy_p, atol=1e-4)
+    keys = {"update", "reward_mean", "reward_max", "reward_min", "baseline", "entropy",
+            "approx_kl", "loss", "clip_fraction", "ppo_steps", "decision_probs"}  # fmt: skip
+    assert keys <= set(s_free)
+
+
+def nasnet_num_choices():
+    hp = NASNetSearchSpace(num_blocks=5).hyperparameters()
+    return [k for k in (len(decision_values(h) or ()) for h in hp.space) if k > 1]
+
+
+def _synthetic_nasnet_run(preset, update_every, budget=200, seed=0):
+    """Mean noise-free reward of the last 50 of `budget` samples: the fraction of the 50
+    NASNet B=5 decisions matching a hidden target, observed with N(0, 0.05) noise."""
+    num_choices = nasnet_num_choices()
+    rng = np.random.default_rng([seed, 7])
+    target = np.array([rng.integers(k) for k in num_choices])
+    controller = Controller(num_choices, seed=seed, preset=preset)
+    true = []
+    while len(true) < budget:
+        decisions, log_probs = controller.sample(update_every, return_log_prob=True)
+        match = (decisions == target).mean(axis=1)
+        true.extend(match)
+        controller.update(decisions, match + 0.05 * rng.standard_normal(len(match)), log_probs)
+    chance = float(np.mean([1.0 / k for k in num_choices]))
+    return float(np.mean(true[-50:])), chance
+
+
+@pytest.mark.slow  # ~15 s under TensorFlow, ~30-45 s under JAX (compiles)
+def test_default_preset_learns_the_nasnet_space_within_200_rewards_and_nasnet_is_slower():
+    default, chance = _synthetic_nasnet_run("default", default_update_every(200))
+    paper, _ = _synthetic_nasnet_run("nasnet", PRESETS["nasnet"]["update_every"])
+    assert chance == pytest.approx(0.247, abs=1e-3)
+    assert default > 1.3 * chance, (default, chance)
+    assert paper < 1.15 * chance and default > paper + 0.05, (default, paper, chance)

@@ -402,3 +402,110 @@ def test_plain_keras_hypermodel_on_digits(tmp_path):
     assert rewards == {i: t.score for i, t in oracle.trials.items()}
     assert oracle.get_best_trials()[0].score > 0.5
     assert len(oracle.history) == len(oracle.rewards) // 2
+
+
+# ------------------------------------------- presets, failures, candidates, saved state
+def test_presets_update_every_and_the_too_few_updates_warning():
+    max_obj = keras_tuner.Objective("score", "max")
+    assert ControllerOracle(objective=max_obj, max_trials=200).update_every == 5
+    assert ControllerOracle(objective=max_obj, max_trials=20).update_every == 4
+    paper = ControllerOracle(objective=max_obj, max_trials=1000, preset="nasnet")
+    assert paper.update_every == 20
+    assert paper._controller_kwargs["preset"] == "nasnet"
+    with pytest.warns(UserWarning, match="update_every=20 gives the controller 1 update"):
+        ControllerOracle(objective=max_obj, max_trials=20, update_every=20)
+    with pytest.raises(ValueError, match=r"Accepted: \['default', 'nasnet'\]"):
+        ControllerOracle(objective=max_obj, max_trials=20, preset="enas")
+
+
+def test_minimised_objective_with_a_failing_choice_makes_it_rarer(tmp_path):
+    class Loss(keras_tuner.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            hp = trial.hyperparameters
+            a, c = hp.Choice("a", [1, 2, 3]), hp.Int("c", 0, 8, step=2)
+            if a == 1:
+                raise RuntimeError("a=1 always fails")
+            return {"val_loss": 2.0 + 0.1 * a - 0.05 * c}  # every real reward is < 0
+
+    oracle = ControllerOracle(
+        objective="val_loss", max_trials=14, units=16, seed=1, max_consecutive_failed_trials=50
+    )
+    tuner = Loss(oracle=oracle, directory=str(tmp_path))
+    p_before = None
+    oracle.update_space(_declare(lambda hp: (hp.Choice("a", [1, 2, 3]), hp.Int("c", 0, 8, step=2))))
+    oracle._ensure_controller()
+    p_before = oracle.controller.probabilities([[0, 0]])[0, 0]
+    tuner.search(verbose=0)
+    failed = {t for t, trial in oracle.trials.items() if trial.status == FAILED}
+    assert failed and oracle.num_failures == len(failed)
+    real = [r[1] for r in oracle.rewards if r[0] not in failed]
+    for trial_id, reward, _ in oracle.rewards:
+        if trial_id in failed:
+            assert reward < min(real)  # below every real (negative) reward, unlike 0.0
+    assert oracle.history[-1]["num_failures"] <= oracle.num_failures
+    p_after = oracle.controller.probabilities([[0, 0]])[0, 0]
+    assert p_before == pytest.approx(1 / 3, abs=0.06)
+    assert p_after < 0.5 * p_before, (p_before, p_after)
+
+
+def _declare(fn):
+    hp = keras_tuner.HyperParameters()
+    fn(hp)
+    return hp
+
+
+def test_sample_candidates_and_add_rewards_update_and_resume_exactly(tmp_path):
+    tuner = make_tuner(tmp_path, max_trials=10, overwrite=True, update_every=3)
+    oracle = tuner.oracle
+    oracle.update_space(_declare(ToyHyperModel().build))
+    shared = oracle.sample_candidates(2, record=False)  # e.g. to train shared weights
+    candidates = oracle.sample_candidates(5)
+    assert [c["id"] for c in shared + candidates] == [f"c{i:06d}" for i in range(1, 8)]
+    assert all(set(c["values"]) == {"a", "b", "c", "f"} for c in candidates)
+    assert all(c["values"]["f"] == 7 for c in candidates)
+    assert sorted(oracle.recorded_candidates) == [c["id"] for c in candidates]
+    with pytest.raises(ValueError, match="unknown ids \\['c000001'\\]"):
+        oracle.add_rewards(["c000001"], [1.0])  # drawn with record=False
+    with pytest.raises(ValueError, match="repeated"):
+        oracle.add_rewards(["c000003", "c000003"], [1.0, 2.0])
+    with pytest.raises(ValueError, match="finite"):
+        oracle.add_rewards(["c000003"], [math.nan])
+    ids = [c["id"] for c in candidates]
+    oracle.add_rewards(ids[:4], [toy_score(c["values"]) for c in candidates[:4]])
+    assert len(oracle.history) == 1 and len(oracle.pending_rewards) == 1
+    assert [r[2] for r in oracle.rewards] == ["candidate"] * 4
+    assert oracle.pending_rewards[0][0] == ids[3]
+    decisions, log_prob = oracle.recorded_candidates[ids[4]]
+    assert len(decisions) == 3 and log_prob < 0  # drawn before the update: its own log-prob
+
+    saved = json.loads((tmp_path / "toy" / "oracle.json").read_text())["controller_oracle"]
+    assert saved["decision_names"] == ["a", "b", "c"] == oracle.decision_names
+    assert saved["candidate_count"] == 7 and list(saved["candidates"]) == [ids[4]]
+    assert "decision_probs" in saved["controller"]["history"][0]
+
+    tuner.save()  # KerasTuner reloads a project only once the tuner has saved itself.
+    reloaded = make_tuner(tmp_path, max_trials=10).oracle
+    _controller_arrays_equal(reloaded.controller.get_state(), oracle.controller.get_state())
+    assert reloaded.recorded_candidates == oracle.recorded_candidates
+    assert reloaded.pending_rewards == oracle.pending_rewards
+    # Same next draws (random state), ids that continue, and the same next update.
+    a, b = oracle.sample_candidates(3), reloaded.sample_candidates(3)
+    assert a == b and a[0]["id"] == "c000008"
+    for o, batch in ((oracle, a), (reloaded, b)):
+        o.add_rewards([ids[4]] + [c["id"] for c in batch[:2]], [1.0, 2.0, 0.5])
+    assert len(reloaded.history) == 2
+    _controller_arrays_equal(reloaded.controller.get_state(), oracle.controller.get_state())
+
+
+def test_trials_store_their_sampling_time_log_prob(tmp_path):
+    tuner = make_tuner(tmp_path, max_trials=7, overwrite=True, update_every=3)
+    tuner.search(verbose=0)
+    saved = json.loads((tmp_path / "toy" / "oracle.json").read_text())["controller_oracle"]
+    log_probs = saved["trial_log_probs"]
+    assert sorted(log_probs) == sorted(tuner.oracle.trial_decisions)
+    assert all(lp < 0 for lp in log_probs.values())
+    # Trials drawn before an update kept their sampling-time log-probability, which the
+    # updated policy no longer gives them.
+    first = tuner.oracle.trial_decisions["0"]
+    assert abs(log_probs["0"] - float(tuner.oracle.controller.log_prob([first])[0])) > 1e-3
+    assert all(len(p) == 4 for p in saved["pending"])

@@ -9,6 +9,12 @@ train it by policy gradient against an exponential-moving-average baseline.
 Only `keras`, `keras.ops` and `keras.layers` are used, so it runs under the TensorFlow and the
 JAX backends. The random draws come from a NumPy generator whose state is part of
 `get_state()`, so a restored controller samples exactly what the saved one would have.
+
+Its training settings come from a named preset of `PRESETS` (explicit arguments override it):
+`"nasnet"` is the papers' (Adam 3.5e-4, entropy 1e-5, EMA baseline 0.95, batches of 20),
+which needs about a thousand rewards to move off uniform over the NASNet space;
+`"default"` is tuned to learn within tens to hundreds of rewards (see
+`benchmarks/controller_sweep.py` and `benchmarks/RESULTS_controller.md`).
 """
 
 import logging
@@ -21,6 +27,55 @@ from keras import ops
 logger = logging.getLogger(__name__)
 
 ALGORITHMS = ("ppo", "reinforce")
+
+PRESETS = {
+    # Zoph et al. 2017 (NASNet): PPO, Adam 3.5e-4, entropy 1e-5, EMA baseline 0.95, 20
+    # children per update. No logit bounding, no advantage scaling, no KL stop.
+    "nasnet": {
+        "algorithm": "ppo",
+        "learning_rate": 3.5e-4,
+        "entropy_weight": 1e-5,
+        "baseline_decay": 0.95,
+        "clip_epsilon": 0.2,
+        "ppo_epochs": 4,
+        "normalize_advantages": False,
+        "logit_clip": 0.0,
+        "temperature": 1.0,
+        "max_kl": 0.0,
+        "update_every": 20,
+    },
+    # Tuned on synthetic rewards over the NASNet B=5 space for budgets of 100 to 500 rewards
+    # (benchmarks/controller_sweep.py). `update_every=None`: derived from the trial budget.
+    "default": {
+        "algorithm": "ppo",
+        "learning_rate": 1e-2,
+        "entropy_weight": 1e-2,
+        "baseline_decay": 0.9,
+        "clip_epsilon": 0.2,
+        "ppo_epochs": 4,
+        "normalize_advantages": True,
+        "logit_clip": 2.5,
+        "temperature": 1.0,
+        "max_kl": 0.05,
+        "update_every": None,
+    },
+}
+"""Named training settings for `Controller` and `ControllerOracle`, one dict per preset.
+
+`update_every` is used by `ControllerOracle` only (`None`: derived from `max_trials`)."""
+
+CONTROLLER_SETTINGS = (
+    "algorithm",
+    "learning_rate",
+    "entropy_weight",
+    "baseline_decay",
+    "clip_epsilon",
+    "ppo_epochs",
+    "normalize_advantages",
+    "logit_clip",
+    "temperature",
+    "max_kl",
+)
 _MASKED = -1e9  # Logit of a choice a decision does not have (finite: 0 * it stays 0).
 _INIT_RANGE = 0.1  # NASNet / NAS 2016: every controller weight uniform in [-0.1, 0.1].
 
@@ -36,14 +91,30 @@ class _Policy(keras.Model):
     compiled graph (and JAX's compile time) does not grow with the number of decisions. For
     that, the softmax heads are stacked into one `[D, units, K]` kernel (K = the largest
     number of choices) and the logits beyond a decision's own choices are masked out.
+
+    The logits are divided by `temperature`, then bounded to `logit_clip * tanh(logits)` when
+    `logit_clip > 0` (ENAS): no choice can become more than `exp(2 * logit_clip)` times as
+    likely as another, so a few lucky rewards cannot collapse a decision.
     """
 
-    def __init__(self, num_choices, units, embedding_dim, clip_epsilon, entropy_weight, **kwargs):
+    def __init__(
+        self,
+        num_choices,
+        units,
+        embedding_dim,
+        clip_epsilon,
+        entropy_weight,
+        logit_clip=0.0,
+        temperature=1.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_choices = list(num_choices)
         self.units = units
         self.clip_epsilon = clip_epsilon
         self.entropy_weight = entropy_weight
+        self.logit_clip = float(logit_clip)
+        self.temperature = float(temperature)
         num_decisions = len(self.num_choices)
         max_choices = max(self.num_choices)
         # One embedding row per (decision, choice) pair plus a learned start token, so the
@@ -71,7 +142,8 @@ class _Policy(keras.Model):
         With `decisions` (`[n, D]` ints) it is teacher-forced; with `uniforms` (`[n, D]` in
         [0, 1)) each decision is drawn by inverse CDF and fed back; with neither, the most
         likely choice is taken at each step (one sequence). Returns the decisions, and their
-        per-decision log-probabilities and entropies, each `[n, D]`.
+        per-decision log-probabilities and entropies, each `[n, D]`; greedy decoding also
+        returns the probability vector of every decision, `[1, D, K]`.
         """
         mode = (
             "teacher" if decisions is not None else "sample" if uniforms is not None else "greedy"
@@ -99,7 +171,12 @@ class _Policy(keras.Model):
             h, c, index = carry[:3]
             kernel, bias, mask, offset, n_choices, col = x
             out, (h, c) = self.cell(self.embedding(index), [h, c])
-            logits = ops.matmul(out, kernel) + bias + mask
+            logits = ops.matmul(out, kernel) + bias
+            if self.temperature != 1.0:
+                logits = logits / self.temperature
+            if self.logit_clip > 0:
+                logits = self.logit_clip * ops.tanh(logits)
+            logits = logits + mask
             log_p = ops.log_softmax(logits, axis=-1)
             probs = ops.exp(log_p)
             if mode == "sample":
@@ -113,19 +190,29 @@ class _Policy(keras.Model):
             log_prob = ops.take_along_axis(log_p, chosen[:, None], axis=1)[:, 0]
             entropy = -ops.sum(probs * log_p, axis=-1)
             carry = (h, c, chosen + offset, chosen, log_prob, entropy)
+            if mode == "greedy":
+                carry = carry + (probs,)
             # Keras' TensorFlow `scan` needs the per-step outputs shaped like the carry.
             return carry, carry
 
         empty = ops.zeros((batch_size,), dtype="float32")
         init = (zeros, zeros, start, start, empty, empty)
-        _, (_, _, _, chosen, log_probs, entropies) = ops.scan(step, init, xs)
-        return (
+        if mode == "greedy":
+            init = init + (ops.zeros((batch_size, self._mask.shape[1]), dtype="float32"),)
+        outputs = ops.scan(step, init, xs)[1]
+        chosen, log_probs, entropies = outputs[3:6]
+        result = (
             ops.transpose(chosen),
             ops.transpose(log_probs),
             ops.transpose(entropies),
         )
+        if mode == "greedy":
+            result = result + (ops.transpose(outputs[6], (1, 0, 2)),)
+        return result
 
     def call(self, inputs):
+        # PPO's ratio is against `old_log_prob`, the log-probability under the policy that drew
+        # the sequence (stored when it was sampled), not the policy at update time.
         _, log_probs, entropies = self.run(decisions=inputs["decisions"])
         log_prob = ops.sum(log_probs, axis=1)
         entropy = ops.sum(entropies, axis=1)
@@ -180,53 +267,91 @@ def _is_number(value):
     return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
 
 
-def validate_settings(
-    units=100,
-    embedding_dim=None,
-    algorithm="ppo",
-    learning_rate=3.5e-4,
-    entropy_weight=1e-5,
-    baseline_decay=0.95,
-    clip_epsilon=0.2,
-    ppo_epochs=4,
-    seed=None,
-):
-    """Checks `Controller` settings (all but `num_choices`) without building anything.
+def _check_preset(preset):
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise ValueError(
+            f"Unknown preset. Accepted: {sorted(PRESETS)}. Received: preset={preset!r}"
+        )
+    return preset
+
+
+def _check_non_negative(value, name):
+    if not _is_number(value) or not math.isfinite(value) or not value >= 0:
+        raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
+    return float(value)
+
+
+def validate_settings(preset="default", units=100, embedding_dim=None, seed=None, **settings):
+    """Resolves and checks `Controller` settings (all but `num_choices`) without building.
+
+    Args:
+        preset: the name of a preset of `PRESETS`.
+        units, embedding_dim, seed: as for `Controller`.
+        **settings: the training settings (`CONTROLLER_SETTINGS`); a missing or `None` one
+            takes the preset's value.
 
     Returns:
-        The settings as plain Python numbers, `embedding_dim` resolved.
+        The settings as plain Python values, `embedding_dim` resolved, with `preset`.
 
     Raises:
         ValueError: naming the first bad setting and what is accepted.
+
+    Example:
+
+    >>> validate_settings("nasnet", learning_rate=1e-3)["learning_rate"]
+    0.001
     """
+    preset = _check_preset(preset)
+    unknown = sorted(set(settings) - set(CONTROLLER_SETTINGS))
+    if unknown:
+        raise ValueError(
+            f"Unrecognized controller settings {unknown}. Accepted: "
+            f"{list(CONTROLLER_SETTINGS)}. Received: {unknown}"
+        )
+    values = {key: PRESETS[preset][key] for key in CONTROLLER_SETTINGS}
+    values.update({key: value for key, value in settings.items() if value is not None})
+    algorithm = values["algorithm"]
     if algorithm not in ALGORITHMS:
         raise ValueError(
             f"`algorithm` must be one of {ALGORITHMS}. Received: algorithm={algorithm!r}"
         )
     units = _check_positive_int(units, "units")
     embedding_dim = units if embedding_dim is None else embedding_dim
-    if not _is_number(entropy_weight) or not entropy_weight >= 0:
-        raise ValueError(
-            f"`entropy_weight` must be a number >= 0. Received: entropy_weight={entropy_weight!r}"
-        )
+    baseline_decay = values["baseline_decay"]
     if not _is_number(baseline_decay) or not 0 <= baseline_decay < 1:
         raise ValueError(
             "`baseline_decay` must be a number in [0, 1). "
             f"Received: baseline_decay={baseline_decay!r}"
         )
+    if not isinstance(values["normalize_advantages"], (bool, np.bool_)):
+        raise ValueError(
+            "`normalize_advantages` must be True or False. "
+            f"Received: normalize_advantages={values['normalize_advantages']!r}"
+        )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise ValueError(f"`seed` must be an int or None. Received: seed={seed!r}")
     return {
+        "preset": preset,
         "units": units,
         "embedding_dim": _check_positive_int(embedding_dim, "embedding_dim"),
         "algorithm": algorithm,
-        "learning_rate": _check_positive_float(learning_rate, "learning_rate"),
-        "entropy_weight": float(entropy_weight),
+        "learning_rate": _check_positive_float(values["learning_rate"], "learning_rate"),
+        "entropy_weight": _check_non_negative(values["entropy_weight"], "entropy_weight"),
         "baseline_decay": float(baseline_decay),
-        "clip_epsilon": _check_positive_float(clip_epsilon, "clip_epsilon"),
-        "ppo_epochs": _check_positive_int(ppo_epochs, "ppo_epochs"),
+        "clip_epsilon": _check_positive_float(values["clip_epsilon"], "clip_epsilon"),
+        "ppo_epochs": _check_positive_int(values["ppo_epochs"], "ppo_epochs"),
+        "normalize_advantages": bool(values["normalize_advantages"]),
+        "logit_clip": _check_non_negative(values["logit_clip"], "logit_clip"),
+        "temperature": _check_positive_float(values["temperature"], "temperature"),
+        "max_kl": _check_non_negative(values["max_kl"], "max_kl"),
         "seed": None if seed is None else int(seed),
     }
+
+
+def _k3_kl(log_p_from, log_p_to):
+    """Schulman's low-variance, non-negative estimate of KL(from || to) from samples."""
+    log_ratio = np.asarray(log_p_to, "float64") - np.asarray(log_p_from, "float64")
+    return float(np.mean(np.expm1(log_ratio) - log_ratio))
 
 
 class Controller:
@@ -237,35 +362,55 @@ class Controller:
     of its own gives the distribution of decision `t`. Every weight starts uniform in
     [-0.1, 0.1].
 
-    `update(decisions, rewards)` does one policy-gradient update on a batch of sampled
-    sequences and their rewards. The advantage of a reward is its difference from a baseline,
-    an exponential moving average of the rewards seen (initialised at the mean of the first
-    batch, then updated once per reward, in order). With `algorithm="ppo"` the clipped PPO
-    objective is maximised for `ppo_epochs` Adam steps on the batch; with
-    `algorithm="reinforce"`, one Adam step on `advantage * log_prob`. Both add
-    `entropy_weight` times the entropy of the sampled sequences.
+    `update(decisions, rewards, old_log_probs)` does one policy-gradient update on a batch of
+    sampled sequences and their rewards. The advantage of a reward is its difference from a
+    baseline, an exponential moving average of the rewards seen (initialised at the mean of
+    the first batch, then updated once per reward, in order); with `normalize_advantages` the
+    batch's advantages are then divided by their standard deviation, so the step size does
+    not depend on the reward's scale. With `algorithm="ppo"` the clipped PPO objective is
+    maximised for up to `ppo_epochs` Adam steps on the batch, stopping early once the
+    policy has moved more than `max_kl` (estimated KL on the batch) from where the update
+    started; the PPO ratio is taken against each sequence's log-probability when it was
+    sampled (`sample(n, return_log_prob=True)`), so sequences drawn before an earlier update
+    are treated as off-policy. With `algorithm="reinforce"`, one Adam step on
+    `ratio * advantage`. Both add `entropy_weight` times the (summed) entropy of the
+    sequences.
+
+    The training settings come from `preset` (a name of `PRESETS`); any of them given
+    explicitly overrides the preset's value.
 
     Args:
         num_choices: list of positive ints, the number of options of each decision, in order.
         units: int, LSTM units. Defaults to 100 (NASNet).
         embedding_dim: int, size of the decision embeddings. Defaults to `units`.
-        algorithm: `"ppo"` (default, as NASNet) or `"reinforce"` (as NAS 2016).
-        learning_rate: float, Adam learning rate. Defaults to 3.5e-4 (NASNet).
-        entropy_weight: float >= 0, weight of the entropy bonus. Defaults to 1e-5.
-        baseline_decay: float in [0, 1), decay of the reward moving average. Defaults to 0.95.
-        clip_epsilon: float > 0, the PPO ratio clip. Defaults to 0.2. Unused by REINFORCE.
-        ppo_epochs: int, Adam steps per PPO update on the same batch. Defaults to 4.
+        algorithm: `"ppo"` (as NASNet) or `"reinforce"` (as NAS 2016).
+        learning_rate: float, Adam learning rate.
+        entropy_weight: float >= 0, weight of the entropy bonus.
+        baseline_decay: float in [0, 1), decay of the reward moving average.
+        clip_epsilon: float > 0, the PPO ratio clip. Unused by REINFORCE.
+        ppo_epochs: int, the most Adam steps per PPO update on the same batch.
         seed: int or None, seeds the initial weights and the sampling. `None` draws one.
+        preset: `"default"` (tuned to learn within a few hundred rewards) or `"nasnet"` (the
+            papers' settings).
+        normalize_advantages: bool, divide each batch's advantages by their standard
+            deviation (after subtracting the baseline).
+        logit_clip: float >= 0, bound the logits to `logit_clip * tanh(logits)` (ENAS);
+            0 turns it off.
+        temperature: float > 0, the logits are divided by it (before `logit_clip`).
+        max_kl: float >= 0, stop a PPO update's steps once the estimated KL divergence from
+            the policy at the start of the update exceeds it; 0 turns the stop off.
 
     Example:
 
     >>> controller = Controller([3, 2, 4], units=8, seed=0)
-    >>> decisions = controller.sample(5)
-    >>> decisions.shape
-    (5, 3)
-    >>> stats = controller.update(decisions, [1.0, 0.0, 0.5, 0.2, 0.9])
-    >>> stats["update"]
-    1
+    >>> decisions, log_probs = controller.sample(5, return_log_prob=True)
+    >>> decisions.shape, log_probs.shape
+    ((5, 3), (5,))
+    >>> stats = controller.update(decisions, [1.0, 0.0, 0.5, 0.2, 0.9], log_probs)
+    >>> stats["update"], len(stats["decision_probs"])
+    (1, 3)
+    >>> Controller([3, 2], preset="nasnet", units=8).learning_rate
+    0.00035
     """
 
     def __init__(
@@ -273,13 +418,19 @@ class Controller:
         num_choices,
         units=100,
         embedding_dim=None,
-        algorithm="ppo",
-        learning_rate=3.5e-4,
-        entropy_weight=1e-5,
-        baseline_decay=0.95,
-        clip_epsilon=0.2,
-        ppo_epochs=4,
+        algorithm=None,
+        learning_rate=None,
+        entropy_weight=None,
+        baseline_decay=None,
+        clip_epsilon=None,
+        ppo_epochs=None,
         seed=None,
+        *,
+        preset="default",
+        normalize_advantages=None,
+        logit_clip=None,
+        temperature=None,
+        max_kl=None,
     ):
         if isinstance(num_choices, (str, bytes)) or not hasattr(num_choices, "__len__"):
             raise ValueError(
@@ -295,40 +446,41 @@ class Controller:
                 f"Received: num_choices={list(num_choices)!r}"
             )
         settings = validate_settings(
+            preset=preset,
             units=units,
             embedding_dim=embedding_dim,
+            seed=seed,
             algorithm=algorithm,
             learning_rate=learning_rate,
             entropy_weight=entropy_weight,
             baseline_decay=baseline_decay,
             clip_epsilon=clip_epsilon,
             ppo_epochs=ppo_epochs,
-            seed=seed,
+            normalize_advantages=normalize_advantages,
+            logit_clip=logit_clip,
+            temperature=temperature,
+            max_kl=max_kl,
         )
-        units, embedding_dim = settings["units"], settings["embedding_dim"]
-        learning_rate, clip_epsilon = settings["learning_rate"], settings["clip_epsilon"]
-        ppo_epochs, seed = settings["ppo_epochs"], settings["seed"]
-        entropy_weight, baseline_decay = settings["entropy_weight"], settings["baseline_decay"]
+        seed = settings["seed"]
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
 
         self.num_choices = [int(k) for k in num_choices]
-        self.units = units
-        self.embedding_dim = embedding_dim
-        self.algorithm = algorithm
-        self.learning_rate = learning_rate
-        self.entropy_weight = float(entropy_weight)
-        self.baseline_decay = float(baseline_decay)
-        self.clip_epsilon = clip_epsilon
-        self.ppo_epochs = ppo_epochs
+        self.preset = settings["preset"]
+        self.units = settings["units"]
+        self.embedding_dim = settings["embedding_dim"]
+        for key in CONTROLLER_SETTINGS:
+            setattr(self, key, settings[key])
         self.seed = int(seed)
 
         self._policy = _Policy(
             self.num_choices,
-            units,
-            embedding_dim,
-            clip_epsilon=clip_epsilon if algorithm == "ppo" else None,
+            self.units,
+            self.embedding_dim,
+            clip_epsilon=self.clip_epsilon if self.algorithm == "ppo" else None,
             entropy_weight=self.entropy_weight,
+            logit_clip=self.logit_clip,
+            temperature=self.temperature,
             name="controller_policy",
         )
         init_rng = np.random.default_rng([self.seed, 0])
@@ -336,7 +488,7 @@ class Controller:
             variable.assign(
                 init_rng.uniform(-_INIT_RANGE, _INIT_RANGE, tuple(variable.shape)).astype("float32")
             )
-        self._optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+        self._optimizer = keras.optimizers.Adam(learning_rate=self.learning_rate)
         self._optimizer.build(self._policy.trainable_variables)
         self._policy.compile(optimizer=self._optimizer, loss=_per_sequence_loss)
         self._runners = {
@@ -353,19 +505,16 @@ class Controller:
         return len(self.num_choices)
 
     def get_config(self):
-        """The constructor arguments (with the drawn seed), enough to rebuild the controller."""
-        return {
+        """The constructor arguments (resolved, with the drawn seed), enough to rebuild it."""
+        config = {
             "num_choices": list(self.num_choices),
             "units": self.units,
             "embedding_dim": self.embedding_dim,
-            "algorithm": self.algorithm,
-            "learning_rate": self.learning_rate,
-            "entropy_weight": self.entropy_weight,
-            "baseline_decay": self.baseline_decay,
-            "clip_epsilon": self.clip_epsilon,
-            "ppo_epochs": self.ppo_epochs,
+            "preset": self.preset,
             "seed": self.seed,
         }
+        config.update({key: getattr(self, key) for key in CONTROLLER_SETTINGS})
+        return config
 
     def _check_decisions(self, decisions):
         array = np.asarray(decisions)
@@ -390,21 +539,27 @@ class Controller:
             )
         return array.astype("int32")
 
-    def sample(self, n=1):
+    def sample(self, n=1, return_log_prob=False):
         """Draws `n` decision sequences from the policy.
 
         Args:
             n: int, how many sequences.
+            return_log_prob: bool, also return each sequence's log-probability under the
+                policy that drew it (give it back to `update` as `old_log_probs`).
 
         Returns:
-            An int array of shape `[n, num_decisions]`.
+            An int array of shape `[n, num_decisions]`; with `return_log_prob`, a tuple
+            `(decisions, log_probs)` with `log_probs` a float64 array of shape `[n]`.
         """
         n = _check_positive_int(n, "n")
         # Inverse-CDF sampling from NumPy uniforms keeps the draws reproducible and the
         # generator state plain data, whatever the backend.
         uniforms = self._rng.random((n, self.num_decisions)).astype("float32")
-        decisions, _, _ = self._runners["sample"].predict_on_batch(uniforms)
-        return np.asarray(decisions).astype("int32")
+        decisions, log_probs, _ = self._runners["sample"].predict_on_batch(uniforms)
+        decisions = np.asarray(decisions).astype("int32")
+        if return_log_prob:
+            return decisions, np.asarray(log_probs, "float64").sum(axis=1)
+        return decisions
 
     def _evaluate(self, decisions):
         _, log_probs, entropies = self._runners["teacher"].predict_on_batch(decisions)
@@ -432,54 +587,109 @@ class Controller:
         _, entropies = self._evaluate(self._check_decisions(decisions))
         return entropies.sum(axis=1)
 
+    def _greedy(self):
+        dummy = np.zeros((1, self.num_decisions), dtype="float32")
+        decisions, _, _, probs = self._runners["greedy"].predict_on_batch(dummy)
+        return np.asarray(decisions)[0].astype("int32"), np.asarray(probs)[0]
+
     def greedy(self):
         """The most likely choice at each step, fed back as it goes: shape `[D]`."""
-        dummy = np.zeros((1, self.num_decisions), dtype="float32")
-        decisions, _, _ = self._runners["greedy"].predict_on_batch(dummy)
-        return np.asarray(decisions)[0].astype("int32")
+        return self._greedy()[0]
 
-    def update(self, decisions, rewards):
+    def decision_probs(self, decimals=4):
+        """The probability vector of every decision along the greedy path.
+
+        Each decision's distribution is conditioned on the greedy choices before it (the path
+        `greedy()` returns), which leaves the random state untouched.
+
+        Args:
+            decimals: int, rounding of the probabilities.
+
+        Returns:
+            A list (one entry per decision) of lists of floats (one per choice).
+        """
+        _, probs = self._greedy()
+        return [
+            [round(float(p), decimals) for p in probs[t, :k]]
+            for t, k in enumerate(self.num_choices)
+        ]
+
+    def _check_old_log_probs(self, old_log_probs, n):
+        if old_log_probs is None:
+            return np.full((n,), np.nan)
+        array = np.asarray(old_log_probs, dtype="float64").reshape(-1)
+        if array.shape[0] != n or np.any(np.isinf(array)) or np.any(array > 1e-4):
+            raise ValueError(
+                f"`old_log_probs` must be {n} log-probabilities (finite, <= 0; NaN for 'the "
+                f"current policy'), one per sequence. Received: old_log_probs={array.tolist()}"
+            )
+        return array
+
+    def update(self, decisions, rewards, old_log_probs=None):
         """One policy-gradient update on sampled sequences and their rewards.
 
         Args:
             decisions: int array `[n, D]`, the sequences (as returned by `sample`).
             rewards: float array `[n]`, finite, one per sequence (higher is better).
+            old_log_probs: float array `[n]`, the log-probability of each sequence under the
+                policy that sampled it (from `sample(n, return_log_prob=True)`), used as PPO's
+                old log-probabilities. `None` (or a NaN entry) takes the current policy's, as
+                if the sequence had just been drawn.
 
         Returns:
-            A dict of floats: `update` (1-based count), `reward_mean`, `reward_max`,
-            `reward_min`, `baseline` (after the update), `advantage_mean`, `loss`, `entropy`
-            (mean summed entropy of the batch before the update) and `approx_kl` (mean
-            log-probability drop of the batch caused by the update).
+            A dict: `update` (1-based count), `batch_size`, `reward_mean`, `reward_max`,
+            `reward_min`, `baseline` (after the update), `advantage_mean` (before
+            normalisation), `loss` (of the last step), `entropy` (mean summed entropy of the
+            batch before the update), `approx_kl` (estimated KL divergence between the
+            policy before and after the update, on the batch), `stale_kl` (the same between
+            the sampling policies and the policy before the update: 0 when on-policy),
+            `clip_fraction` (share of the sequences whose PPO ratio was outside
+            `1 +- clip_epsilon`, averaged over the steps), `ppo_steps` (Adam steps taken)
+            and `decision_probs` (see `decision_probs()`, after the update).
         """
         decisions = self._check_decisions(decisions)
+        n = decisions.shape[0]
         rewards = np.asarray(rewards, dtype="float64").reshape(-1)
-        if rewards.shape[0] != decisions.shape[0] or not np.all(np.isfinite(rewards)):
+        if rewards.shape[0] != n or not np.all(np.isfinite(rewards)):
             raise ValueError(
-                f"`rewards` must be {decisions.shape[0]} finite numbers, one per sequence. "
+                f"`rewards` must be {n} finite numbers, one per sequence. "
                 f"Received: rewards={rewards.tolist()}"
             )
+        behaviour = self._check_old_log_probs(old_log_probs, n)
+        start_log_probs, entropies = self._evaluate(decisions)
+        start = start_log_probs.sum(axis=1).astype("float64")
+        behaviour = np.where(np.isnan(behaviour), start, behaviour)
         baseline = float(rewards.mean()) if self.baseline is None else self.baseline
-        advantage = (rewards - baseline).astype("float32")
-        old_log_probs, entropies = self._evaluate(decisions)
-        old_log_prob = old_log_probs.sum(axis=1).astype("float32")
+        advantage = rewards - baseline
+        scaled = advantage
+        if self.normalize_advantages and n > 1:
+            spread = float(advantage.std())
+            # Equal rewards (spread ~ 0) carry no preference: leave their tiny differences be.
+            if spread > 1e-8 * max(1.0, float(np.abs(rewards).max())):
+                scaled = advantage / spread
         inputs = {
             "decisions": decisions,
-            "old_log_prob": old_log_prob,
-            "advantage": advantage,
+            "old_log_prob": behaviour.astype("float32"),
+            "advantage": scaled.astype("float32"),
         }
-        targets = np.zeros_like(advantage)
-        steps = self.ppo_epochs if self.algorithm == "ppo" else 1
-        loss = math.nan
-        for _ in range(steps):
+        targets = np.zeros((n,), dtype="float32")
+        max_steps = self.ppo_epochs if self.algorithm == "ppo" else 1
+        current, loss, steps, clipped = start, math.nan, 0, []
+        for _ in range(max_steps):
+            ratio = np.exp(current - behaviour)
+            clipped.append(float(np.mean(np.abs(ratio - 1.0) > self.clip_epsilon)))
             loss = self._policy.train_on_batch(inputs, targets)
-        new_log_prob = self.log_prob(decisions)
+            steps += 1
+            current = self.log_prob(decisions).astype("float64")
+            if self.max_kl > 0 and _k3_kl(start, current) > self.max_kl:
+                break
         for reward in rewards:
             baseline = self.baseline_decay * baseline + (1.0 - self.baseline_decay) * reward
         self.baseline = float(baseline)
         self.num_updates += 1
         stats = {
             "update": self.num_updates,
-            "batch_size": int(decisions.shape[0]),
+            "batch_size": int(n),
             "reward_mean": float(rewards.mean()),
             "reward_max": float(rewards.max()),
             "reward_min": float(rewards.min()),
@@ -487,10 +697,18 @@ class Controller:
             "advantage_mean": float(advantage.mean()),
             "loss": float(np.asarray(loss).reshape(-1)[0]),
             "entropy": float(entropies.sum(axis=1).mean()),
-            "approx_kl": float(np.mean(old_log_prob - new_log_prob)),
+            "approx_kl": _k3_kl(start, current),
+            "stale_kl": _k3_kl(behaviour, start),
+            "clip_fraction": float(np.mean(clipped)) if self.algorithm == "ppo" else 0.0,
+            "ppo_steps": steps,
+            "decision_probs": self.decision_probs(),
         }
         self.history.append(stats)
-        logger.debug("controller update %d: %s", self.num_updates, stats)
+        logger.debug(
+            "controller update %d: %s",
+            self.num_updates,
+            {k: v for k, v in stats.items() if k != "decision_probs"},
+        )
         return stats
 
     def get_state(self):
@@ -536,3 +754,11 @@ class Controller:
         self.num_updates = int(state["num_updates"])
         self._rng.bit_generator.state = state["rng"]
         self.history = [dict(h) for h in state["history"]]
+
+
+def config_from_saved(config):
+    """A saved `get_config()` as `Controller` arguments; states saved before presets existed
+    were trained with the papers' settings, so they resume under `preset="nasnet"`."""
+    config = dict(config)
+    config.setdefault("preset", "nasnet")
+    return config

@@ -3,13 +3,16 @@
 Any KerasTuner space made of `Choice`, `Boolean`, `Fixed`, stepped `Int` (linear `Int` always
 has a step) and stepped `Float` is one sequence of categorical decisions: one per tunable
 hyperparameter, in the order of the space. `populate_space` samples that sequence from a
-`Controller`; `end_trial` turns the trial's objective into a reward (failed trials get
-`failure_reward`) and, every `update_every` rewards, updates the controller.
+`Controller` (storing its sampling-time log-probability); `end_trial` turns the trial's
+objective into a reward (failed trials get the failure reward) and, every `update_every`
+rewards, updates the controller. `sample_candidates` / `add_rewards` feed rewards for
+architectures scored without trials (weight sharing) into the same batches.
 
 The controller's weights and optimizer variables go to `controller_<version>.npz` beside
 `oracle.json`; everything else (baseline, random state, pending rewards, the trial ->
-decisions map, the update history) goes into `oracle.json` itself, which names the `.npz` it
-goes with. Both are written whole (temporary file, then `os.replace`), the `.npz` first, and
+decisions and log-probability maps, recorded candidates, the update history,
+`decision_names`) goes into `oracle.json` itself, which names the `.npz` it goes with.
+Both are written whole (temporary file, then `os.replace`), the `.npz` first, and
 the one an `oracle.json` names is kept until a newer `oracle.json` has replaced it, so a
 search killed at any moment reloads a consistent state.
 """
@@ -18,6 +21,7 @@ import json
 import logging
 import math
 import os
+import warnings
 
 import keras_tuner
 import numpy as np
@@ -25,13 +29,38 @@ from keras_tuner.engine import hyperparameters as hp_module
 from keras_tuner.engine import trial as trial_module
 
 from nasnet_tf.io_utils import atomic_write
-from tuners.controller import Controller, validate_settings
+from tuners.controller import (
+    CONTROLLER_SETTINGS,
+    PRESETS,
+    Controller,
+    config_from_saved,
+    validate_settings,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_CHOICES = 1024  # Larger heads mean an unstepped numeric range; refuse rather than guess.
 _STATE_KEY = "controller_oracle"
 _TMP_PREFIX = ".controller_oracle_tmp_"
+
+
+def default_update_every(max_trials):
+    """Rewards per controller update when `update_every` is not given.
+
+    `max_trials // 40`, clipped to [4, 20] (4 when `max_trials` is `None`): small budgets get
+    batches of 4 (25 updates in 100 trials; fewer than 4 rewards make the per-batch advantage
+    scaling too noisy), large ones grow towards NASNet's 20. On synthetic rewards over the
+    NASNet space, the number of updates matters most at these budgets (see
+    `benchmarks/RESULTS_controller.md`).
+
+    Example:
+
+    >>> [default_update_every(n) for n in (20, 100, 200, 500, 1000, None)]
+    [4, 4, 5, 12, 20, 4]
+    """
+    if max_trials is None:
+        return 4
+    return int(min(20, max(4, max_trials // 40)))
 
 
 def _hp_kind(hp):
@@ -107,11 +136,29 @@ class ControllerOracle(keras_tuner.Oracle):
     `step`, conditional scopes).
 
     The reward of a completed trial is its score (negated when the objective is minimised),
-    or `reward_fn(trial)` if given. A trial that fails (raises, or whose objective is NaN, once
-    its `max_retries_per_trial` are spent) gets `failure_reward` and the search goes on, up to
-    KerasTuner's `max_consecutive_failed_trials`. The controller is updated each time
-    `update_every` rewards have arrived; `history` lists the per-update statistics (reward,
-    baseline, entropy, loss).
+    or `reward_fn(trial)` if given (see `tuners.rewards` for the papers' rewards). A trial
+    that fails (raises, or whose objective is NaN, once its `max_retries_per_trial` are spent)
+    gets the failure reward and the search goes on, up to KerasTuner's
+    `max_consecutive_failed_trials`. By default (`failure_reward=None`) the failure reward
+    is the worst reward of a non-failed trial seen so far minus one standard deviation of
+    those rewards (minus `0.1 * |worst|`, or 0.1 if that is 0, while they are all equal): it
+    is below every real result whatever the objective's direction and scale, yet not so
+    far below that one failure swamps a batch's advantages. Failures that come before any
+    real reward are held back until the first real reward sets the scale (a search in which
+    everything fails gives the controller nothing to learn from anyway).
+
+    The controller is updated each time `update_every` rewards have arrived; `history` lists
+    the per-update statistics (reward, baseline, entropy, KL, `decision_probs`, ...). Each
+    sample's log-probability is stored when it is drawn, so a trial sampled before an
+    update (a trial in flight, another worker's) is trained off-policy, as PPO expects.
+
+    The training settings come from `preset` (`tuners.controller.PRESETS`): `"default"`,
+    tuned to learn within tens to hundreds of rewards, or `"nasnet"`, the papers' settings
+    (Adam 3.5e-4, entropy 1e-5, EMA baseline 0.95, batches of 20), which need about a
+    thousand rewards to move off uniform over the NASNet space. Arguments given explicitly
+    override the preset. Without `update_every` (and under `"default"`), the batch size is
+    `default_update_every(max_trials)`; a cadence that gives fewer than 5 updates in
+    `max_trials` warns.
 
     When the controller samples a set of values that was already tried, it is not run again:
     if that trial has ended, its reward is fed to the controller again (the policy gradient
@@ -119,25 +166,34 @@ class ControllerOracle(keras_tuner.Oracle):
     is deemed exhausted and the search stops, as KerasTuner's own oracles do: in a small
     space, a controller that has converged can thus end the search before `max_trials`.
 
+    Weight-sharing estimators (ENAS-style: one trial trains shared weights, then scores many
+    architectures) feed rewards without creating trials through `sample_candidates(n)` and
+    `add_rewards(ids, rewards)`; those rewards join the same batches as the trials'.
+
     Its state is saved with the oracle (see the module docstring), so a search killed at any
     moment and restarted with `overwrite=False` goes on with the same controller, random
-    state and pending rewards; the trial that was running is run again under its own id.
+    state, pending rewards and recorded candidates; the trial that was running is run again
+    under its own id.
 
     Args:
         objective: as for `keras_tuner.Oracle`.
         max_trials: int, the trial budget.
         hyperparameters: optional `HyperParameters` declaring (part of) the space.
+        preset: `"default"` or `"nasnet"`, the controller's training settings.
         units: int, LSTM units of the controller. Defaults to 100.
-        algorithm: `"ppo"` or `"reinforce"`.
-        learning_rate, entropy_weight, baseline_decay: controller training settings.
-        update_every: int, rewards per controller update (NASNet used 20).
-        failure_reward: float, the reward of a failed or invalid trial.
+        algorithm: `"ppo"` or `"reinforce"`; defaults to the preset's.
+        learning_rate, entropy_weight, baseline_decay: controller training settings;
+            default to the preset's.
+        update_every: int, rewards per controller update; defaults to the preset's (NASNet:
+            20) or, under `"default"`, to `default_update_every(max_trials)`.
+        failure_reward: float, the reward of a failed or invalid trial, or `None` (default)
+            for "the worst real reward so far minus a margin" (see above).
         reward_fn: optional callable `trial -> float` giving the reward of a completed trial.
         seed: int or None, seeds the controller (its weights and its draws).
         allow_new_entries, tune_new_entries, max_retries_per_trial,
         max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
         **controller_kwargs: further `Controller` arguments (`embedding_dim`, `clip_epsilon`,
-            `ppo_epochs`).
+            `ppo_epochs`, `normalize_advantages`, `logit_clip`, `temperature`, `max_kl`).
 
     Example:
 
@@ -164,13 +220,14 @@ class ControllerOracle(keras_tuner.Oracle):
         max_trials=None,
         hyperparameters=None,
         *,
+        preset="default",
         units=100,
-        algorithm="ppo",
-        learning_rate=3.5e-4,
-        entropy_weight=1e-5,
-        baseline_decay=0.95,
-        update_every=20,
-        failure_reward=0.0,
+        algorithm=None,
+        learning_rate=None,
+        entropy_weight=None,
+        baseline_decay=None,
+        update_every=None,
+        failure_reward=None,
         reward_fn=None,
         seed=None,
         allow_new_entries=True,
@@ -189,32 +246,45 @@ class ControllerOracle(keras_tuner.Oracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
+        if not isinstance(preset, str) or preset not in PRESETS:
+            raise ValueError(
+                f"Unknown preset. Accepted: {sorted(PRESETS)}. Received: preset={preset!r}"
+            )
+        if update_every is None:
+            update_every = PRESETS[preset]["update_every"]
+            derived = update_every is None
+        else:
+            derived = False
+        if derived:
+            update_every = default_update_every(max_trials)
         if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 1:
             raise ValueError(
                 f"`update_every` must be a positive int. Received: update_every={update_every!r}"
             )
-        if (
+        if failure_reward is not None and (
             isinstance(failure_reward, bool)
             or not isinstance(failure_reward, (int, float))
             or not math.isfinite(failure_reward)
         ):
             raise ValueError(
-                "`failure_reward` must be a finite number. "
+                "`failure_reward` must be a finite number or None. "
                 f"Received: failure_reward={failure_reward!r}"
             )
         if reward_fn is not None and not callable(reward_fn):
             raise ValueError(f"`reward_fn` must be callable or None. Received: {reward_fn!r}")
-        unknown = set(controller_kwargs) - {"embedding_dim", "clip_epsilon", "ppo_epochs"}
+        extra = {"embedding_dim", "clip_epsilon", "ppo_epochs"} | set(CONTROLLER_SETTINGS)
+        extra -= {"algorithm", "learning_rate", "entropy_weight", "baseline_decay"}
+        unknown = set(controller_kwargs) - extra
         if unknown:
             raise ValueError(
                 "Unrecognized arguments for ControllerOracle: "
-                f"{sorted(unknown)}. Accepted extra controller arguments: "
-                "embedding_dim, clip_epsilon, ppo_epochs."
+                f"{sorted(unknown)}. Accepted extra controller arguments: {sorted(extra)}."
             )
         self.update_every = update_every
-        self.failure_reward = float(failure_reward)
+        self.failure_reward = None if failure_reward is None else float(failure_reward)
         self.reward_fn = reward_fn
         self._controller_kwargs = dict(
+            preset=preset,
             units=units,
             algorithm=algorithm,
             learning_rate=learning_rate,
@@ -224,6 +294,15 @@ class ControllerOracle(keras_tuner.Oracle):
         )
         # Fail on bad controller settings now, not at the first trial.
         validate_settings(**self._controller_kwargs, seed=seed)
+        if not derived and self.max_trials and self.max_trials / update_every < 5:
+            warnings.warn(
+                f"ControllerOracle: update_every={update_every} gives the controller "
+                f"{self.max_trials // update_every} update(s) in max_trials={self.max_trials}: "
+                "too few to move it off uniform, so the search is random search. Leave "
+                "`update_every` unset to derive it from the budget, or give at least 5 "
+                "updates' worth of trials.",
+                stacklevel=2,
+            )
         # KerasTuner turns seed=0 into a random seed; keep the user's 0.
         self._controller_seed = seed if seed is not None else self.seed
         self.controller = None
@@ -232,9 +311,14 @@ class ControllerOracle(keras_tuner.Oracle):
         self._controller_version = 0
         self._saved_controller_version = None
         self._trial_decisions = {}  # trial_id -> list of decision indices
-        self._pending = []  # [[trial_id, decisions, reward]] not yet used in an update
-        self._rewards = []  # [[trial_id, reward, source]] every reward received, in order
+        self._trial_log_probs = {}  # trial_id -> log-probability when it was sampled
+        self._pending = []  # [[id, decisions, reward, log_prob]] not yet used in an update
+        self._rewards = []  # [[id, reward, source]] every reward received, in order
+        self._failure_indices = []  # indices into `_rewards` of the failure rewards
+        self._deferred = []  # [[id, decisions, source, log_prob]] failures before any reward
         self._rewarded = set()  # trial ids whose reward was received
+        self._candidates = {}  # candidate id -> [decisions, log_prob], awaiting a reward
+        self._candidate_count = 0
         self._defer_save = False
         self._check_space(self.hyperparameters)
 
@@ -269,10 +353,12 @@ class ControllerOracle(keras_tuner.Oracle):
         if self.controller is not None:
             logger.warning(
                 "The search space changed after the controller was built; starting a new "
-                "controller for it (%d pending rewards dropped).",
+                "controller for it (%d pending rewards and %d recorded candidates dropped).",
                 len(self._pending),
+                len(self._candidates),
             )
             self._pending = []
+            self._candidates = {}
         self._specs = specs
         self._signature = signature
         if specs:
@@ -284,6 +370,11 @@ class ControllerOracle(keras_tuner.Oracle):
         else:
             self.controller = None
         self._controller_version += 1
+
+    @property
+    def decision_names(self):
+        """The hyperparameter names of the controller's decisions, in prediction order."""
+        return [name for name, _ in self._specs]
 
     # -------------------------------------------------------------- the search
     def _values_for(self, decisions):
@@ -309,6 +400,11 @@ class ControllerOracle(keras_tuner.Oracle):
                 return trial
         return None
 
+    def _draw(self, n):
+        """`n` decision lists and their sampling-time log-probabilities."""
+        decisions, log_probs = self.controller.sample(n, return_log_prob=True)
+        return [[int(d) for d in row] for row in decisions], [float(lp) for lp in log_probs]
+
     def populate_space(self, trial_id):
         """Samples the trial's values from the controller (`RUNNING`), or `STOPPED`."""
         self._ensure_controller()
@@ -320,47 +416,88 @@ class ControllerOracle(keras_tuner.Oracle):
             self._trial_decisions[trial_id] = []
             return {"status": trial_module.TrialStatus.RUNNING, "values": values}
         for _ in range(self._max_collisions + 1):
-            decisions = [int(d) for d in self.controller.sample(1)[0]]
+            (decisions,), (log_prob,) = self._draw(1)
             values = self._values_for(decisions)
             if not self._duplicate(values):
                 self._trial_decisions[trial_id] = decisions
+                self._trial_log_probs[trial_id] = log_prob
                 return {"status": trial_module.TrialStatus.RUNNING, "values": values}
             earlier = self._ended_trial_with_hash(self._compute_values_hash(values))
             if earlier is not None:
                 # Evaluated already: reward the draw from that result instead of retraining.
                 self._receive_reward(
-                    earlier.trial_id, decisions, self._reward_of(earlier), "repeat"
+                    earlier.trial_id, decisions, self._reward_of(earlier), "repeat", log_prob
                 )
         logger.info("ControllerOracle: the space looks exhausted; stopping the search.")
         self.save()  # `create_trial` saves only running trials; keep the rewards just received.
         return {"status": trial_module.TrialStatus.STOPPED, "values": None}
 
     def _reward_of(self, trial):
+        """The trial's reward, or `None` for a failure (see `_failure_value`)."""
         if trial.status != trial_module.TrialStatus.COMPLETED:
-            return self.failure_reward
+            return None
         if self.reward_fn is not None:
             reward = float(self.reward_fn(trial))
         elif trial.score is None:
-            return self.failure_reward
+            return None
         else:
             reward = float(trial.score)
             if self.objective.direction == "min":
                 reward = -reward
-        return reward if math.isfinite(reward) else self.failure_reward
+        return reward if math.isfinite(reward) else None
 
-    def _receive_reward(self, trial_id, decisions, reward, source):
-        self._rewards.append([trial_id, float(reward), source])
+    def _failure_value(self):
+        """The reward of a failure now, or `None` while no real reward sets the scale."""
+        if self.failure_reward is not None:
+            return self.failure_reward
+        failures = set(self._failure_indices)
+        real = [r[1] for i, r in enumerate(self._rewards) if i not in failures]
+        if not real:
+            return None
+        worst = min(real)
+        margin = float(np.std(real))
+        if not margin > 0:
+            margin = 0.1 * abs(worst) if worst != 0 else 0.1
+        return float(worst - margin)
+
+    @property
+    def num_failures(self):
+        """How many failed trials (or repeat draws of them) were rewarded so far."""
+        return len(self._failure_indices)
+
+    def _receive_reward(self, reward_id, decisions, reward, source, log_prob=None):
+        """Takes one reward (`None`: a failure) into `rewards` and the pending batch."""
+        failed = reward is None
+        if failed:
+            reward = self._failure_value()
+            if reward is None:
+                self._deferred.append([reward_id, list(decisions), source, log_prob])
+                return
+        self._rewards.append([reward_id, float(reward), source])
+        if failed:
+            self._failure_indices.append(len(self._rewards) - 1)
+        self._queue(reward_id, decisions, reward, log_prob)
+        if not failed and self._deferred:
+            deferred, self._deferred = self._deferred, []
+            for held_id, held_decisions, held_source, held_log_prob in deferred:
+                self._receive_reward(held_id, held_decisions, None, held_source, held_log_prob)
+
+    def _queue(self, reward_id, decisions, reward, log_prob):
         if self._signature is None or len(decisions) != len(self._signature):
             return  # Sampled for an earlier space (see `_ensure_controller`).
         if self.controller is None:
             return
-        self._pending.append([trial_id, list(decisions), float(reward)])
+        self._pending.append([reward_id, list(decisions), float(reward), log_prob])
         while len(self._pending) >= self.update_every:
             batch, self._pending = (
                 self._pending[: self.update_every],
                 self._pending[self.update_every :],
             )
-            self.controller.update([b[1] for b in batch], [b[2] for b in batch])
+            old_log_probs = [math.nan if b[3] is None else b[3] for b in batch]
+            stats = self.controller.update(
+                [b[1] for b in batch], [b[2] for b in batch], old_log_probs=old_log_probs
+            )
+            stats["num_failures"] = self.num_failures
             self._controller_version += 1
 
     def _reward_ended_trials(self):
@@ -376,7 +513,11 @@ class ControllerOracle(keras_tuner.Oracle):
                 continue
             self._rewarded.add(trial_id)
             self._receive_reward(
-                trial_id, self._trial_decisions[trial_id], self._reward_of(trial), "trial"
+                trial_id,
+                self._trial_decisions[trial_id],
+                self._reward_of(trial),
+                "trial",
+                self._trial_log_probs.get(trial_id),
             )
 
     @keras_tuner.synchronized
@@ -393,6 +534,95 @@ class ControllerOracle(keras_tuner.Oracle):
             self._reward_ended_trials()
             self.save()
 
+    # ------------------------------------------------- rewards without trials
+    @keras_tuner.synchronized
+    def sample_candidates(self, n, record=True):
+        """Draws n architectures from the strategy without creating trials.
+
+        For weight-sharing estimators: e.g. one trial trains shared weights on architectures
+        drawn with `record=False`, then scores architectures drawn with `record=True` and
+        gives their scores to `add_rewards`. The oracle's state (with the random state) is
+        saved afterwards.
+
+        Args:
+            n: int, how many architectures.
+            record: bool. With `True` the oracle remembers each candidate (decisions and
+                sampling-time log-probability) until `add_rewards` names it; with `False`
+                it does not (e.g. architectures sampled only to train shared weights).
+
+        Returns:
+            A list of dicts `{"id": str, "values": {hp_name: value, ...}}` (values for every
+            hyperparameter of the space, like a trial's). Ids (`"c000001"`, ...) are unique
+            within the project, across resumes.
+
+        Example:
+
+        ```python
+        candidates = oracle.sample_candidates(8)
+        scores = [evaluate(c["values"]) for c in candidates]  # higher is better
+        oracle.add_rewards([c["id"] for c in candidates], scores)
+        ```
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"`n` must be a positive int. Received: n={n!r}")
+        self._ensure_controller()
+        if self.controller is None:
+            drawn = [([], None)] * int(n)
+        else:
+            drawn = list(zip(*self._draw(int(n))))
+        candidates = []
+        for decisions, log_prob in drawn:
+            self._candidate_count += 1
+            candidate_id = f"c{self._candidate_count:06d}"
+            if record:
+                self._candidates[candidate_id] = [list(decisions), log_prob]
+            candidates.append({"id": candidate_id, "values": self._values_for(decisions)})
+        self.save()
+        return candidates
+
+    @keras_tuner.synchronized
+    def add_rewards(self, candidate_ids, rewards):
+        """Feeds rewards for candidates returned by `sample_candidates(record=True)`.
+
+        The rewards join the same pending batch as the trials' and trigger controller
+        updates every `update_every` rewards; they appear in `rewards` with source
+        `"candidate"`. The oracle's state is saved afterwards.
+
+        Args:
+            candidate_ids: list of candidate ids (each at most once, each not rewarded yet).
+            rewards: list of finite floats, one per id, higher is better (the caller has
+                already applied the objective's direction).
+
+        Raises:
+            ValueError: for unknown or repeated ids, or rewards that are not one finite
+                number per id. Nothing is recorded then.
+        """
+        if isinstance(candidate_ids, str):
+            candidate_ids = [candidate_ids]
+        ids = list(candidate_ids)
+        values = None if rewards is None else list(np.atleast_1d(np.asarray(rewards, "object")))
+        if values is None or len(values) != len(ids):
+            raise ValueError(
+                f"`rewards` must give one number per candidate id ({len(ids)}). "
+                f"Received: rewards={rewards!r}"
+            )
+        unknown = [c for c in ids if c not in self._candidates]
+        repeated = sorted({c for c in ids if ids.count(c) > 1})
+        if unknown or repeated:
+            raise ValueError(
+                "`candidate_ids` must name candidates drawn by `sample_candidates(record=True)` "
+                "and not rewarded yet, each once. Received: "
+                + (f"unknown ids {unknown}" if unknown else f"repeated ids {repeated}")
+            )
+        if not all(_is_finite_number(v) for v in values):
+            raise ValueError(
+                f"`rewards` must be finite numbers. Received: rewards={values!r}"
+            )
+        for candidate_id, reward in zip(ids, values):
+            decisions, log_prob = self._candidates.pop(candidate_id)
+            self._receive_reward(candidate_id, decisions, float(reward), "candidate", log_prob)
+        self.save()
+
     # ---------------------------------------------------------------- results
     @property
     def history(self):
@@ -401,18 +631,25 @@ class ControllerOracle(keras_tuner.Oracle):
 
     @property
     def rewards(self):
-        """Every reward the controller received, in order: `[trial_id, reward, source]`."""
+        """Every reward the controller received, in order: `[id, reward, source]`, source
+        `"trial"`, `"repeat"` (a draw of an ended trial's values) or `"candidate"`."""
         return [list(r) for r in self._rewards]
 
     @property
     def pending_rewards(self):
-        """Rewards received since the last controller update: `[trial_id, decisions, reward]`."""
+        """Rewards received since the last controller update:
+        `[id, decisions, reward, sampling-time log-probability]`."""
         return [list(p) for p in self._pending]
 
     @property
     def trial_decisions(self):
         """The controller's decisions of each trial: `{trial_id: [int, ...]}`."""
         return {k: list(v) for k, v in self._trial_decisions.items()}
+
+    @property
+    def recorded_candidates(self):
+        """Candidates awaiting a reward: `{id: [decisions, sampling-time log-probability]}`."""
+        return {k: [list(v[0]), v[1]] for k, v in self._candidates.items()}
 
     # ------------------------------------------------------------ persistence
     def _controller_fname(self, version):
@@ -428,6 +665,8 @@ class ControllerOracle(keras_tuner.Oracle):
             }
         state[_STATE_KEY] = {
             "signature": self._signature,
+            "decision_names": self.decision_names,
+            "update_every": self.update_every,
             "controller_seed": self._controller_seed,
             "controller_version": self._controller_version,
             "controller_file": (
@@ -437,9 +676,14 @@ class ControllerOracle(keras_tuner.Oracle):
             ),
             "controller": controller_state,
             "trial_decisions": self._trial_decisions,
+            "trial_log_probs": self._trial_log_probs,
             "pending": self._pending,
             "rewards": self._rewards,
+            "failure_indices": self._failure_indices,
+            "deferred_failures": self._deferred,
             "rewarded": sorted(self._rewarded),
+            "candidates": self._candidates,
+            "candidate_count": self._candidate_count,
         }
         return state
 
@@ -450,16 +694,21 @@ class ControllerOracle(keras_tuner.Oracle):
             return
         self._controller_seed = own["controller_seed"]
         self._trial_decisions = {k: list(v) for k, v in own["trial_decisions"].items()}
-        self._pending = [list(p) for p in own["pending"]]
+        self._trial_log_probs = dict(own.get("trial_log_probs", {}))
+        # States saved before log-probabilities were stored have 3-item pending entries.
+        self._pending = [(list(p) + [None])[:4] for p in own["pending"]]
         self._rewards = [list(r) for r in own["rewards"]]
+        self._failure_indices = list(own.get("failure_indices", []))
+        self._deferred = [list(d) for d in own.get("deferred_failures", [])]
         self._rewarded = set(own["rewarded"])
+        self._candidates = {k: list(v) for k, v in own.get("candidates", {}).items()}
+        self._candidate_count = int(own.get("candidate_count", 0))
         self._signature = own["signature"]
         self._controller_version = own["controller_version"]
         self.controller = None
+        self._specs = self._decision_specs()
         if own["controller"] is not None:
-            self._specs = self._decision_specs()
-            config = dict(own["controller"]["config"])
-            self.controller = Controller(**config)
+            self.controller = Controller(**config_from_saved(own["controller"]["config"]))
             path = os.path.join(self._project_dir, own["controller_file"])
             if not os.path.exists(path):
                 raise RuntimeError(
@@ -510,6 +759,14 @@ class ControllerOracle(keras_tuner.Oracle):
             # A temporary file is left behind only by a process killed while writing.
             if (stale_state and name != keep) or name.startswith(_TMP_PREFIX):
                 os.remove(os.path.join(self._project_dir, name))
+
+
+def _is_finite_number(value):
+    return (
+        not isinstance(value, (bool, np.bool_))
+        and isinstance(value, (int, float, np.integer, np.floating))
+        and math.isfinite(value)
+    )
 
 
 def _json_default(value):

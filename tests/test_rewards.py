@@ -1,0 +1,102 @@
+"""The papers' rewards (`tuners.rewards`) on KerasTuner trial histories."""
+
+import math
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from tuners.oracle import ControllerOracle
+from tuners.rewards import nas2016_reward, nasnet_reward
+
+
+def _trial(history, metric="val_accuracy", extra=("loss",)):
+    trial = keras_tuner.engine.trial.Trial(keras_tuner.HyperParameters(), trial_id="7")
+    for name in (metric,) + tuple(extra):
+        trial.metrics.register(name, "max")
+    for step, value in enumerate(history):
+        trial.metrics.update(metric, value, step=step)
+        for name in extra:
+            trial.metrics.update(name, 1.0, step=step)
+    return trial
+
+
+def test_nas2016_reward_is_max_of_last_five_cubed():
+    history = [0.9, 0.1, 0.5, 0.4, 0.6, 0.3, 0.2]  # the 0.9 is not among the last 5
+    reward = nas2016_reward()
+    assert reward(_trial(history)) == pytest.approx(0.6**3)
+    assert nas2016_reward(last=7)(_trial(history)) == pytest.approx(0.9**3)
+    assert nas2016_reward(last=2, power=1)(_trial(history)) == pytest.approx(0.3)
+    assert nas2016_reward()(_trial([0.5])) == pytest.approx(0.125)  # fewer epochs than `last`
+    assert "last=5" in repr(reward) and "power=3" in repr(reward)
+
+
+def test_nasnet_reward_is_the_final_value():
+    assert nasnet_reward()(_trial([0.2, 0.7, 0.4])) == pytest.approx(0.4)
+    assert nasnet_reward("acc")(_trial([0.3, 0.1], metric="acc")) == pytest.approx(0.1)
+
+
+def test_non_finite_history_gives_nan():
+    assert math.isnan(nas2016_reward()(_trial([float("nan")] * 3)))
+    assert nas2016_reward(power=1)(_trial([0.4, float("nan")])) == pytest.approx(0.4)
+
+
+def test_missing_metric_names_it_and_the_ones_present():
+    with pytest.raises(ValueError, match="val_accuracy") as info:
+        nas2016_reward()(_trial([0.5], metric="accuracy"))
+    assert "['accuracy', 'loss']" in str(info.value)
+    assert "Received: metric='val_accuracy'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"metric": ""}, "metric=''"),
+        ({"metric": 3}, "metric=3"),
+        ({"last": 0}, "last=0"),
+        ({"last": 2.5}, "last=2.5"),
+        ({"power": -1}, "power=-1"),
+        ({"power": math.inf}, "power=inf"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match="Received") as info:
+        nas2016_reward(**kwargs)
+    assert match in str(info.value)
+
+
+def test_reward_reads_the_per_epoch_history_of_a_real_search(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+
+    def build(hp):
+        model = keras.Sequential(
+            [keras.Input((4,)), keras.layers.Dense(hp.Choice("units", [2, 4]), "relu"),
+             keras.layers.Dense(2, activation="softmax")]
+        )  # fmt: skip
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    histories = []
+
+    class Recorder(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            histories.append(list(self.model.history.history["val_accuracy"]))
+
+    oracle = ControllerOracle(
+        objective="val_accuracy", max_trials=1, units=8, seed=0, reward_fn=nas2016_reward()
+    )
+    tuner = keras_tuner.Tuner(oracle=oracle, hypermodel=build, directory=str(tmp_path))
+    tuner.search(
+        x, y, validation_data=(x, y), epochs=7, verbose=0, batch_size=16, callbacks=[Recorder()]
+    )
+    (history,) = histories
+    (trial_id, reward, source) = oracle.rewards[0]
+    assert source == "trial" and len(history) == 7
+    # KerasTuner 1.4 reports one observation per trial, at its best epoch (not one per
+    # epoch): the reward is then the best epoch's value cubed.
+    observed = [o.mean() for o in oracle.trials[trial_id].metrics.get_history("val_accuracy")]
+    assert len(observed) <= 7 and max(observed) == pytest.approx(max(history))
+    assert reward == pytest.approx(max(observed[-5:]) ** 3, rel=1e-6)

@@ -384,7 +384,8 @@ def save_keras(model, path, *, preprocessing=None, preset=None, class_names=None
 def load_keras(path, compile=False):
     """Loads a `.keras` model saved by `save_keras` (or `model.save`), with a clear error for a
     missing or unreadable file."""
-    import nasnet_tf  # noqa: F401  (registers the package's layers before deserialising)
+    # Registers the package's layers (and training schedules) before deserialising.
+    from nasnet_tf import model, training  # noqa: F401
 
     path = os.fspath(path)
     if not os.path.isfile(path):

@@ -11,9 +11,25 @@ h_{i-1} in the Normal cell's output and state 3 in the Reduction cell's, though 
 import dataclasses
 import json
 
-from nasnet_tf.ops import OPS
-
 COMBINE_OPS = ("add", "concat")
+
+OP_NAMES = (
+    "identity",
+    "conv_1x3_3x1",
+    "conv_1x7_7x1",
+    "dil_conv_3x3",
+    "avg_pool_3x3",
+    "max_pool_3x3",
+    "max_pool_5x5",
+    "max_pool_7x7",
+    "conv_1x1",
+    "conv_3x3",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "sep_conv_7x7",
+)
+"""The 13 NASNet op names, in the paper's order: the keys of `nasnet_tf.ops.OPS` (data only,
+so that genotypes load without Keras)."""
 
 # Short aliases used by `str()` only; names in data are always the registry keys.
 _SHORT = {
@@ -45,7 +61,7 @@ class Block:
     Args:
         input_a: index of the hidden state the first op reads.
         input_b: index of the hidden state the second op reads.
-        op_a: name of the first op (a key of `nasnet_tf.ops.OPS`).
+        op_a: name of the first op (one of `OP_NAMES`, the keys of `nasnet_tf.ops.OPS`).
         op_b: name of the second op.
         combine: `"add"` (element-wise sum) or `"concat"` (along channels).
 
@@ -70,9 +86,9 @@ class Block:
                 )
         for name in ("op_a", "op_b"):
             op = getattr(self, name)
-            if op not in OPS:
+            if op not in OP_NAMES:
                 raise ValueError(
-                    f"Unknown op {op!r} in `{name}`. Accepted ops: {sorted(OPS)}"
+                    f"Unknown op {op!r} in `{name}`. Accepted ops: {sorted(OP_NAMES)}"
                 )
         if self.combine not in COMBINE_OPS:
             raise ValueError(

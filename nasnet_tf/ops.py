@@ -19,6 +19,8 @@ import math
 import keras
 from keras import layers
 
+from nasnet_tf.genotype import OP_NAMES  # noqa: F401  (the names of OPS, re-exported)
+
 BN_MOMENTUM = 0.9997
 BN_EPSILON = 1e-3
 
@@ -360,7 +362,6 @@ OPS = {
 """The NASNet op registry: name -> `factory(filters, strides=1, name=None, bn_momentum=0.9997)`
 returning a layer."""
 
-OP_NAMES = tuple(OPS)
 
 
 def get_op(name, filters, strides=1, layer_name=None, bn_momentum=BN_MOMENTUM):

@@ -80,3 +80,8 @@ def test_factorized_reduction_uses_both_pixel_phases():
 def test_bad_op_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_the_registry_holds_the_genotype_op_names_in_order():
+    # `nasnet_tf.genotype` spells the names without importing Keras; the registry must agree.
+    assert tuple(OPS) == OP_NAMES

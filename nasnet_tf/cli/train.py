@@ -1,0 +1,107 @@
+"""`nasnet-tf train`: train a genotype with a preset's layout and recipe (resumable)."""
+
+import os
+
+from nasnet_tf.cli import args as cli_args
+from nasnet_tf.cli import utils
+from nasnet_tf.io_utils import write_json
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "train", help="train a genotype with a preset layout",
+        description="Train a genotype (JSON file or nasnet_a) with a preset's layout and recipe "
+        "(auxiliary head, drop path, label smoothing, cosine or exponential decay); resumable; "
+        "writes model.keras and its metadata.")
+    p.add_argument("genotype", help="a genotype JSON file (e.g. a search's best_genotype.json) "
+                   "or a name: nasnet_a")
+    add_train_args(p)
+    cli_args.add_data_args(p, batch_size=32)
+    p.add_argument("--output-dir", default=os.path.join(utils.DEFAULT_RUNS, "train"))
+    p.set_defaults(func=run, needs_backend=True)
+
+
+def add_train_args(p, epochs=10, num_cells=1, penultimate_filters=48, prefix=""):
+    """The training arguments of `train` (and, with `prefix="train-"`, of `demo`)."""
+    from nasnet_tf.presets import PRESETS
+
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cifar",
+                   help="layout and training recipe (default: %(default)s)")
+    p.add_argument(f"--{prefix}epochs", type=cli_args.positive_int, default=epochs,
+                   help="training epochs (default: %(default)s)")
+    if not prefix:
+        p.add_argument("--steps-per-epoch", type=cli_args.positive_int)
+    p.add_argument(f"--{prefix}num-cells", type=cli_args.positive_int, default=num_cells,
+                   help="N of the trained network (default: %(default)s)")
+    p.add_argument(f"--{prefix}penultimate-filters", type=cli_args.positive_int,
+                   default=penultimate_filters,
+                   help="P of the trained network, a multiple of 24 (default: %(default)s)")
+    p.add_argument("--no-aux-head", action="store_true", help="leave out the auxiliary head")
+    p.add_argument("--drop-path-keep-prob", type=float)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--strategy", choices=("auto", "default", "mirrored", "data_parallel"),
+                   default="auto", help="'auto' uses every local GPU (MirroredStrategy under "
+                   "TensorFlow, DataParallel under JAX)")
+    p.add_argument(f"--{prefix}bn-momentum", dest="train_bn_momentum", type=cli_args.momentum,
+                   help="batch-norm momentum (default: NASNet's 0.9997 for long runs, lower "
+                   "for short ones so the inference statistics settle)")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
+
+
+def run_train(args, genotype, data=None, name=None):
+    """Trains `genotype` with `nasnet_tf.training.train` (resumable in `args.output_dir`);
+    writes `model.keras` and its metadata there. Returns `(model, summary dict)`."""
+    from nasnet_tf import export
+    from nasnet_tf.training import TrainConfig, train
+
+    out = os.path.abspath(args.output_dir)
+    utils.check_writable(out)
+    # `train` resumes from the checkpoints in `out`; they must belong to this genotype.
+    genotype_path = os.path.join(out, "genotype.json")
+    if os.path.isfile(genotype_path) and utils.read_json(genotype_path) != genotype.to_dict():
+        raise utils.CLIError(
+            f"{out!r} holds a training run of another genotype; choose another --output-dir "
+            "(or delete that one) to train this genotype"
+        )
+    data = data or utils.load_data(args, args.batch_size)
+    model_kwargs = {"num_cells": args.num_cells, "penultimate_filters": args.penultimate_filters}
+    if args.no_aux_head:
+        model_kwargs["auxiliary_head"] = False
+    if args.drop_path_keep_prob is not None:
+        model_kwargs["drop_path_keep_prob"] = args.drop_path_keep_prob
+    steps = min(data.steps_per_epoch, args.steps_per_epoch or data.steps_per_epoch)
+    model_kwargs["batch_norm_momentum"] = utils.bn_momentum(args.train_bn_momentum,
+                                                            steps * args.epochs)
+    overrides = dict(epochs=args.epochs, batch_size=args.batch_size, model_kwargs=model_kwargs,
+                     strategy=args.strategy, seed=args.seed, verbose=args.verbose,
+                     steps_per_epoch=args.steps_per_epoch)
+    if args.learning_rate is not None:
+        overrides["learning_rate"] = args.learning_rate
+    config = TrainConfig.for_preset(args.preset, **overrides)
+    print(f"Training {name or 'the genotype'} ({args.preset} layout, N={args.num_cells}, "
+          f"P={args.penultimate_filters}) on {data.name} {tuple(data.image_shape)} for "
+          f"{args.epochs} epochs in {out}", flush=True)
+    os.makedirs(out, exist_ok=True)
+    write_json(genotype_path, genotype.to_dict())
+    history = train(genotype, data, config, out)
+    model = history.model
+    accuracy = history.history.get("val_accuracy", [None])[-1]
+    meta = export.model_metadata(
+        model, preset=args.preset, class_names=list(data.class_names),
+        extra={"dataset": args.dataset, "augment": data.augment,
+               "training": {"epochs": args.epochs, "val_accuracy": accuracy}},
+    )
+    meta["format"] = "keras"
+    keras_path = os.path.join(out, "model.keras")
+    write_json(export.metadata_path(keras_path), meta)
+    if accuracy is not None:
+        print(f"Validation accuracy after {args.epochs} epochs: {accuracy:.4f}")
+    return model, {"model": keras_path, "metadata": export.metadata_path(keras_path),
+                   "history": os.path.join(out, "history.json"), "val_accuracy": accuracy}
+
+
+def run(args):
+    genotype = utils.load_genotype(args.genotype)
+    _, summary = run_train(args, genotype, name=args.genotype)
+    utils.print_artefacts(summary)
+    return 0

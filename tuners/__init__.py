@@ -3,20 +3,30 @@
 - `Controller`: the autoregressive LSTM policy, trained by PPO (or REINFORCE).
 - `ControllerOracle`: a KerasTuner `Oracle` that samples trials from the controller and feeds
   their scores back as rewards; resumable and usable in KerasTuner's chief/worker mode.
+- `EvolutionOracle`: regularized (aging) evolution (Real et al. 2019) as a KerasTuner `Oracle`,
+  with the same weight-sharing calls (`sample_candidates`, `add_rewards`) as `ControllerOracle`.
 - `NASNetTuner` / `LayerwiseTuner`: search the NASNet cell space / the 2016 layer-wise space.
+- Estimators (`tuners.estimation`, `tuners.weight_sharing`): `TrainAndEvaluate` (build and
+  train each child), `FreshWeights` (fresh weights through one compiled super-network) and
+  `SharedWeights` (ENAS weight sharing).
 """
 
 from tuners.controller import Controller
 from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
+from tuners.evolution import EvolutionOracle
 from tuners.layerwise import Layer, LayerwiseGenotype, LayerwiseSearchSpace, build_layerwise_cnn
 from tuners.nas_tuner import LayerwiseHyperModel, LayerwiseTuner, NASNetHyperModel, NASNetTuner
 from tuners.nasnet_space import NASNetSearchSpace, decode, encode, hp_name
 from tuners.oracle import ControllerOracle
+from tuners.rewards import nas2016_reward, nasnet_reward
+from tuners.weight_sharing import FreshWeights, SharedWeights
 
 __all__ = [
     "Child",
     "Controller",
     "ControllerOracle",
+    "EvolutionOracle",
+    "FreshWeights",
     "Layer",
     "LayerwiseGenotype",
     "LayerwiseHyperModel",
@@ -26,9 +36,12 @@ __all__ = [
     "NASNetSearchSpace",
     "NASNetTuner",
     "PerformanceEstimator",
+    "SharedWeights",
     "TrainAndEvaluate",
     "build_layerwise_cnn",
     "decode",
     "encode",
     "hp_name",
+    "nas2016_reward",
+    "nasnet_reward",
 ]

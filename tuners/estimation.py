@@ -39,6 +39,11 @@ class Child:
         directory: the trial's directory (for files an estimator keeps per trial).
         callbacks: Keras callbacks the tuner needs run during training (its reporting and
             best-epoch checkpoint callbacks, then the user's).
+        hypermodel: the tuner's hypermodel (estimators that build their own network read
+            the space and the child layout from it).
+        oracle: the tuner's oracle (weight-sharing estimators sample architectures from it).
+        report: a callable `(metrics, step)` recording intermediate metrics of the trial
+            with the oracle (e.g. one call per epoch), or None.
     """
 
     architecture: Any
@@ -47,6 +52,9 @@ class Child:
     trial_id: str
     directory: str
     callbacks: list = dataclasses.field(default_factory=list)
+    hypermodel: Any = None
+    oracle: Any = None
+    report: Callable | None = None
 
 
 class PerformanceEstimator:
@@ -119,6 +127,10 @@ class TrainAndEvaluate(PerformanceEstimator):
         model = child.build()
         kwargs = {**fit_kwargs, **self.fit_overrides}
         kwargs["callbacks"] = list(child.callbacks) + [keras.callbacks.TerminateOnNaN()]
+        if self.evaluation_data is None and child.report is not None:
+            # Each epoch's metrics join the trial's history (reward rules such as
+            # `tuners.rewards.nas2016_reward` read the last epochs).
+            kwargs["callbacks"].append(_Report(child.report))
         history = model.fit(*fit_args, **kwargs)
         losses = history.history.get("loss", [])
         if not losses or not all(math.isfinite(float(v)) for v in losses):
@@ -151,3 +163,16 @@ class TrainAndEvaluate(PerformanceEstimator):
 
     def get_config(self):
         return {"fit_overrides": dict(self.fit_overrides)}
+
+
+class _Report(keras.callbacks.Callback):
+    """Sends each epoch's metrics to the oracle as the trial's intermediate results."""
+
+    def __init__(self, report):
+        super().__init__()
+        self.report = report
+
+    def on_epoch_end(self, epoch, logs=None):
+        finite = {k: float(v) for k, v in (logs or {}).items() if math.isfinite(float(v))}
+        if finite:
+            self.report(finite, epoch)

@@ -9,6 +9,9 @@ By default the trials come from a `ControllerOracle` (the RNN controller); pass 
 use another KerasTuner oracle (e.g. `keras_tuner.oracles.RandomSearchOracle`).
 """
 
+import json
+import math
+import time
 
 import keras
 import keras_tuner
@@ -310,6 +313,10 @@ def _given(**kwargs):
     return {k: v for k, v in kwargs.items() if v is not _UNSET}
 
 
+class _TimeBudgetSpent(Exception):
+    """Ends `_NASTuner.search`'s trial loop once its `max_minutes` have passed."""
+
+
 class _NASTuner(keras_tuner.Tuner):
     """Shared part of the NAS tuners: oracle defaults, the estimator, genotype results."""
 
@@ -362,9 +369,38 @@ class _NASTuner(keras_tuner.Tuner):
         self.hypermodel.declare_hyperparameters(hp)
         self.oracle.update_space(hp)
 
-    def search(self, *fit_args, **fit_kwargs):
+    def search(self, *fit_args, max_minutes=None, **fit_kwargs):
         """Runs the search: `fit_args` / `fit_kwargs` go to the estimator (by default to each
-        child's `fit`), e.g. `search(x, y, validation_data=(x_val, y_val), epochs=1)`."""
+        child's `fit`), e.g. `search(x, y, validation_data=(x_val, y_val), epochs=1)`.
+
+        Args:
+            *fit_args, **fit_kwargs: the estimator's (by default `fit`'s) arguments.
+            max_minutes: an optional wall-time budget, as NNI's `maxExperimentDuration`: no
+                trial starts once `max_minutes` have passed since the start of this call
+                (the running trial finishes), and the search ends as at its normal end
+                (`on_search_end` runs; the oracle's state is saved after every trial).
+                `self.stopped_by_time_budget` then says whether the budget ended it. A
+                resumed search (same directory, `overwrite=False`) gets the whole budget
+                again: its earlier trials count toward `max_trials` only. In KerasTuner's
+                distributed mode each worker counts from its own `search()` call.
+
+        Example:
+
+        ```python
+        tuner.search(x, y, validation_data=(x_val, y_val), epochs=1, max_minutes=30)
+        if tuner.stopped_by_time_budget:
+            print(len(tuner.oracle.trials), "trials in 30 minutes")
+        ```
+        """
+        if max_minutes is not None and (
+            isinstance(max_minutes, bool)
+            or not isinstance(max_minutes, (int, float))
+            or not (max_minutes > 0 and math.isfinite(max_minutes))
+        ):
+            raise ValueError(
+                "`max_minutes` must be a number of minutes > 0, or None for no time budget. "
+                f"Received: max_minutes={max_minutes!r}"
+            )
         objective = getattr(self.oracle.objective, "name", "")
         if (
             isinstance(self.estimator, TrainAndEvaluate)
@@ -378,7 +414,25 @@ class _NASTuner(keras_tuner.Tuner):
                 "(or `validation_split=`) to `search()`, or give the estimator "
                 f"`evaluation_data`. Received: search() keyword arguments {sorted(fit_kwargs)}"
             )
-        return super().search(*fit_args, **fit_kwargs)
+        self.stopped_by_time_budget = False
+        self._search_deadline = (
+            None if max_minutes is None else time.monotonic() + 60.0 * max_minutes
+        )
+        try:
+            super().search(*fit_args, **fit_kwargs)
+        except _TimeBudgetSpent:
+            # Raised before a trial was created: nothing is half-done, so end as KerasTuner's
+            # loop does when the oracle stops.
+            self.stopped_by_time_budget = True
+            self.on_search_end()
+        finally:
+            self._search_deadline = None
+
+    def pre_create_trial(self):
+        super().pre_create_trial()
+        deadline = getattr(self, "_search_deadline", None)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise _TimeBudgetSpent()
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
         # KerasTuner's override point for one execution of a trial: `run_trial` has added its
@@ -391,13 +445,32 @@ class _NASTuner(keras_tuner.Tuner):
             trial_id=trial.trial_id,
             directory=self.get_trial_dir(trial.trial_id),
             callbacks=list(kwargs.pop("callbacks", [])),
+            hypermodel=self.hypermodel,
+            oracle=self.oracle,
+            report=lambda metrics, step: self.oracle.update_trial(
+                trial.trial_id, {k: float(v) for k, v in metrics.items()}, step=step
+            ),
         )
         return self.estimator.estimate(child, *args, **kwargs)
 
+    controller_scalars = None
+    """Optional `tuners.tensorboard_log.ControllerScalars`, written at each trial end."""
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        # Workers hold an oracle client, not the oracle: the chief's files are the record.
+        if self.controller_scalars is not None and not self._is_worker():
+            self.controller_scalars.write(self.oracle)
+
     def save(self):
-        super().save()
+        # As KerasTuner's `BaseTuner.save`, but `tuner0.json` is written whole: KerasTuner
+        # writes it in place, and a kill during that write left an empty file that made the
+        # restart fail.
         if not self._is_worker():
+            self.oracle.save()
             self.estimator.save(self.project_dir)
+        state = json.dumps(self.get_state())
+        atomic_write(self._get_tuner_fname(), lambda f: f.write(state), suffix=".json")
 
     def reload(self):
         super().reload()

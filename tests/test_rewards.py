@@ -100,3 +100,23 @@ def test_reward_reads_the_per_epoch_history_of_a_real_search(tmp_path):
     observed = [o.mean() for o in oracle.trials[trial_id].metrics.get_history("val_accuracy")]
     assert len(observed) <= 7 and max(observed) == pytest.approx(max(history))
     assert reward == pytest.approx(max(observed[-5:]) ** 3, rel=1e-6)
+
+
+def test_nas_tuner_children_report_every_epoch_for_the_2016_reward(tmp_path):
+    from tuners import NASNetTuner
+
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (40, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 3, 40)
+    oracle = ControllerOracle(objective="val_accuracy", max_trials=1, units=8, seed=0,
+                              reward_fn=nas2016_reward(last=2))
+    tuner = NASNetTuner(num_blocks=1, ops=("identity", "max_pool_3x3"), num_cells=1,
+                        penultimate_filters=24, input_shape=(8, 8, 3), classes=3, oracle=oracle,
+                        directory=str(tmp_path))
+    tuner.search(x[:32], y[:32], validation_data=(x[32:], y[32:]), epochs=3, batch_size=16,
+                 verbose=0)
+    (trial,) = oracle.trials.values()
+    observed = [o.mean() for o in trial.metrics.get_history("val_accuracy")]
+    assert len(observed) == 3  # one per epoch
+    (_, reward, _) = oracle.rewards[0]
+    assert reward == pytest.approx(max(observed[-2:]) ** 3, rel=1e-6)

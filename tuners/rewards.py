@@ -2,11 +2,11 @@
 
 A `reward_fn` is a callable `trial -> float` (higher is better). These read the history
 that KerasTuner records for a trial (`trial.metrics.get_history(metric)`, ordered by step;
-with several executions per trial, the mean over executions). Note that KerasTuner 1.4's
-`Tuner` records a single observation per trial when `run_trial` returns a `fit` history:
-the best epoch's. The papers' "last 5 epochs" then reduce to that one value; an estimator
-that reports each epoch (`oracle.update_trial(trial_id, logs, step=epoch)`) gives them
-the full history.
+with several executions per trial, the mean over executions). The NAS tuners' estimators
+report every epoch (`TrainAndEvaluate` without `evaluation_data`, and `FreshWeights`, through
+`oracle.update_trial(trial_id, logs, step=epoch)`), so there the history holds one value per
+epoch. A plain KerasTuner `Tuner` records a single observation per trial when `run_trial`
+returns a `fit` history, the best epoch's, and the papers' "last 5 epochs" reduce to it.
 
 - `nas2016_reward`: Zoph & Le (2016), the maximum validation accuracy of the last 5 epochs,
   cubed.

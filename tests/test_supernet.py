@@ -128,3 +128,18 @@ def test_config_round_trip_and_bad_input(supernet):
         SuperNet(penultimate_filters=24)
     with pytest.raises(ValueError, match="ops"):
         SuperNet(ops=["sep_conv_3x3", "nope"])
+
+
+def test_saves_and_loads_as_a_keras_file(tmp_path):
+    net = SuperNet(num_blocks=1, ops=["identity", "max_pool_3x3"], num_cells=1,
+                   penultimate_filters=48, input_shape=SHAPE, classes=4, name="saved")
+    net.reinitialize(seed=3)
+    cell = CellGenotype([Block(0, 1, "max_pool_3x3", "identity", "concat")])
+    inputs = net.inputs_for(np.ones((2,) + SHAPE, "float32"), Genotype(cell, cell))
+    path = tmp_path / "supernet.keras"
+    net.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, SuperNet)
+    np.testing.assert_allclose(loaded.predict(inputs, verbose=0), net.predict(inputs, verbose=0),
+                               atol=1e-6)
+

@@ -323,3 +323,15 @@ def test_results_are_plain_json_genotypes(tmp_path):
 class _LayerCount(PerformanceEstimator):
     def estimate(self, child, *fit_args, **fit_kwargs):
         return sum(len(layer.inputs) for layer in child.architecture.layers) / 10.0
+
+
+def test_same_seed_same_scores(tmp_path):
+    x, y, x_val, y_val = tiny_data()
+
+    def scores(name):
+        tuner = NASNetTuner(num_blocks=1, ops=CHEAP_OPS, **TINY_CHILD, max_trials=2, seed=7,
+                            directory=tmp_path, project_name=name)
+        tuner.search(x, y, validation_data=(x_val, y_val), epochs=1, batch_size=16, verbose=0)
+        return [(t.trial_id, t.score) for t in tuner.oracle.trials.values()]
+
+    assert scores("first") == scores("second")

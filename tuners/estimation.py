@@ -21,8 +21,9 @@ from typing import Any
 
 import keras
 import keras_tuner
+import numpy as np
 
-__all__ = ["Child", "PerformanceEstimator", "TrainAndEvaluate"]
+__all__ = ["Child", "PerformanceEstimator", "TrainAndEvaluate", "trial_seed"]
 
 
 @dataclasses.dataclass
@@ -99,6 +100,9 @@ class TrainAndEvaluate(PerformanceEstimator):
         evaluation_data: optional data (`(x, y)` or a dataset) evaluated after training; its
             metrics are reported with a `val_` prefix, replacing those of `validation_data`.
             Use it to score on a held-out set other than the one monitored during training.
+        seed: int or None. With an int, each child's weights (and its training's shuffling
+            and dropout) are seeded from the seed and the trial id
+            (`keras.utils.set_random_seed`), so the same search gives the same scores.
 
     Example:
 
@@ -108,7 +112,10 @@ class TrainAndEvaluate(PerformanceEstimator):
     ```
     """
 
-    def __init__(self, fit_overrides=None, evaluation_data=None):
+    def __init__(self, fit_overrides=None, evaluation_data=None, seed=None):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"`seed` must be an integer >= 0 or None. Received: seed={seed!r}")
+        self.seed = seed
         if fit_overrides is not None and not isinstance(fit_overrides, dict):
             raise ValueError(
                 "`fit_overrides` must be a dict of `fit` arguments or None. "
@@ -124,6 +131,8 @@ class TrainAndEvaluate(PerformanceEstimator):
         self.evaluation_data = evaluation_data
 
     def estimate(self, child, *fit_args, **fit_kwargs):
+        if self.seed is not None:
+            keras.utils.set_random_seed(trial_seed(self.seed, child.trial_id))
         model = child.build()
         kwargs = {**fit_kwargs, **self.fit_overrides}
         kwargs["callbacks"] = list(child.callbacks) + [keras.callbacks.TerminateOnNaN()]
@@ -162,7 +171,19 @@ class TrainAndEvaluate(PerformanceEstimator):
         return metrics
 
     def get_config(self):
-        return {"fit_overrides": dict(self.fit_overrides)}
+        return {"fit_overrides": dict(self.fit_overrides), "seed": self.seed}
+
+
+def trial_seed(seed, trial_id):
+    """A child's seed, from the estimator's seed and the digits of the trial id.
+
+    Example:
+
+    >>> trial_seed(0, "03") == trial_seed(0, "03") != trial_seed(0, "04")
+    True
+    """
+    digits = "".join(ch for ch in str(trial_id) if ch.isdigit()) or "0"
+    return int(np.random.SeedSequence([seed, int(digits)]).generate_state(1)[0] % (2**31 - 1))
 
 
 class _Report(keras.callbacks.Callback):

@@ -353,7 +353,10 @@ class _NASTuner(keras_tuner.Tuner):
                 f"With `oracle` given, set {given} on that oracle instead. Received: "
                 f"oracle={oracle!r} and {given}"
             )
-        estimator = TrainAndEvaluate() if estimator is None else estimator
+        if estimator is None:
+            # Seeded children: the same search with the same seed gives the same scores.
+            seeded = isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0
+            estimator = TrainAndEvaluate(seed=seed if seeded else None)
         if not isinstance(estimator, PerformanceEstimator):
             raise ValueError(
                 "`estimator` must be a `tuners.estimation.PerformanceEstimator`. "

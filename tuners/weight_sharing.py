@@ -34,7 +34,7 @@ import numpy as np
 
 from nasnet_tf.io_utils import atomic_save, atomic_write
 from nasnet_tf.supernet import SuperNet
-from tuners.estimation import PerformanceEstimator
+from tuners.estimation import PerformanceEstimator, trial_seed
 
 __all__ = ["FreshWeights", "SharedWeights", "supernet_for", "weights_digest"]
 
@@ -297,7 +297,7 @@ class FreshWeights(_SuperNetEstimator):
         net = self._ensure_supernet(child)
         train, val, epochs, steps = self._data(fit_args, fit_kwargs)
         arch = net.encode(child.architecture)
-        child_seed = _seed_of(self.seed, child.trial_id)
+        child_seed = trial_seed(self.seed, child.trial_id)
         net.reinitialize(child_seed, child.architecture)
         self._reset_optimizer()
         rng = np.random.default_rng(child_seed)
@@ -563,11 +563,6 @@ def weights_digest(model):
     for w in model.weights:
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w)).tobytes())
     return digest.hexdigest()
-
-
-def _seed_of(seed, trial_id):
-    digits = "".join(ch for ch in str(trial_id) if ch.isdigit()) or "0"
-    return int(np.random.SeedSequence([seed, int(digits)]).generate_state(1)[0])
 
 
 def _json_default(value):

@@ -13,7 +13,7 @@ from nasnet_tf import NASNET_A
 from nasnet_tf import export as ex
 from nasnet_tf.cli import bn_momentum, main
 
-COMMANDS = ("search", "train", "export", "show", "predict", "demo")
+COMMANDS = ("search", "train", "export", "show", "predict", "demo", "report")
 
 
 def _run(capsys, *argv):
@@ -202,7 +202,7 @@ def _write_digit_pngs(directory, n=3):
 def test_search_train_export_predict_end_to_end(capsys, tmp_path):
     search_dir = tmp_path / "search"
     search = ["search", "--trials", "2", "--epochs", "1", "--steps-per-epoch", "3",
-              "--num-blocks", "2", "--penultimate-filters", "24", "--update-every", "2",
+              "--num-blocks", "2", "--penultimate-filters", "24",
               "--batch-size", "32", "--output-dir", str(search_dir)]
     status, out, err = _run(capsys, *search)
     assert status == 0, err
@@ -293,3 +293,67 @@ def test_tensorflow_only_commands_say_so(capsys, tmp_path):
     (tmp_path / "m.keras").write_text("never read")
     _assert_error(capsys, tmp_path, "needs the TensorFlow backend", "export",
                   str(tmp_path / "m.keras"), "-o", str(tmp_path / "served"))
+
+
+ONE_BLOCK = {"normal": [[0, 1, "identity", "conv_1x1"]],
+             "reduction": [[0, 1, "max_pool_3x3", "conv_1x1"]]}
+
+
+def test_train_overwrite_discards_the_run_and_nothing_else(capsys, tmp_path, monkeypatch):
+    import nasnet_tf.training
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "state.json").write_text("{}")
+    (run / "logs" / "train").mkdir(parents=True)
+    (run / "logs" / "train" / "events.out.tfevents.1").write_text("x")
+    (run / "genotype.json").write_text(json.dumps(NASNET_A.to_dict()))
+    for name in ("config.json", "history.json", "model.keras", "model.keras.sha256",
+                 "model.keras.json", "notes.txt"):
+        (run / name).write_text("x")
+    genotype = tmp_path / "g.json"
+    genotype.write_text(json.dumps(ONE_BLOCK))
+    seen = []
+
+    def stop(*args, **kwargs):  # what train finds in the directory, then stop
+        seen.append(_files(run))
+        raise RuntimeError("stopped before training")
+
+    monkeypatch.setattr(nasnet_tf.training, "train", stop)
+    status, out, err = _run(capsys, "train", str(genotype), "--overwrite",
+                            "--output-dir", str(run))
+    assert status == 2 and "stopped before training" in err
+    assert "Discarded the earlier training run" in out
+    # Another genotype's run is no obstacle with --overwrite; only the run's own files go.
+    assert seen == [["genotype.json", "notes.txt"]]
+    from nasnet_tf import Genotype
+
+    assert json.loads((run / "genotype.json").read_text()) == Genotype.from_dict(
+        ONE_BLOCK).to_dict()
+
+
+@pytest.mark.slow
+def test_train_with_a_damaged_checkpoint_then_overwrite(capsys, tmp_path):
+    genotype = tmp_path / "g.json"
+    genotype.write_text(json.dumps(ONE_BLOCK))
+    run = tmp_path / "run"
+    argv = ["train", str(genotype), "--epochs", "1", "--steps-per-epoch", "2", "--num-cells",
+            "1", "--penultimate-filters", "24", "--batch-size", "32", "--verbose", "0",
+            "--output-dir", str(run)]
+    status, _, err = _run(capsys, *argv)
+    assert status == 0, err
+    weights = run / "checkpoints" / "epoch-00001.weights.h5"
+    with open(weights, "r+b") as f:  # a cut-short copy
+        f.truncate(100)
+    before = _files(run)
+    status, out, err = _run(capsys, *argv)
+    assert status == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("nasnet-tf train: error: Cannot resume the training run in ")
+    assert "epoch-00001.weights.h5" in lines[0] and "pass --overwrite" in lines[0]
+    assert _files(run) == before  # nothing renamed or deleted
+    status, out, err = _run(capsys, *argv, "--overwrite")
+    assert status == 0, err
+    assert "Discarded the earlier training run" in out and "Validation accuracy" in out
+    assert weights.stat().st_size > 100 and (run / "model.keras").is_file()

@@ -1,5 +1,6 @@
-"""The `nasnet-tf` package itself: parsing and `show` stay free of TensorFlow, JAX and Keras,
-the new search flags are checked at parse time, and TensorFlow's start-up log is filtered."""
+"""The `nasnet-tf` package itself: parsing, `show` and `report`'s errors stay free of
+TensorFlow, JAX and Keras, the new search flags are checked at parse time, and TensorFlow's
+start-up log is filtered."""
 
 import json
 import os
@@ -42,12 +43,16 @@ def test_parsing_and_show_import_no_backend(tmp_path):
     cases = [
         ["--help"],
         *[[command, "--help"] for command in ("search", "train", "demo", "show", "export",
-                                               "predict")],
+                                               "predict", "report")],
         ["search", "--strategy", "bayesian"],
         ["search", "--max-minutes", "0"],
+        ["search", "--estimator", "bayes"],
+        ["search", "--ops", "conv_9x9"],
         ["train", "nasnet_a", "--preset", "huge"],
         ["export", "m.keras"],
         ["predict", "m.keras", "a.png", "--top-k", "0"],
+        ["report", str(tmp_path), "--top-k", "0"],
+        ["report", str(tmp_path / "missing")],  # checked before anything heavy is imported
         ["show", "nasnet_a", "--no-draw"],
         ["show", str(tmp_path / "missing.json")],
     ]
@@ -60,11 +65,17 @@ def test_parsing_and_show_import_no_backend(tmp_path):
     for r in report:
         assert r["heavy"] == [], (r["argv"], r["heavy"])
     codes = [r["code"] for r in report]
-    assert codes == [0] * 7 + [2] * 5 + [0, 2], codes
+    assert codes == [0] * 8 + [2] * 9 + [0, 2], codes
     assert "2 = sep_conv_5x5(h_i) + sep_conv_3x3(h_{i-1})" in report[-2]["out"]
     assert "genotype file not found" in report[-1]["err"]
-    assert "--strategy {controller,evolution,random}" in report[1]["out"]
-    assert "--max-minutes" in report[1]["out"]
+    assert "run directory not found" in report[-3]["err"]
+    search_help = report[1]["out"]
+    assert "--strategy {controller,evolution,random}" in search_help
+    for flag in ("--max-minutes", "--estimator {train,fresh,shared}", "--candidates-per-trial",
+                 "--tensorboard", "--report", "--ops", "--combine-ops"):
+        assert flag in search_help, flag
+    assert "--overwrite" in report[2]["out"]  # train
+    assert "usage: nasnet-tf report" in report[7]["out"] and "RUN_DIR" in report[7]["out"]
 
 
 def test_choices_mirror_the_library():

@@ -1,5 +1,6 @@
-"""`nasnet-tf search` with each strategy, its time budget (CLI and `tuner.search(max_minutes=)`),
-and a real search whose stderr stays empty."""
+"""`nasnet-tf search` with each strategy and estimator, its time budget (CLI and
+`tuner.search(max_minutes=)`), resuming (old settings files, identical results on a rerun),
+the controller's TensorBoard scalars, and a real search whose stderr stays empty."""
 
 import json
 import os
@@ -33,15 +34,16 @@ def _table_rows(out, rows):
 
 
 @pytest.mark.parametrize("strategy", ["controller", "evolution", "random"])
-def test_each_strategy_runs_a_search(capsys, tmp_path, strategy):
+def test_each_strategy_runs_a_search(capsys, tmp_path, recwarn, strategy):
     if strategy == "evolution":
         pytest.importorskip("tuners.evolution")
     # The layer-wise space keeps children cheap; tests/test_cli.py runs a NASNet-space search.
-    argv = ["--strategy", strategy, "--trials", "2", "--update-every", "2",
-            "--space", "layerwise", "--num-layers", "1"]
+    argv = ["--strategy", strategy, "--trials", "2", "--space", "layerwise", "--num-layers", "1"]
     out, err = _search(capsys, tmp_path, *argv)
     assert f"Starting the layerwise search ({strategy})" in out
     assert "Time budget" not in out and "Warning" not in err
+    # The controller's cadence is derived from the budget: no warning about too few updates.
+    assert [str(w.message) for w in recwarn if "update_every" in str(w.message)] == []
     rows = json.loads((tmp_path / "trials.json").read_text())
     assert len({r["trial"] for r in rows}) == len(rows) == 2
     table = _table_rows(out, rows)
@@ -56,7 +58,16 @@ def test_each_strategy_runs_a_search(capsys, tmp_path, strategy):
     best = json.loads((tmp_path / "best_genotype.json").read_text())
     top = json.loads((tmp_path / "best_genotypes.json").read_text())
     assert top[0]["genotype"] == best and top[0]["score"] == max(r["accuracy"] for r in rows)
-    assert json.loads((tmp_path / "search.json").read_text())["strategy"] == strategy
+    settings = json.loads((tmp_path / "search.json").read_text())
+    assert settings["strategy"] == strategy and settings["estimator"] == "train"
+    assert settings["update_every"] is None
+    # The train estimator scores one architecture per trial, at the trials' cumulative time.
+    estimation = json.loads((tmp_path / "estimation.json").read_text())
+    assert estimation["estimator"] == "train" and estimation["num_scored"] == 2
+    assert [e[1:] for e in estimation["scored"]] == [[r["accuracy"], "trial"] for r in rows]
+    times = [e[0] for e in estimation["scored"]]
+    assert 0 < times[0] < times[1] == pytest.approx(sum(r["seconds"] for r in rows), abs=2e-3)
+    assert "2 architectures scored (train estimator)" in out
     # The directory belongs to this strategy: another one is refused before any work.
     other = "random" if strategy != "random" else "controller"
     status = main(["search", *TINY, "--output-dir", str(tmp_path), *argv, "--strategy", other])
@@ -153,3 +164,165 @@ def test_a_real_search_prints_no_log_lines_or_warnings(tmp_path):
     assert result.stderr == ""  # no TensorFlow / absl log line, no Python warning
     assert "Best trial 0" in result.stdout
     assert (tmp_path / "best_genotype.json").is_file()
+
+
+def _error(capsys, tmp_path, *argv):
+    """Runs a search expected to fail with one line on stderr, status 2, nothing written."""
+    out_dir = tmp_path / "run"
+    try:
+        status = main(["search", *TINY, "--output-dir", str(out_dir), *argv])
+    except SystemExit as e:  # argparse
+        status = e.code
+    out, err = capsys.readouterr()
+    assert status == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nasnet-tf search: error: "), err
+    assert not out_dir.exists()  # refused before anything is written
+    return lines[0]
+
+
+def test_estimator_options_are_checked_before_any_work(capsys, tmp_path):
+    line = _error(capsys, tmp_path, "--candidates-per-trial", "5")
+    assert "--candidates-per-trial applies to --estimator shared only (got --estimator " \
+           "train)" in line
+    line = _error(capsys, tmp_path, "--estimator", "fresh", "--candidates-per-trial", "5")
+    assert "(got --estimator fresh)" in line
+    for estimator in ("fresh", "shared"):
+        line = _error(capsys, tmp_path, "--estimator", estimator, "--space", "layerwise")
+        assert f"--estimator {estimator} scores children through a NASNet super-network: " \
+               "it needs --space nasnet (got --space layerwise)" in line
+    line = _error(capsys, tmp_path, "--estimator", "shared")  # TINY's P=24
+    assert "needs --penultimate-filters a multiple of 48" in line and "got 24" in line
+    line = _error(capsys, tmp_path, "--estimator", "bayes")
+    assert "invalid choice: 'bayes'" in line and "fresh" in line
+    line = _error(capsys, tmp_path, "--estimator", "shared", "--candidates-per-trial", "-1")
+    assert "expected an integer >= 0, got '-1'" in line
+
+
+def test_ops_options_are_checked_before_any_work(capsys, tmp_path):
+    line = _error(capsys, tmp_path, "--ops", "identity", "conv_9x9")
+    assert "invalid choice: 'conv_9x9'" in line and "sep_conv_3x3" in line
+    line = _error(capsys, tmp_path, "--ops", "identity", "conv_1x1", "identity")
+    assert "--ops lists identity more than once" in line
+    line = _error(capsys, tmp_path, "--combine-ops", "add", "multiply")
+    assert "invalid choice: 'multiply'" in line
+    line = _error(capsys, tmp_path, "--space", "layerwise", "--ops", "identity",
+                  "--combine-ops", "add")
+    assert "--ops and --combine-ops apply to --space nasnet only" in line
+
+
+def _files_bytes(directory, names):
+    return {name: (directory / name).read_bytes() for name in names}
+
+
+def test_a_rerun_writes_identical_results_and_an_old_search_resumes(capsys, tmp_path):
+    # Random search on one-layer children: cheap, and every child scores about the same, so
+    # ties are likely; they break by trial id.
+    argv = ["--strategy", "random", "--trials", "3", "--space", "layerwise",
+            "--num-layers", "1", "--top", "3"]
+    _search(capsys, tmp_path, *argv)
+    results = ("best_genotype.json", "best_genotypes.json", "estimation.json", "trials.json")
+    first = _files_bytes(tmp_path, results)
+    top = json.loads(first["best_genotypes.json"])
+    assert len(top) == 3
+    keys = [(-t["score"], int(t["trial"])) for t in top]
+    assert keys == sorted(keys)
+    out, _ = _search(capsys, tmp_path, *argv)
+    assert "Resuming" in out and "(3 trials done)" in out
+    assert _files_bytes(tmp_path, results) == first  # byte for byte
+
+    # A search.json from before --estimator, --ops and the derived --update-every.
+    settings_path = tmp_path / "search.json"
+    settings = json.loads(settings_path.read_text())
+    old = {k: v for k, v in settings.items() if k != "estimator"}
+    old["update_every"] = 3
+    settings_path.write_text(json.dumps(old))
+    out, _ = _search(capsys, tmp_path, *argv)
+    assert "Resuming" in out
+    resumed = json.loads(settings_path.read_text())
+    assert resumed["update_every"] == 3 and resumed["estimator"] == "train"
+    assert _files_bytes(tmp_path, results) == first
+    # --update-every, when given, must be the search's own.
+    out, _ = _search(capsys, tmp_path, *argv, "--update-every", "3")
+    assert "Resuming" in out
+    status = main(["search", *TINY, "--output-dir", str(tmp_path), *argv, "--update-every", "4"])
+    assert status == 2 and "other settings (update_every)" in capsys.readouterr().err
+
+
+def test_tensorboard_writes_the_controller_scalars(capsys, tmp_path):
+    from tuners.tensorboard_log import read_scalars
+
+    # One controller update per trial: two updates (and the oracle's warning that two are few).
+    with pytest.warns(UserWarning, match="update_every=1 gives the controller 2 update"):
+        out, _ = _search(capsys, tmp_path, "--trials", "2", "--update-every", "1", "--space",
+                         "layerwise", "--num-layers", "1", "--tensorboard")
+    logdir = tmp_path / "tuner" / "tensorboard" / "controller"
+    assert [p.name.startswith("events.out.tfevents.") for p in logdir.iterdir()] == [True]
+    rewards = read_scalars(str(logdir))["reward/mean"]
+    rows = json.loads((tmp_path / "trials.json").read_text())
+    assert [step for step, _ in rewards] == [1, 2]
+    assert [v for _, v in rewards] == pytest.approx([r["reward"] for r in rows], abs=1e-6)
+    # --tensorboard is not a setting of the search: a rerun without it resumes.
+    with pytest.warns(UserWarning, match="update_every=1"):
+        out, _ = _search(capsys, tmp_path, "--trials", "2", "--update-every", "1", "--space",
+                         "layerwise", "--num-layers", "1")
+    assert "Resuming" in out
+
+
+# The cheapest NASNet space for the super-network estimators: one block, two ops, add only.
+SUPERNET = ["--epochs", "1", "--steps-per-epoch", "2", "--num-blocks", "1", "--ops", "identity",
+            "conv_1x1", "--combine-ops", "add", "--penultimate-filters", "48",
+            "--batch-size", "32", "--trials", "2"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("estimator", ["fresh", "shared"])
+def test_supernet_estimators_run_a_search(capsys, tmp_path, estimator):
+    extra = ["--candidates-per-trial", "3"] if estimator == "shared" else []
+    argv = ["search", *SUPERNET, "--estimator", estimator, *extra, "--output-dir", str(tmp_path)]
+    status = main(argv)
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert f"Starting the nasnet search (controller, {estimator} weights)" in out
+    rows = json.loads((tmp_path / "trials.json").read_text())
+    assert len(rows) == 2 and all(0 <= r["accuracy"] <= 1 for r in rows)
+    for line in _table_rows(out, rows):
+        assert line[-4] == "-"  # params: no standalone child is built
+    assert all(r["params"] is None for r in rows)
+    settings = json.loads((tmp_path / "search.json").read_text())
+    assert settings["estimator"] == estimator
+    assert settings["ops"] == ["identity", "conv_1x1"] and settings["combine_ops"] == ["add"]
+    assert settings.get("candidates_per_trial") == (3 if estimator == "shared" else None)
+    estimation = json.loads((tmp_path / "estimation.json").read_text())
+    # fresh: one child per trial; shared: 3 candidates and the trial's own per trial.
+    expected = 2 if estimator == "fresh" else 2 * (3 + 1)
+    assert estimation["estimator"] == estimator and estimation["num_scored"] == expected
+    assert len(estimation["scored"]) == expected
+    times = [e[0] for e in estimation["scored"]]
+    assert times == sorted(times) and all(0 <= e[1] <= 1 for e in estimation["scored"])
+    sources = [e[2] for e in estimation["scored"]]
+    assert sources == (["trial"] * 2 if estimator == "fresh"
+                       else ["candidate"] * 3 + ["trial"] + ["candidate"] * 3 + ["trial"])
+    trial_scores = [e[1] for e in estimation["scored"] if e[2] == "trial"]
+    assert trial_scores == pytest.approx([r["accuracy"] for r in rows])
+    assert f"{expected} architectures scored ({estimator} estimator)" in out
+    # A rerun resumes, finds the budget spent, and keeps the record and the results.
+    before = _files_bytes(tmp_path, ("estimation.json", "best_genotypes.json"))
+    assert main(argv) == 0
+    assert "Resuming" in capsys.readouterr().out
+    assert _files_bytes(tmp_path, ("estimation.json", "best_genotypes.json")) == before
+
+
+def test_settings_from_before_the_new_flags_read_as_their_defaults():
+    from nasnet_tf.cli.search import _resumed_settings
+    from nasnet_tf.genotype import COMBINE_OPS, OP_NAMES
+
+    old = {"space": "nasnet", "trials": 6, "update_every": 3}  # before --strategy and others
+    now = {"space": "nasnet", "trials": 6, "update_every": None, "strategy": "controller",
+           "estimator": "train", "ops": list(OP_NAMES), "combine_ops": list(COMBINE_OPS)}
+    previous, settings = _resumed_settings(old, now, update_every_given=False)
+    assert previous == settings == {**now, "update_every": 3}
+    previous, settings = _resumed_settings(old, {**now, "update_every": 4}, True)
+    assert previous["update_every"] == 3 and settings["update_every"] == 4  # a change
+    previous, settings = _resumed_settings(old, {**now, "ops": ["identity"]}, False)
+    assert previous != settings

@@ -4,16 +4,16 @@ Every user error (a missing file, bad JSON, an unknown preset or dataset, an out
 be written) prints one line, `nasnet-tf <command>: error: ...`, to stderr and exits with status 2;
 outputs are written whole or not at all. Parsing (`--help`, usage errors) and `show` import
 neither TensorFlow, JAX nor Keras; the other commands import them quietly (`utils.prepare_backend`)
-once their arguments are parsed.
+once their arguments are parsed (`report` once its run directory is found).
 """
 
 import argparse
 import sys
 
-from nasnet_tf.cli import demo, export, predict, search, show, train, utils
+from nasnet_tf.cli import demo, export, predict, report, search, show, train, utils
 
 PROG = "nasnet-tf"
-COMMANDS = (search, train, demo, show, export, predict)
+COMMANDS = (search, train, demo, show, export, predict, report)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,6 +1,8 @@
-"""`nasnet-tf train`: train a genotype with a preset's layout and recipe (resumable)."""
+"""`nasnet-tf train`: train a genotype with a preset's layout and recipe (resumable;
+`--overwrite` starts afresh)."""
 
 import os
+import shutil
 
 from nasnet_tf.cli import args as cli_args
 from nasnet_tf.cli import utils
@@ -18,6 +20,9 @@ def register(subparsers):
     add_train_args(p)
     cli_args.add_data_args(p, batch_size=32)
     p.add_argument("--output-dir", default=os.path.join(utils.DEFAULT_RUNS, "train"))
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh, discarding the training run (checkpoints, model, "
+                   "history) in --output-dir")
     p.set_defaults(func=run, needs_backend=True)
 
 
@@ -48,20 +53,48 @@ def add_train_args(p, epochs=10, num_cells=1, penultimate_filters=48, prefix="")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
 
 
+# What a training run leaves in its --output-dir (`nasnet_tf.training.train` and `run_train`);
+# `--overwrite` removes these and nothing else.
+_RUN_DIRS = ("checkpoints", "logs")  # training.CHECKPOINT_DIR; TensorBoard's
+_RUN_FILES = ("config.json", "history.json", "genotype.json", "model.keras",
+              "model.keras.sha256", "model.keras.json")
+
+
+def discard_run(out):
+    """Removes the training run in `out` (checkpoints, TensorBoard logs, configuration,
+    history, model and its metadata); other files there are left alone. Returns whether
+    anything was removed."""
+    removed = False
+    for name in _RUN_DIRS:
+        path = os.path.join(out, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+            removed = True
+    for name in _RUN_FILES:
+        path = os.path.join(out, name)
+        if os.path.isfile(path):
+            os.remove(path)
+            removed = True
+    return removed
+
+
 def run_train(args, genotype, data=None, name=None):
-    """Trains `genotype` with `nasnet_tf.training.train` (resumable in `args.output_dir`);
-    writes `model.keras` and its metadata there. Returns `(model, summary dict)`."""
+    """Trains `genotype` with `nasnet_tf.training.train` (resumable in `args.output_dir`, or
+    afresh with `args.overwrite`); writes `model.keras` and its metadata there. Returns
+    `(model, summary dict)`."""
     from nasnet_tf import export
     from nasnet_tf.training import TrainConfig, train
 
     out = os.path.abspath(args.output_dir)
     utils.check_writable(out)
+    overwrite = getattr(args, "overwrite", False)
     # `train` resumes from the checkpoints in `out`; they must belong to this genotype.
     genotype_path = os.path.join(out, "genotype.json")
-    if os.path.isfile(genotype_path) and utils.read_json(genotype_path) != genotype.to_dict():
+    if (not overwrite and os.path.isfile(genotype_path)
+            and utils.read_json(genotype_path) != genotype.to_dict()):
         raise utils.CLIError(
-            f"{out!r} holds a training run of another genotype; choose another --output-dir "
-            "(or delete that one) to train this genotype"
+            f"{out!r} holds a training run of another genotype; pass --overwrite to discard it "
+            "or choose another --output-dir to train this genotype"
         )
     data = data or utils.load_data(args, args.batch_size)
     model_kwargs = {"num_cells": args.num_cells, "penultimate_filters": args.penultimate_filters}
@@ -78,6 +111,8 @@ def run_train(args, genotype, data=None, name=None):
     if args.learning_rate is not None:
         overrides["learning_rate"] = args.learning_rate
     config = TrainConfig.for_preset(args.preset, **overrides)
+    if overwrite and discard_run(out):
+        print(f"Discarded the earlier training run in {out} (--overwrite)", flush=True)
     print(f"Training {name or 'the genotype'} ({args.preset} layout, N={args.num_cells}, "
           f"P={args.penultimate_filters}) on {data.name} {tuple(data.image_shape)} for "
           f"{args.epochs} epochs in {out}", flush=True)

@@ -36,6 +36,7 @@ def parse_args(argv=None):
     p.add_argument("--children", type=int, default=6, help="children per estimator")
     p.add_argument("--estimators", nargs="+", default=["train", "fresh", "shared"],
                    choices=["train", "fresh", "shared"])
+    p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--train-size", type=int, default=1000)
     p.add_argument("--val-size", type=int, default=500)
     p.add_argument("--epochs", type=int, default=1)
@@ -57,10 +58,11 @@ def load_data(args):
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from search_efficiency import load_cifar_splits
 
-        (train, val), classes = load_cifar_splits(data_dir, (args.train_size, args.val_size))
+        (train, val), classes = load_cifar_splits(data_dir, (args.train_size, args.val_size),
+                                                  image_size=args.image_size)
         return train, val, classes, "shared CIFAR-10"
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(n, 32, 32, 3)).astype("float32")
+    x = rng.normal(size=(n, args.image_size, args.image_size, 3)).astype("float32")
     y = rng.integers(0, 10, n).astype("int32")
     return ((x[: args.train_size], y[: args.train_size]),
             (x[args.train_size:], y[args.train_size:]), 10, "random images")
@@ -139,7 +141,8 @@ def main(argv=None):
     data = load_data(args)
     train, val, classes, source = data
     workdir = tempfile.mkdtemp(prefix="estimation_speed_")
-    print(f"backend={keras.backend.backend()} data={source} train/val={args.train_size}/"
+    print(f"backend={keras.backend.backend()} data={source} {args.image_size}px "
+          f"train/val={args.train_size}/"
           f"{args.val_size} epochs={args.epochs} batch={args.batch_size} B={args.num_blocks} "
           f"ops={len(args.ops)} children={args.num_cells}@{args.penultimate_filters}", flush=True)
     results = {}

@@ -57,6 +57,9 @@ def parse_args(argv=None):
     p.add_argument("--val-size", type=int, default=1000, help="validation images (the reward)")
     p.add_argument("--test-size", type=int, default=2000,
                    help="held-out images for the standalone check (never searched on)")
+    p.add_argument("--image-size", type=int, default=32, help="images are resized to this")
+    p.add_argument("--learning-rate", type=float, default=1e-3,
+                   help="Adam learning rate of the children / the shared weights")
     p.add_argument("--epochs", type=int, default=1, help="epochs per child")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--num-blocks", type=int, default=3, help="B, blocks per cell")
@@ -75,7 +78,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def load_cifar_splits(data_dir, sizes, seed=1234):
+def load_cifar_splits(data_dir, sizes, seed=1234, image_size=32):
     """Disjoint train / validation / test splits drawn by a fixed seed from the class folders."""
     from PIL import Image
 
@@ -88,12 +91,15 @@ def load_cifar_splits(data_dir, sizes, seed=1234):
     if total > len(files):
         raise SystemExit(f"Asked for {total} images; {data_dir} holds {len(files)}")
     picked = np.random.default_rng(seed).permutation(len(files))[:total]
-    x = np.empty((total, 32, 32, 3), "float32")
+    x = np.empty((total, image_size, image_size, 3), "float32")
     y = np.empty((total,), "int32")
     for i, k in enumerate(picked):
         path, label = files[k]
         with Image.open(path) as im:
-            x[i] = np.asarray(im.convert("RGB").resize((32, 32)), "float32") / 255.0
+            im = im.convert("RGB")
+            if im.size != (image_size, image_size):
+                im = im.resize((image_size, image_size), Image.BILINEAR)
+            x[i] = np.asarray(im, "float32") / 255.0
         y[i] = label
     mean, std = x[: sizes[0]].mean(axis=(0, 1, 2)), x[: sizes[0]].std(axis=(0, 1, 2))
     x = (x - mean) / std
@@ -118,6 +124,8 @@ def make_oracle(strategy, seed, args):
 
 
 def run_search(strategy, seed, data, classes, args, workdir, estimator):
+    import keras
+
     from tuners.nas_tuner import NASNetTuner
 
     oracle = make_oracle(strategy, seed, args)
@@ -125,6 +133,7 @@ def run_search(strategy, seed, data, classes, args, workdir, estimator):
         num_blocks=args.num_blocks, ops=args.ops, combine_ops=args.combine_ops,
         num_cells=args.num_cells, penultimate_filters=args.penultimate_filters,
         input_shape=data[0][0].shape[1:], classes=classes, oracle=oracle,
+        optimizer=keras.optimizers.Adam(args.learning_rate),
         estimator=estimator, directory=workdir, project_name=f"{strategy}_seed{seed}",
         overwrite=True,
     )
@@ -173,7 +182,7 @@ def standalone(genotype_dict, data, test, classes, args, seed):
         classes=classes, auxiliary_head=False, drop_path_keep_prob=1.0,
         batch_norm_momentum=0.9, seed=seed,
     )
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     x = np.concatenate([data[0][0], data[1][0]])
     y = np.concatenate([data[0][1], data[1][1]])
@@ -321,7 +330,8 @@ def main(argv=None):
           f"children={args.num_cells}@{args.penultimate_filters} epochs={args.epochs} "
           f"estimator={args.estimator} workdir={workdir}", flush=True)
     (train, val, test), classes = load_cifar_splits(
-        args.data_dir, (args.train_size, args.val_size, args.test_size))
+        args.data_dir, (args.train_size, args.val_size, args.test_size),
+        image_size=args.image_size)
     def make_estimator(seed, supernet=None):
         if args.estimator == "shared":
             return SharedWeights(candidates_per_trial=args.candidates_per_trial, seed=seed,

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from _evolution_toy import NAMES, ToyHyperModel, ToyTuner, make_tuner, toy_score
 
+from nasnet_tf.io_utils import atomic_write
 from tuners.estimation import PerformanceEstimator
 from tuners.evolution import EvolutionOracle, mutation_kind
 from tuners.nas_tuner import NASNetTuner
@@ -361,7 +362,8 @@ def test_a_trial_ended_but_not_added_joins_on_reload(tmp_path):
     own["pending_trials"]["5"] = [last["parent"], last["mutation"]]
     dead = tuner.oracle.history[len(tuner.oracle.history) - 5]["id"]
     own["population"] = [{"id": dead, **_member_fields(tuner, dead)}] + own["population"][:-1]
-    path.write_text(json.dumps(state))
+    # Written as the oracle writes it (with its checksum): an edit without one reads as damage.
+    atomic_write(path, lambda f: f.write(json.dumps(state)), checksum=True)
 
     reloaded = make_tuner(tmp_path, 6).oracle
     assert _evolution_state(reloaded) == full

@@ -9,23 +9,23 @@ regularization: a member survives only through descendants that keep scoring wel
 resists architectures that scored well once by luck.
 
 Everything (population, history, pending trials and candidates, the NumPy random state) is
-JSON inside `oracle.json`, written whole (temporary file, then `os.replace`), as is each
-`trial.json`, so a search killed at any moment reloads a consistent state.
+JSON inside `oracle.json`, written whole (temporary file, then `os.replace`) with a `.sha256`
+checksum sidecar, as is each `trial.json`, so a search killed at any moment reloads a
+consistent state; `oracle.prev.json` keeps the state saved before it, from which a search
+whose `oracle.json` is damaged resumes, with one warning (see `tuners.state_files`).
 """
 
-import json
 import logging
 import math
-import os
 import re
 
 import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from nasnet_tf.io_utils import atomic_write
 from tuners.nasnet_space import BLOCK_FIELDS, CELL_TYPES
 from tuners.oracle import decision_values
+from tuners.state_files import CheckedStateMixin
 
 __all__ = ["EvolutionOracle", "mutation_kind"]
 
@@ -78,7 +78,7 @@ def _positive_int(value, name):
         raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
 
 
-class EvolutionOracle(keras_tuner.Oracle):
+class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
     """A KerasTuner `Oracle` running regularized (aging) evolution (Real et al. 2019).
 
     Drop it in wherever a KerasTuner oracle goes (`keras_tuner.Tuner(oracle=...)`,
@@ -122,7 +122,9 @@ class EvolutionOracle(keras_tuner.Oracle):
     Resuming. Its state is saved with the oracle, so a search killed at any moment and
     restarted with `overwrite=False` goes on with the same population and random state: the
     trial that was running is run again under its own id, a trial that had ended but not yet
-    joined joins on reload, and ids continue.
+    joined joins on reload, and ids continue. A damaged `oracle.json` is set aside and the
+    search resumes from the state saved before it, with one warning, or stops with a one-line
+    `tuners.state_files.SearchStateError` when there is none (see `tuners.state_files`).
 
     Args:
         objective: as for `keras_tuner.Oracle`.
@@ -218,6 +220,7 @@ class EvolutionOracle(keras_tuner.Oracle):
         self._population = []  # [{"id", "reward", "values"}], oldest first
         self._history = []  # [{"id", "reward", "parent", "mutation", "source"}], join order
         self._pending_trials = {}  # trial_id -> [parent_id, mutation]
+        self._pending_values = {}  # trial_id -> values, to run it again if its file is lost
         self._candidates = {}  # candidate_id -> {"values", "parent", "mutation"}
         self._added = set()  # ended trial ids already handled (joined or failed)
         self._candidate_counter = 0
@@ -320,6 +323,7 @@ class EvolutionOracle(keras_tuner.Oracle):
             return {"status": trial_module.TrialStatus.STOPPED, "values": None}
         values, parent, mutation = drawn
         self._pending_trials[trial_id] = [parent, mutation]
+        self._pending_values[trial_id] = dict(values)
         return {"status": trial_module.TrialStatus.RUNNING, "values": values}
 
     # ------------------------------------------------------------ population
@@ -362,6 +366,7 @@ class EvolutionOracle(keras_tuner.Oracle):
                 continue
             self._added.add(trial_id)
             parent, mutation = self._pending_trials.pop(trial_id, (None, None))
+            self._pending_values.pop(trial_id, None)
             reward = self._reward_of(trial)
             if reward is not None:
                 self._join(
@@ -511,6 +516,7 @@ class EvolutionOracle(keras_tuner.Oracle):
             "population": self._population,
             "history": self._history,
             "pending_trials": self._pending_trials,
+            "pending_values": self._pending_values,
             "pending_candidates": self._candidates,
             "added": sorted(self._added),
             "candidate_counter": self._candidate_counter,
@@ -518,14 +524,9 @@ class EvolutionOracle(keras_tuner.Oracle):
         return state
 
     def set_state(self, state):
+        # `reload` (`tuners.state_files`) has dropped the trials the state never recorded (a
+        # `trial.json` written just before a kill): the same random state draws them again.
         super().set_state(state)
-        # A trial whose `trial.json` was written just before a kill, but which the saved
-        # state never recorded, would otherwise stay RUNNING forever; dropping it lets the
-        # same random state draw it again under the same id.
-        started = set(self.start_order)
-        for trial_id in [t for t in self.trials if t not in started]:
-            if self.trials[trial_id].status == trial_module.TrialStatus.RUNNING:
-                del self.trials[trial_id]
         own = state.get(_STATE_KEY)
         if own is None:
             return
@@ -535,6 +536,7 @@ class EvolutionOracle(keras_tuner.Oracle):
         self._population = [dict(m) for m in own["population"]]
         self._history = [dict(h) for h in own["history"]]
         self._pending_trials = {k: list(v) for k, v in own["pending_trials"].items()}
+        self._pending_values = {k: dict(v) for k, v in own.get("pending_values", {}).items()}
         self._candidates = {k: dict(v) for k, v in own["pending_candidates"].items()}
         self._added = set(own["added"])
         self._candidate_counter = int(own["candidate_counter"])
@@ -548,33 +550,26 @@ class EvolutionOracle(keras_tuner.Oracle):
             del self._population[: len(self._population) - self.population_size]
         self._add_ended_trials()
 
-    def _save_trial(self, trial):
-        # KerasTuner writes `trial.json` in place: a kill mid-write would leave a file that
-        # `reload` cannot parse.
-        state = json.dumps(trial.get_state(), default=_json_default)
-        atomic_write(
-            os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
-            lambda f: f.write(state),
-            prefix=_TMP_PREFIX,
-            suffix=".json",
-        )
-
     def _save_if_attached(self):
         if getattr(self, "_directory", None) is not None:
             self.save()
 
     def save(self):
-        """Writes `oracle.json` whole (temporary file, then `os.replace`)."""
+        """Writes `oracle.json` whole and checksummed (see `tuners.state_files`)."""
         if self._defer_save:
             return
-        state = json.dumps(self.get_state(), default=_json_default)
-        atomic_write(
-            self._get_oracle_fname(), lambda f: f.write(state), prefix=_TMP_PREFIX, suffix=".json"
-        )
-        for name in os.listdir(self._project_dir):
-            # A temporary file is left behind only by a process killed while writing.
-            if name.startswith(_TMP_PREFIX):
-                os.remove(os.path.join(self._project_dir, name))
+        self._write_oracle_state(self.get_state())
+
+    # The `CheckedStateMixin` hooks.
+    _state_tmp_prefix = _TMP_PREFIX
+
+    def _recover_trial_values(self, trial_id):
+        if trial_id in self._pending_values:
+            return dict(self._pending_values[trial_id])
+        for member in self._population:
+            if member["id"] == trial_id:
+                return dict(member["values"])
+        return None
 
 
 def _index_of(options, value):
@@ -594,12 +589,3 @@ def _is_finite_number(value):
         and math.isfinite(float(value))
     )
 
-
-def _json_default(value):
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

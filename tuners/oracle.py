@@ -12,15 +12,18 @@ The controller's weights and optimizer variables go to `controller_<version>.npz
 `oracle.json`; everything else (baseline, random state, pending rewards, the trial ->
 decisions and log-probability maps, recorded candidates, the update history,
 `decision_names`) goes into `oracle.json` itself, which names the `.npz` it goes with.
-Both are written whole (temporary file, then `os.replace`), the `.npz` first, and
-the one an `oracle.json` names is kept until a newer `oracle.json` has replaced it, so a
-search killed at any moment reloads a consistent state.
+Both are written whole (temporary file, then `os.replace`) with a `.sha256` checksum
+sidecar, the `.npz` first, as is each trial's `trial.json`; the `.npz` an `oracle.json` names
+is kept until a newer `oracle.json` has replaced it, so a search killed at any moment reloads a
+consistent state. `oracle.prev.json` keeps the last state saved with the previous controller
+file (which is kept too): when `oracle.json` or its `.npz` is damaged, the search resumes from
+that pair with one warning (see `tuners.state_files`).
 """
 
-import json
 import logging
 import math
 import os
+import re
 import warnings
 
 import keras_tuner
@@ -28,7 +31,7 @@ import numpy as np
 from keras_tuner.engine import hyperparameters as hp_module
 from keras_tuner.engine import trial as trial_module
 
-from nasnet_tf.io_utils import atomic_write
+from nasnet_tf.io_utils import CorruptFileError, atomic_write, check_file
 from tuners.controller import (
     CONTROLLER_SETTINGS,
     PRESETS,
@@ -36,12 +39,14 @@ from tuners.controller import (
     config_from_saved,
     validate_settings,
 )
+from tuners.state_files import CheckedStateMixin, first_line
 
 logger = logging.getLogger(__name__)
 
 MAX_CHOICES = 1024  # Larger heads mean an unstepped numeric range; refuse rather than guess.
 _STATE_KEY = "controller_oracle"
 _TMP_PREFIX = ".controller_oracle_tmp_"
+_CONTROLLER_FILE = re.compile(r"controller_\d{6,}\.npz")
 
 
 def default_update_every(max_trials):
@@ -125,7 +130,7 @@ def decision_values(hp):
     return values
 
 
-class ControllerOracle(keras_tuner.Oracle):
+class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
     """A KerasTuner `Oracle` whose trials are sampled by an RNN controller trained by RL.
 
     Drop it in wherever a KerasTuner oracle goes (e.g. `keras_tuner.Tuner(oracle=...)`). Each
@@ -173,7 +178,9 @@ class ControllerOracle(keras_tuner.Oracle):
     Its state is saved with the oracle (see the module docstring), so a search killed at any
     moment and restarted with `overwrite=False` goes on with the same controller, random
     state, pending rewards and recorded candidates; the trial that was running is run again
-    under its own id.
+    under its own id. A damaged state file is set aside and the search resumes from the
+    previous consistent state, with one warning, or stops with a one-line
+    `tuners.state_files.SearchStateError` when there is none (see `tuners.state_files`).
 
     Args:
         objective: as for `keras_tuner.Oracle`.
@@ -320,6 +327,7 @@ class ControllerOracle(keras_tuner.Oracle):
         self._candidates = {}  # candidate id -> [decisions, log_prob], awaiting a reward
         self._candidate_count = 0
         self._defer_save = False
+        self._loaded_arrays = {}  # path -> (weights, optimizer) read by `_check_companion`
         self._check_space(self.hyperparameters)
 
     # ----------------------------------------------------------------- the space
@@ -710,23 +718,15 @@ class ControllerOracle(keras_tuner.Oracle):
         if own["controller"] is not None:
             self.controller = Controller(**config_from_saved(own["controller"]["config"]))
             path = os.path.join(self._project_dir, own["controller_file"])
-            if not os.path.exists(path):
-                raise RuntimeError(
-                    f"The oracle state names the controller file {path}, which is missing: "
-                    "cannot resume the controller. Restore the file, or start a new search "
-                    "(`overwrite=True` or another `project_name`)."
-                )
-            with np.load(path) as arrays:
-                n_weights = int(arrays["num_weights"])
-                n_opt = int(arrays["num_optimizer"])
-                weights = [arrays[f"w{i}"] for i in range(n_weights)]
-                optimizer = [arrays[f"o{i}"] for i in range(n_opt)]
+            weights, optimizer = self._loaded_arrays.pop(path, None) or _read_controller(path)
             self.controller.set_state(dict(own["controller"], weights=weights, optimizer=optimizer))
             self._saved_controller_version = self._controller_version
+        self._loaded_arrays = {}
         self._reward_ended_trials()
 
     def save(self):
-        """Writes the controller arrays (if changed), then `oracle.json`, each whole."""
+        """Writes the controller arrays (if changed), then `oracle.json`, each whole and
+        checksummed (see `tuners.state_files`)."""
         if self._defer_save:
             return
         if (
@@ -744,21 +744,48 @@ class ControllerOracle(keras_tuner.Oracle):
                 binary=True,
                 prefix=_TMP_PREFIX,
                 suffix=".npz",
+                checksum=True,
             )
-        state = json.dumps(self.get_state(), default=_json_default)
-        atomic_write(
-            self._get_oracle_fname(), lambda f: f.write(state), prefix=_TMP_PREFIX, suffix=".json"
-        )
+        self._write_oracle_state(self.get_state())
         self._saved_controller_version = self._controller_version
-        self._remove_stale_controller_files()
 
-    def _remove_stale_controller_files(self):
-        keep = f"controller_{self._controller_version:06d}.npz"
-        for name in os.listdir(self._project_dir):
-            stale_state = name.startswith("controller_") and name.endswith(".npz")
-            # A temporary file is left behind only by a process killed while writing.
-            if (stale_state and name != keep) or name.startswith(_TMP_PREFIX):
-                os.remove(os.path.join(self._project_dir, name))
+    # The `CheckedStateMixin` hooks.
+    _state_tmp_prefix = _TMP_PREFIX
+    _companion_pattern = _CONTROLLER_FILE
+
+    def _state_companions(self, state):
+        own = state.get(_STATE_KEY) or {}
+        name = own.get("controller_file") if own.get("controller") is not None else None
+        return [name] if isinstance(name, str) else []
+
+    def _check_companion(self, path, state):
+        self._loaded_arrays = {path: _read_controller(path)}
+
+    def _recover_trial_values(self, trial_id):
+        decisions = self._trial_decisions.get(trial_id)
+        if decisions is None or len(decisions) != len(self._specs):
+            return None
+        if any(not 0 <= d < len(values) for (_, values), d in zip(self._specs, decisions)):
+            return None
+        return self._values_for(decisions)
+
+
+def _read_controller(path):
+    """`(weights, optimizer)` arrays of a controller file; `CorruptFileError` (one line, naming
+    the file) when it is missing, fails its checksum or cannot be read whole."""
+    check_file(path)
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            n_weights = int(arrays["num_weights"])
+            n_opt = int(arrays["num_optimizer"])
+            weights = [arrays[f"w{i}"] for i in range(n_weights)]
+            optimizer = [arrays[f"o{i}"] for i in range(n_opt)]
+    except Exception as e:  # BadZipFile, EOFError, zlib.error, KeyError, ValueError, ...
+        raise CorruptFileError(
+            f"{path!r} cannot be read as a controller file ({first_line(e)}): truncated or "
+            "damaged."
+        ) from None
+    return weights, optimizer
 
 
 def _is_finite_number(value):
@@ -768,12 +795,3 @@ def _is_finite_number(value):
         and math.isfinite(value)
     )
 
-
-def _json_default(value):
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

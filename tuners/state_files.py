@@ -1,0 +1,367 @@
+"""The search's own state files, checked when read and recoverable when damaged.
+
+Shared by `ControllerOracle` and `EvolutionOracle` through `CheckedStateMixin`:
+
+- `oracle.json` (the oracle's state) and each KerasTuner `trial_*/trial.json` are written whole
+  (temporary file, then `os.replace`) with a `<file>.sha256` sidecar (`nasnet_tf.io_utils`);
+  so are the oracle's companion files (the controller's `controller_<version>.npz`), written
+  before the `oracle.json` that names them.
+- `oracle.prev.json` (with its sidecar) keeps the state saved before the current one, and the
+  companion files it names are kept with it: a consistent pair to fall back to. While the
+  current state names companion files, the previous state is the last one saved with OTHER
+  companion files (for the controller: the previous controller version), so that a damaged
+  companion file has a fallback too; without companion files it is simply the previous save.
+- On reload, a state that cannot be read (empty, truncated, bad JSON, failing its checksum) or
+  whose companion file cannot be read is set aside (renamed `*.corrupt`, never deleted) and
+  the search resumes from `oracle.prev.json`, with ONE `logging` warning naming both. The
+  trials saved after that state are drawn and run again under their own ids (their files
+  stay until those runs rewrite them). With no usable previous state, `SearchStateError`
+  (one line, naming the file and the way out) is raised and nothing is changed.
+- A damaged `trial.json` is set aside too, with one warning; its trial is run again under
+  its id when the oracle can recover its hyperparameters (checked against the values hash
+  KerasTuner recorded), or dropped and drawn again when the oracle state never recorded it;
+  otherwise `SearchStateError`, and nothing is changed.
+
+Files written before checksums existed (no sidecars) still load, unchecked.
+"""
+
+import glob
+import json
+import logging
+import os
+import re
+
+import numpy as np
+from keras_tuner.engine import trial as trial_module
+
+from nasnet_tf.io_utils import (
+    CorruptFileError,
+    atomic_write,
+    read_json,
+    set_aside,
+)
+
+__all__ = ["PREV_STATE_FILE", "CheckedStateMixin", "SearchStateError", "first_line"]
+
+logger = logging.getLogger(__name__)
+
+PREV_STATE_FILE = "oracle.prev.json"
+_TRIAL_DIR = re.compile(r"^trial_(.+)$")
+
+
+class SearchStateError(CorruptFileError):
+    """A search cannot be resumed: a state file is damaged and nothing usable replaces it.
+
+    A `ValueError` (through `nasnet_tf.io_utils.CorruptFileError`) whose message is one line
+    naming the damaged file and the way out. Nothing was renamed or deleted.
+    """
+
+
+def first_line(error):
+    """`"ErrorType: first line of its message"`, for one-line error messages.
+
+    Example:
+
+    >>> first_line(ValueError("bad\\nmore"))
+    'ValueError: bad'
+    """
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+def json_default(value):
+    """`json.dumps` `default` for NumPy scalars and arrays (oracle states hold them)."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+class CheckedStateMixin:
+    """Checked writes and a damage-tolerant `reload` for a `keras_tuner.Oracle` subclass.
+
+    Put it before `keras_tuner.Oracle` in the bases. The oracle's `save` calls
+    `_write_oracle_state(self.get_state())` (after writing its companion files, if any, with
+    `checksum=True`); `_save_trial` and `reload` replace KerasTuner's. Subclasses may override:
+
+    - `_state_tmp_prefix`: the prefix of their temporary files (stray ones are removed).
+    - `_companion_pattern`: a compiled regex matching their companion file names; those that
+      neither `oracle.json` nor `oracle.prev.json` names are removed with their sidecars.
+    - `_state_companions(state)`: the companion file names a state names.
+    - `_check_companion(path, state)`: raises `CorruptFileError` when the companion file at
+      `path` cannot be read (it may keep what it read for `set_state`).
+    - `_recover_trial_values(trial_id)`: the hyperparameter values of a recorded trial, or
+      `None` when the (already set) state cannot tell them.
+
+    Example:
+
+    ```python
+    class MyOracle(CheckedStateMixin, keras_tuner.Oracle):
+        def save(self):
+            self._write_oracle_state(self.get_state())
+    ```
+    """
+
+    _state_tmp_prefix = ".oracle_tmp_"
+    _companion_pattern = None
+    # What this process knows of the files on disk (see `_write_oracle_state`).
+    _sf_text = None  # the state text last saved, or loaded
+    _sf_companions = ()  # the companion files it names
+    _sf_synced = False  # whether `oracle.json` holds `_sf_text`
+    _sf_prev_text = None  # the text in `oracle.prev.json`, when known
+    _sf_prev_companions = None  # the companion files it names; None: unknown
+
+    # ------------------------------------------------------------------ hooks
+    def _state_companions(self, state):
+        return []
+
+    def _check_companion(self, path, state):
+        pass
+
+    def _recover_trial_values(self, trial_id):
+        return None
+
+    # ---------------------------------------------------------------- writing
+    def _prev_oracle_fname(self):
+        return os.path.join(self._project_dir, PREV_STATE_FILE)
+
+    def _save_trial(self, trial):
+        # KerasTuner writes `trial.json` in place: a kill mid-write would leave a file that
+        # `reload` cannot parse.
+        text = json.dumps(trial.get_state(), default=json_default)
+        atomic_write(
+            os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
+            lambda f: f.write(text),
+            prefix=self._state_tmp_prefix,
+            suffix=".json",
+            checksum=True,
+        )
+
+    def _write_oracle_state(self, state):
+        """Writes `state` to `oracle.json` (checksummed), first moving the state it replaces
+        to `oracle.prev.json` when the rotation rule says so (see the module docstring), then
+        removes companion and temporary files no state names."""
+        text = json.dumps(state, default=json_default)
+        if self._sf_synced and text == self._sf_text:
+            return  # Unchanged: rewriting would only make the previous state the same.
+        companions = tuple(self._state_companions(state))
+        old = self._sf_text
+        if old is None and self._sf_prev_companions is None:
+            # The first save of a new search: an `oracle.prev.json` there was left by another.
+            if not os.path.lexists(self._prev_oracle_fname()):
+                self._sf_prev_companions = ()
+        if old is not None and (companions != self._sf_companions or not companions):
+            if old != self._sf_prev_text:
+                atomic_write(
+                    self._prev_oracle_fname(),
+                    lambda f: f.write(old),
+                    prefix=self._state_tmp_prefix,
+                    suffix=".json",
+                    checksum=True,
+                )
+            self._sf_prev_text, self._sf_prev_companions = old, self._sf_companions
+        atomic_write(
+            self._get_oracle_fname(),
+            lambda f: f.write(text),
+            prefix=self._state_tmp_prefix,
+            suffix=".json",
+            checksum=True,
+        )
+        self._sf_text, self._sf_companions, self._sf_synced = text, companions, True
+        self._remove_stale_files()
+
+    def _remove_stale_files(self):
+        keep = set(self._sf_companions) | set(self._sf_prev_companions or ())
+        pattern = self._companion_pattern
+        # With `oracle.prev.json` of unknown content (a damaged one, or one left by an
+        # earlier process that did not reload it), what it names is kept.
+        prune = pattern is not None and self._sf_prev_companions is not None
+        for name in os.listdir(self._project_dir):
+            stale = False
+            if prune:
+                base = name[: -len(".sha256")] if name.endswith(".sha256") else name
+                stale = bool(pattern.fullmatch(base)) and base not in keep
+            # A temporary file is left behind only by a process killed while writing.
+            if stale or name.startswith(self._state_tmp_prefix):
+                try:
+                    os.remove(os.path.join(self._project_dir, name))
+                except FileNotFoundError:
+                    pass
+
+    # -------------------------------------------------------------- reloading
+    def _read_state_file(self, path, companions=True):
+        """`(text, state)` of a state file (whose companion files are readable, with
+        `companions=True`); raises `_Damaged` naming the file that is not."""
+        try:
+            state = read_json(path)
+        except CorruptFileError as e:
+            raise _Damaged(path, str(e)) from None
+        if not isinstance(state, dict):
+            raise _Damaged(path, f"{path!r} does not hold an oracle state (a JSON object).")
+        for name in self._state_companions(state) if companions else ():
+            companion = os.path.join(self._project_dir, name)
+            try:
+                self._check_companion(companion, state)
+            except CorruptFileError as e:
+                raise _Damaged(companion, str(e)) from None
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        return text, state
+
+    def _read_trial_files(self):
+        """`({trial_id: Trial}, {trial_id: (path, reason)})` of the project's trial files."""
+        trials, damaged = {}, {}
+        pattern = os.path.join(glob.escape(self._project_dir), "trial_*", "trial.json")
+        for path in sorted(glob.glob(pattern)):
+            match = _TRIAL_DIR.match(os.path.basename(os.path.dirname(path)))
+            try:
+                trial = trial_module.Trial.from_state(read_json(path))
+            except CorruptFileError as e:
+                damaged[match.group(1)] = (path, str(e))
+            except Exception as e:  # Valid JSON that is not a trial.
+                damaged[match.group(1)] = (
+                    path,
+                    f"{path!r} does not hold a KerasTuner trial ({first_line(e)}): damaged.",
+                )
+            else:
+                trials[trial.trial_id] = trial
+        return trials, damaged
+
+    def _unusable(self, damage, what):
+        path, reason = damage[0]
+        others = ", ".join(repr(p) for p, _ in damage[1:])
+        others = f" (also damaged: {others})" if others else ""
+        project = self._project_dir
+        return SearchStateError(
+            f"Cannot resume the search in {project!r}: {reason} {what}{others}. Nothing was "
+            f"changed. To start the search afresh, pass `overwrite=True` (`--overwrite`) or "
+            f"delete {project!r}; to resume it, restore {os.path.basename(path)!r}."
+        )
+
+    def reload(self):
+        """Reloads the trials and the oracle state as KerasTuner does, but checks each file:
+        see the module docstring for what happens to damaged ones."""
+        current, prev = self._get_oracle_fname(), self._prev_oracle_fname()
+        trials, damaged_trials = self._read_trial_files()
+
+        loaded, damage = None, []
+        for path in (current, prev):
+            if path == prev and not os.path.exists(prev):
+                break
+            try:
+                loaded = (path, *self._read_state_file(path))
+                break
+            except _Damaged as e:
+                if e.path not in [p for p, _ in damage]:
+                    damage.append((e.path, e.reason))
+        if loaded is None:
+            raise self._unusable(
+                damage, f"No earlier consistent state ({PREV_STATE_FILE}) is usable"
+            )
+        path, text, state = loaded
+        prev_text, prev_companions = None, None
+        if path == current and os.path.exists(prev):
+            try:
+                prev_text, prev_state = self._read_state_file(prev, companions=False)
+                prev_companions = tuple(self._state_companions(prev_state))
+            except _Damaged as e:
+                # Not needed now; set aside below so that it is never taken for a fallback.
+                damage.append((e.path, e.reason))
+        elif path == prev:
+            prev_text, prev_companions = text, tuple(self._state_companions(state))
+
+        # The trials: those the state never recorded are drawn again; damaged files of
+        # recorded ones get a placeholder until their values are recovered below.
+        started = set(state.get("start_order", []))
+        dropped = sorted(t for t in trials if t not in started)
+        self.trials.clear()
+        self.trials.update({k: v for k, v in trials.items() if k in started})
+        for trial_id in damaged_trials:
+            if trial_id in started:
+                self.trials[trial_id] = trial_module.Trial(
+                    self.hyperparameters.copy(), trial_id=trial_id,
+                    status=trial_module.TrialStatus.RUNNING,
+                )
+        try:
+            self.set_state(state)
+        except KeyError as e:
+            raise RuntimeError(
+                "Error reloading `Oracle` from existing project. If you did not mean to reload "
+                "from an existing project, change the `project_name` or pass `overwrite=True` "
+                f"when creating the `Tuner`. Found existing project at: {self._project_dir}"
+            ) from e
+        rerun = self._recover_damaged_trials(damaged_trials, started)
+
+        # Nothing was changed on disk up to here; now set the damaged files aside.
+        if path == prev:
+            moved = [repr(set_aside(p)) for p, _ in damage if os.path.exists(p)]
+            reasons = " ".join(reason for _, reason in damage)
+            moved = f" Set aside as {', '.join(moved)};" if moved else ""
+            again = f"; trials {dropped} are drawn and run again" if dropped else ""
+            logger.warning("%s%s the search resumes from the previous state %r%s.",
+                           reasons, moved, prev, again)
+        elif damage:  # only a damaged `oracle.prev.json`, not used
+            p, reason = damage[0]
+            logger.warning("%s Set aside as %r; the search resumes from %r, with no earlier "
+                           "state to fall back to until the next save.", reason, set_aside(p),
+                           current)
+        for trial_id, (trial_path, reason) in sorted(damaged_trials.items()):
+            target = set_aside(trial_path)
+            what = (f"trial {trial_id} is run again" if trial_id in rerun
+                    else f"trial {trial_id} was never recorded by the oracle state and is drawn "
+                    "again")
+            logger.warning("%s Set aside as %r; %s.", reason, target, what)
+
+        self._sf_text, self._sf_companions = text, tuple(self._state_companions(state))
+        self._sf_synced = path == current
+        self._sf_prev_text, self._sf_prev_companions = prev_text, prev_companions
+        if path == current and not os.path.exists(prev):
+            self._sf_prev_companions = ()
+
+        # As KerasTuner: the trials that were running are run again.
+        for _, trial in self.ongoing_trials.items():
+            self._retry_queue.append(trial.trial_id)
+        self.ongoing_trials = {}
+
+    def _recover_damaged_trials(self, damaged, started):
+        """Gives each recorded trial whose file is damaged its values back and queues it to
+        run again; raises `SearchStateError` (nothing changed yet) when that cannot be done
+        safely. Returns the ids queued."""
+        rerun = []
+        for trial_id, (path, reason) in sorted(damaged.items()):
+            if trial_id not in started:
+                continue
+            values = self._recover_trial_values(trial_id)
+            trial = self.trials[trial_id]
+            if values is not None:
+                trial.hyperparameters = self.hyperparameters.copy()
+                trial.hyperparameters.values = dict(values)
+                trial.hyperparameters.ensure_active_values()
+                recorded = self._id_to_hash.get(trial_id)
+                actual = self._compute_values_hash(trial.hyperparameters.values)
+                if recorded is not None and recorded != actual:
+                    values = None
+            if values is None:
+                raise self._unusable(
+                    [(path, reason)],
+                    f"The oracle state does not record trial {trial_id}'s hyperparameters, so "
+                    "it cannot be run again",
+                )
+            trial.status = trial_module.TrialStatus.RUNNING
+            self.end_order = [t for t in self.end_order if t != trial_id]
+            self.ongoing_trials = {
+                k: v for k, v in self.ongoing_trials.items() if v.trial_id != trial_id
+            }
+            if trial_id not in self._retry_queue:
+                self._retry_queue.append(trial_id)
+            rerun.append(trial_id)
+        return rerun
+
+
+class _Damaged(Exception):
+    def __init__(self, path, reason):
+        super().__init__(reason)
+        self.path, self.reason = path, reason

@@ -17,7 +17,7 @@ import keras
 import keras_tuner
 
 from nasnet_tf import build_nasnet
-from nasnet_tf.io_utils import atomic_write
+from nasnet_tf.io_utils import atomic_write, read_json
 from nasnet_tf.ops import check_momentum
 from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
 from tuners.layerwise import LayerwiseSearchSpace, build_layerwise_cnn
@@ -473,10 +473,15 @@ class _NASTuner(keras_tuner.Tuner):
             self.oracle.save()
             self.estimator.save(self.project_dir)
         state = json.dumps(self.get_state())
-        atomic_write(self._get_tuner_fname(), lambda f: f.write(state), suffix=".json")
+        atomic_write(self._get_tuner_fname(), lambda f: f.write(state), suffix=".json",
+                     checksum=True)
 
     def reload(self):
-        super().reload()
+        # As KerasTuner's `BaseTuner.reload`, with `tuner0.json` read with a check: a damaged
+        # file is a one-line error naming it, not a bare JSON decoder message.
+        if not self._is_worker():
+            self.oracle.reload()
+        self.set_state(read_json(self._get_tuner_fname()))
         if not self._is_worker():
             self.estimator.reload(self.project_dir)
 

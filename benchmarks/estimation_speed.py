@@ -111,7 +111,7 @@ def step_times(args, data, classes, tuner):
     from nasnet_tf import build_nasnet
     from tuners.weight_sharing import supernet_for
 
-    net = supernet_for(tuner.hypermodel)
+    net = getattr(tuner.estimator, "supernet", None) or supernet_for(tuner.hypermodel)
     genotype = tuner.hypermodel.decode(next(iter(tuner.oracle.trials.values())).hyperparameters)
     child = build_nasnet(genotype, **net.child_config())
     child.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
@@ -165,7 +165,10 @@ def main(argv=None):
         ratio = f"{per_hour / base:.2f}" if base else "-"
         print(f"| {kind} | {r['scored']} | {r['total_s']:.0f} | {per_hour:.0f} | {steady:.0f} | "
               f"{ratio} |")
-    any_tuner = next(iter(results.values()))["tuner"]
+    # A super-network estimator's tuner, so its compiled network is timed as the search used it.
+    any_tuner = next((r["tuner"] for r in results.values()
+                      if getattr(r["tuner"].estimator, "supernet", None) is not None),
+                     next(iter(results.values()))["tuner"])
     net_step, child_step = step_times(args, (train, val), classes, any_tuner)
     print(f"\ntrain step, batch {args.batch_size}: super-network {1000 * net_step:.1f} ms, "
           f"child {1000 * child_step:.1f} ms, ratio {net_step / child_step:.2f}")

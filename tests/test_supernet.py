@@ -143,3 +143,27 @@ def test_saves_and_loads_as_a_keras_file(tmp_path):
     np.testing.assert_allclose(loaded.predict(inputs, verbose=0), net.predict(inputs, verbose=0),
                                atol=1e-6)
 
+
+
+@pytest.mark.slow
+def test_trains_as_the_child_it_holds():
+    """A few SGD steps through the super-network change the child's weights as the child's own
+    training does (batch statistics and their updates included)."""
+    net = SuperNet(num_blocks=1, ops=["identity", "sep_conv_3x3"], combine_ops=["add"],
+                   num_cells=1, penultimate_filters=48, input_shape=SHAPE, classes=3)
+    cell = CellGenotype([Block(0, 1, "sep_conv_3x3", "identity")])
+    genotype = Genotype(cell, cell)
+    child = build_nasnet(genotype, **net.child_config())
+    net.load_child_weights(child, genotype)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16,) + SHAPE).astype("float32")
+    y = rng.integers(0, 3, 16)
+    for model in (child, net):
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    child_losses = [float(child.train_on_batch(x, y)) for _ in range(3)]
+    net_losses = [float(net.train_on_batch(net.inputs_for(x, genotype), y)) for _ in range(3)]
+    np.testing.assert_allclose(net_losses, child_losses, atol=1e-5)
+    back = net.child_weights(genotype)
+    for a, b in zip(back.weights, child.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
+                                   atol=1e-5)

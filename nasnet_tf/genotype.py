@@ -49,6 +49,30 @@ _SHORT = {
 }
 
 
+def check_names(value, name, accepted):
+    """`value` as a tuple of distinct names from `accepted` (at least one), or a `ValueError`
+    naming the bad value and what is accepted (e.g. a search space's `ops`).
+
+    Example:
+
+    >>> check_names(["add"], "combine_ops", COMBINE_OPS)
+    ('add',)
+    """
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        raise ValueError(
+            f"`{name}` must be a sequence of names from {list(accepted)}. "
+            f"Received: {name}={value!r}"
+        )
+    value = tuple(value)
+    unknown = [v for v in value if v not in accepted]
+    if not value or unknown or len(set(value)) != len(value):
+        raise ValueError(
+            f"`{name}` must list distinct names from {list(accepted)}, at least one. "
+            f"Received: {name}={list(value)}"
+        )
+    return value
+
+
 def _check_int(value, name):
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"`{name}` must be an integer. Received: {name}={value!r}")

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from nasnet_tf.genotype import COMBINE_OPS, Genotype
+from nasnet_tf.genotype import COMBINE_OPS, Genotype, check_names
 from nasnet_tf.ops import (
     BN_EPSILON,
     OP_NAMES,
@@ -348,8 +348,8 @@ class SuperNet(keras.Model):
         name="supernet",
         **kwargs,
     ):
-        ops_ = _check_names(OP_NAMES if ops is None else ops, "ops", OP_NAMES)
-        combine = _check_names(
+        ops_ = check_names(OP_NAMES if ops is None else ops, "ops", OP_NAMES)
+        combine = check_names(
             COMBINE_OPS if combine_ops is None else combine_ops, "combine_ops", COMBINE_OPS
         )
         for value, label in ((num_blocks, "num_blocks"), (num_cells, "num_cells"),
@@ -575,22 +575,6 @@ class SuperNet(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def _check_names(value, name, accepted):
-    if isinstance(value, str) or not hasattr(value, "__iter__"):
-        raise ValueError(
-            f"`{name}` must be a sequence of names from {list(accepted)}. "
-            f"Received: {name}={value!r}"
-        )
-    value = tuple(value)
-    unknown = [v for v in value if v not in accepted]
-    if not value or unknown or len(set(value)) != len(value):
-        raise ValueError(
-            f"`{name}` must list distinct names from {list(accepted)}, at least one. "
-            f"Received: {name}={list(value)}"
-        )
-    return value
 
 
 def _initializer_for(variable, seed):

@@ -14,6 +14,7 @@ so `decode(encode(g)) == g` for every genotype whose cells use that rule.
 import keras_tuner
 
 from nasnet_tf import COMBINE_OPS, OP_NAMES, CellGenotype, Genotype
+from nasnet_tf.genotype import check_names
 from tuners.values import as_values
 
 __all__ = [
@@ -57,22 +58,6 @@ def hp_name(cell, block, field):
     return f"{cell}_b{block}_{field}"
 
 
-def _check_options(value, name, accepted):
-    if isinstance(value, str) or not hasattr(value, "__iter__"):
-        raise ValueError(
-            f"`{name}` must be a sequence of names from {list(accepted)}. "
-            f"Received: {name}={value!r}"
-        )
-    value = tuple(value)
-    unknown = [v for v in value if v not in accepted]
-    if not value or unknown or len(set(value)) != len(value):
-        raise ValueError(
-            f"`{name}` must list distinct names from {list(accepted)}, at least one. "
-            f"Received: {name}={list(value)}"
-        )
-    return value
-
-
 class NASNetSearchSpace:
     """The NASNet cell search space (Zoph et al. 2018, Sec. 3): B blocks per cell, two cells.
 
@@ -103,8 +88,8 @@ class NASNetSearchSpace:
                 f"`num_blocks` must be an integer >= 1. Received: num_blocks={num_blocks!r}"
             )
         self.num_blocks = num_blocks
-        self.ops = _check_options(OP_NAMES if ops is None else ops, "ops", OP_NAMES)
-        self.combine_ops = _check_options(
+        self.ops = check_names(OP_NAMES if ops is None else ops, "ops", OP_NAMES)
+        self.combine_ops = check_names(
             COMBINE_OPS if combine_ops is None else combine_ops, "combine_ops", COMBINE_OPS
         )
 

@@ -459,6 +459,13 @@ class _NASTuner(keras_tuner.Tuner):
     controller_scalars = None
     """Optional `tuners.tensorboard_log.ControllerScalars`, written at each trial end."""
 
+    def on_search_begin(self):
+        super().on_search_begin()
+        # KerasTuner writes `tuner0.json` at the first trial's end, and reloads a project only
+        # when that file exists: without this, a search killed during its first trial would
+        # start over instead of resuming it.
+        self.save()
+
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
         # Workers hold an oracle client, not the oracle: the chief's files are the record.

@@ -26,6 +26,7 @@ from keras_tuner.engine import trial as trial_module
 from tuners.nasnet_space import BLOCK_FIELDS, CELL_TYPES
 from tuners.oracle import decision_values
 from tuners.state_files import CheckedStateMixin
+from tuners.values import candidate_rewards
 
 __all__ = ["EvolutionOracle", "mutation_kind"]
 
@@ -454,25 +455,7 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
             ValueError: for unknown, already rewarded or repeated ids, or rewards that are not
                 one finite number per id; nothing is added then.
         """
-        if isinstance(candidate_ids, str):
-            candidate_ids = [candidate_ids]
-        ids = list(candidate_ids)
-        values = None if rewards is None else list(np.atleast_1d(np.asarray(rewards, "object")))
-        if values is None or len(values) != len(ids):
-            raise ValueError(
-                f"`rewards` must give one number per candidate id ({len(ids)}). "
-                f"Received: rewards={rewards!r}"
-            )
-        unknown = [c for c in ids if c not in self._candidates]
-        repeated = sorted({c for c in ids if ids.count(c) > 1})
-        if unknown or repeated:
-            raise ValueError(
-                "`candidate_ids` must name candidates drawn by `sample_candidates(record=True)` "
-                "and not rewarded yet, each once. Received: "
-                + (f"unknown ids {unknown}" if unknown else f"repeated ids {repeated}")
-            )
-        if not all(_is_finite_number(v) for v in values):
-            raise ValueError(f"`rewards` must be finite numbers. Received: rewards={values!r}")
+        ids, values = candidate_rewards(candidate_ids, rewards, self._candidates)
         for candidate_id, reward in zip(ids, values):
             candidate = self._candidates.pop(candidate_id)
             self._join(
@@ -581,11 +564,4 @@ def _index_of(options, value):
             return i
     return None
 
-
-def _is_finite_number(value):
-    return (
-        isinstance(value, (int, float, np.integer, np.floating))
-        and not isinstance(value, (bool, np.bool_))
-        and math.isfinite(float(value))
-    )
 

@@ -40,6 +40,7 @@ from tuners.controller import (
     validate_settings,
 )
 from tuners.state_files import CheckedStateMixin, first_line
+from tuners.values import candidate_rewards
 
 logger = logging.getLogger(__name__)
 
@@ -605,27 +606,7 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
             ValueError: for unknown or repeated ids, or rewards that are not one finite
                 number per id. Nothing is recorded then.
         """
-        if isinstance(candidate_ids, str):
-            candidate_ids = [candidate_ids]
-        ids = list(candidate_ids)
-        values = None if rewards is None else list(np.atleast_1d(np.asarray(rewards, "object")))
-        if values is None or len(values) != len(ids):
-            raise ValueError(
-                f"`rewards` must give one number per candidate id ({len(ids)}). "
-                f"Received: rewards={rewards!r}"
-            )
-        unknown = [c for c in ids if c not in self._candidates]
-        repeated = sorted({c for c in ids if ids.count(c) > 1})
-        if unknown or repeated:
-            raise ValueError(
-                "`candidate_ids` must name candidates drawn by `sample_candidates(record=True)` "
-                "and not rewarded yet, each once. Received: "
-                + (f"unknown ids {unknown}" if unknown else f"repeated ids {repeated}")
-            )
-        if not all(_is_finite_number(v) for v in values):
-            raise ValueError(
-                f"`rewards` must be finite numbers. Received: rewards={values!r}"
-            )
+        ids, values = candidate_rewards(candidate_ids, rewards, self._candidates)
         for candidate_id, reward in zip(ids, values):
             decisions, log_prob = self._candidates.pop(candidate_id)
             self._receive_reward(candidate_id, decisions, float(reward), "candidate", log_prob)
@@ -787,11 +768,4 @@ def _read_controller(path):
         ) from None
     return weights, optimizer
 
-
-def _is_finite_number(value):
-    return (
-        not isinstance(value, (bool, np.bool_))
-        and isinstance(value, (int, float, np.integer, np.floating))
-        and math.isfinite(value)
-    )
 

@@ -1,6 +1,10 @@
-"""Reading hyperparameter values back, shared by the search spaces' `decode`."""
+"""Values shared by the search code: hyperparameter values read back (the spaces' `decode`),
+and the checked rewards of `sample_candidates` candidates (the oracles' `add_rewards`)."""
+
+import math
 
 import keras_tuner
+import numpy as np
 
 
 def as_values(values, names=()):
@@ -26,3 +30,49 @@ def as_values(values, names=()):
             f"e.g. {missing[:3]}. Received keys: {sorted(values)[:10]}"
         )
     return values
+
+
+def candidate_rewards(candidate_ids, rewards, known):
+    """Checks the arguments of an oracle's `add_rewards`: `(ids, rewards)` as a list of ids
+    and a list of floats, or a `ValueError` (nothing recorded then).
+
+    Args:
+        candidate_ids: an id, or a list of them, each drawn by `sample_candidates(record=True)`.
+        rewards: one finite number per id.
+        known: the ids that may be rewarded now (recorded, not rewarded yet).
+
+    Example:
+
+    >>> candidate_rewards("c000001", 0.5, {"c000001"})
+    (['c000001'], [0.5])
+    """
+    if isinstance(candidate_ids, str):
+        candidate_ids = [candidate_ids]
+    ids = list(candidate_ids)
+    values = None if rewards is None else list(np.atleast_1d(np.asarray(rewards, "object")))
+    if values is None or len(values) != len(ids):
+        raise ValueError(
+            f"`rewards` must give one number per candidate id ({len(ids)}). "
+            f"Received: rewards={rewards!r}"
+        )
+    unknown = [c for c in ids if c not in known]
+    repeated = sorted({c for c in ids if ids.count(c) > 1})
+    if unknown or repeated:
+        raise ValueError(
+            "`candidate_ids` must name candidates drawn by `sample_candidates(record=True)` "
+            "and not rewarded yet, each once. Received: "
+            + (f"unknown ids {unknown}" if unknown else f"repeated ids {repeated}")
+        )
+    if not all(is_finite_number(v) for v in values):
+        raise ValueError(f"`rewards` must be finite numbers. Received: rewards={values!r}")
+    return ids, [float(v) for v in values]
+
+
+def is_finite_number(value):
+    """Whether `value` is a finite int or float (NumPy's too), not a bool."""
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, (bool, np.bool_))
+        and math.isfinite(float(value))
+    )
+

@@ -35,6 +35,7 @@ import numpy as np
 from nasnet_tf.io_utils import atomic_save, atomic_write
 from nasnet_tf.supernet import SuperNet
 from tuners.estimation import PerformanceEstimator, trial_seed
+from tuners.state_files import json_default
 
 __all__ = ["FreshWeights", "SharedWeights", "supernet_for", "weights_digest"]
 
@@ -502,7 +503,7 @@ class SharedWeights(_SuperNetEstimator):
             "weights_file": os.path.basename(weights),
             "weights_sha256": self._weights_sha256,
         }
-        text = json.dumps(payload, default=_json_default)
+        text = json.dumps(payload, default=json_default)
         atomic_write(state, lambda f: f.write(text), suffix=".json")
 
     def reload(self, directory):
@@ -563,13 +564,3 @@ def weights_digest(model):
     for w in model.weights:
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w)).tobytes())
     return digest.hexdigest()
-
-
-def _json_default(value):
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

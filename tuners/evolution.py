@@ -374,19 +374,8 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
                     trial_id, reward, trial.hyperparameters.values, parent, mutation, "trial"
                 )
 
-    @keras_tuner.synchronized
-    def end_trial(self, trial):
-        """Ends the trial as KerasTuner does, then adds it to the population."""
-        # KerasTuner saves inside `end_trial`; save once, after the trial joined, so that no
-        # `oracle.json` shows a trial ended but not added.
-        self._defer_save = True
-        try:
-            super().end_trial(trial)
-        finally:
-            # Also when KerasTuner stops the search on too many consecutive failures.
-            self._defer_save = False
-            self._add_ended_trials()
-            self.save()
+    def _take_ended_trials(self):
+        self._add_ended_trials()
 
     # ------------------------------------------------------- weight sharing
     @keras_tuner.synchronized

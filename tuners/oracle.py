@@ -529,19 +529,8 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
                 self._trial_log_probs.get(trial_id),
             )
 
-    @keras_tuner.synchronized
-    def end_trial(self, trial):
-        """Ends the trial as KerasTuner does, then gives its reward to the controller."""
-        # KerasTuner saves inside `end_trial`; save once, after the reward, so that no
-        # `oracle.json` ever shows a trial ended but not rewarded.
-        self._defer_save = True
-        try:
-            super().end_trial(trial)
-        finally:
-            # Also when KerasTuner stops the search on too many consecutive failures.
-            self._defer_save = False
-            self._reward_ended_trials()
-            self.save()
+    def _take_ended_trials(self):
+        self._reward_ended_trials()
 
     # ------------------------------------------------- rewards without trials
     @keras_tuner.synchronized

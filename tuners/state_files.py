@@ -31,6 +31,7 @@ import logging
 import os
 import re
 
+import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
@@ -127,6 +128,25 @@ class CheckedStateMixin:
     # ---------------------------------------------------------------- writing
     def _prev_oracle_fname(self):
         return os.path.join(self._project_dir, PREV_STATE_FILE)
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial):
+        """Ends the trial as KerasTuner does, then hands the ended trials to the strategy
+        (`_take_ended_trials`: a reward for the controller, a member for the population)."""
+        # KerasTuner saves inside `end_trial`; save once, after the strategy took the trial,
+        # so that no `oracle.json` shows a trial ended but not taken.
+        self._defer_save = True
+        try:
+            super().end_trial(trial)
+        finally:
+            # Also when KerasTuner stops the search on too many consecutive failures.
+            self._defer_save = False
+            self._take_ended_trials()
+            self.save()
+
+    def _take_ended_trials(self):
+        """Gives every ended trial not taken yet to the strategy. Subclasses implement it."""
+        raise NotImplementedError
 
     def _save_trial(self, trial):
         # KerasTuner writes `trial.json` in place: a kill mid-write would leave a file that

@@ -23,7 +23,9 @@ import numpy as np  # noqa: E402
 
 from nasnet_tf import build_nasnet  # noqa: E402
 from nasnet_tf.data import load_dataset  # noqa: E402
-from nasnet_tf.training import LabelSmoothingCrossentropy, TrainConfig, _optimizer  # noqa: E402
+from nasnet_tf.losses import LabelSmoothingCrossentropy  # noqa: E402
+from nasnet_tf.recipe import TrainConfig  # noqa: E402
+from nasnet_tf.recipe import make_optimizer as _optimizer  # noqa: E402
 
 DEFAULT_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "train"
 

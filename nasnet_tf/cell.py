@@ -254,6 +254,30 @@ class NASNetCell(layers.Layer):
         return config
 
 
+def drop_path_cells(model):
+    """The `NASNetCell`s of `model` (in nested models too) whose drop path is on.
+
+    Walks `model.layers` (and the `layers` of nested models): a functional NASNet holds its
+    cells there.
+
+    Example:
+
+    >>> from nasnet_tf import build_nasnet
+    >>> model = build_nasnet(preset="cifar", num_cells=1, penultimate_filters=48)
+    >>> len(drop_path_cells(model)) > 0
+    True
+    """
+    found, stack = [], list(getattr(model, "layers", []))
+    while stack:
+        layer = stack.pop(0)
+        if isinstance(layer, NASNetCell):
+            if layer.seed_generator is not None:
+                found.append(layer)
+        elif isinstance(layer, keras.Model):
+            stack.extend(layer.layers)
+    return found
+
+
 def set_drop_path_progress(model, progress):
     """Sets the ScheduledDropPath training progress (0 = no drop, 1 = full) of every cell.
 
@@ -265,33 +289,5 @@ def set_drop_path_progress(model, progress):
     """
     if not 0.0 <= float(progress) <= 1.0:
         raise ValueError(f"`progress` must be in [0, 1]. Received: progress={progress}")
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, NASNetCell) and layer.seed_generator is not None:
-            layer.drop_path_progress.assign(float(progress))
-
-
-class DropPathScheduler(keras.callbacks.Callback):
-    """Raises ScheduledDropPath's progress linearly from 0 to 1 over `total_steps` train steps.
-
-    Progress is read from the optimizer's iteration count, so a resumed run continues the
-    schedule where it stopped.
-
-    Args:
-        total_steps: the number of training steps of the whole run.
-
-    Example:
-
-    >>> scheduler = DropPathScheduler(total_steps=1000)
-    """
-
-    def __init__(self, total_steps):
-        super().__init__()
-        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-            raise ValueError(
-                f"`total_steps` must be an integer >= 1. Received: total_steps={total_steps}"
-            )
-        self.total_steps = total_steps
-
-    def on_train_batch_begin(self, batch, logs=None):
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        set_drop_path_progress(self.model, min(1.0, step / self.total_steps))
+    for layer in drop_path_cells(model):
+        layer.drop_path_progress.assign(float(progress))

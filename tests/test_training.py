@@ -197,7 +197,7 @@ def test_aux_head_drop_path_and_label_smoothing_act_in_training_only(digits):
 
 
 def test_lr_schedule_and_weight_decay_reach_the_optimizer():
-    from nasnet_tf.training import _optimizer
+    from nasnet_tf.recipe import make_optimizer as _optimizer
 
     opt = _optimizer(_config(epochs=2, weight_decay=1e-3, clipnorm=1.0), 2, 1)
     assert isinstance(opt, keras.optimizers.SGD) and opt.nesterov

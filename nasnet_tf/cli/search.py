@@ -123,7 +123,9 @@ def make_oracle(strategy, *, max_trials, seed, max_consecutive_failed_trials=3,
         strategy: one of `STRATEGIES`: `"controller"` (`tuners.oracle.ControllerOracle`),
             `"evolution"` (`tuners.evolution.EvolutionOracle`) or `"random"`
             (`keras_tuner.oracles.RandomSearchOracle`).
-        max_trials, seed, max_consecutive_failed_trials: the oracle's.
+        max_trials, max_consecutive_failed_trials: the oracle's.
+        seed: an int >= 0; the same seed draws the same trials (the random oracle gets
+            `seed + 1`: KerasTuner takes 0 for "no seed").
         update_every: rewards per controller update (controller only); None derives it from
             `max_trials` (`tuners.oracle.default_update_every`).
         population_size, sample_size: evolution only; None keeps the oracle's defaults.
@@ -151,7 +153,9 @@ def make_oracle(strategy, *, max_trials, seed, max_consecutive_failed_trials=3,
         return EvolutionOracle(**evolution_args, **common)
     from keras_tuner.oracles import RandomSearchOracle
 
-    return RandomSearchOracle(**common)
+    # KerasTuner's oracles take a seed of 0 for "no seed" (a random one): seed 0, the CLI's
+    # default, would draw other trials on every run. Shifted by one, every seed is kept.
+    return RandomSearchOracle(**{**common, "seed": seed + 1})
 
 
 def _given(**kwargs):
@@ -401,15 +405,28 @@ def _make_estimator(args, report):
             return super().estimate(dataclasses.replace(child, build=counted_build),
                                     *fit_args, **fit_kwargs)
 
-    return CountingEstimator()
+    # Seeded from --seed and the trial id: the same seed gives the same per-trial table.
+    return CountingEstimator(seed=args.seed)
+
+
+def _make_hypermodel(args, settings, data, momentum):
+    """The searched space as the tuner's hypermodel; the children's batch-norm momentum is
+    `momentum`."""
+    from tuners.nas_tuner import LayerwiseHyperModel, NASNetHyperModel
+
+    common = dict(input_shape=tuple(data.image_shape), classes=data.num_classes,
+                  batch_norm_momentum=momentum)
+    if args.space == "nasnet":
+        return NASNetHyperModel(num_blocks=args.num_blocks, ops=settings["ops"],
+                                combine_ops=settings["combine_ops"], num_cells=args.num_cells,
+                                penultimate_filters=args.penultimate_filters, **common)
+    return LayerwiseHyperModel(num_layers=args.num_layers, **common)
 
 
 def _make_tuner(args, settings, data, report, directory, overwrite, momentum):
-    from tuners.nas_tuner import LayerwiseTuner, NASNetTuner
+    from tuners.nas_tuner import NASTuner
 
-    base = NASNetTuner if args.space == "nasnet" else LayerwiseTuner
-
-    class ReportingTuner(base):
+    class ReportingTuner(NASTuner):
         def on_trial_begin(self, trial):
             report.trial_began(trial)
             super().on_trial_begin(trial)
@@ -424,18 +441,11 @@ def _make_tuner(args, settings, data, report, directory, overwrite, momentum):
         update_every=settings["update_every"],
         population_size=args.population_size, sample_size=args.sample_size,
     )
-    common = dict(
-        input_shape=tuple(data.image_shape), classes=data.num_classes, oracle=oracle,
+    tuner = ReportingTuner(
+        _make_hypermodel(args, settings, data, momentum), oracle,
         estimator=_make_estimator(args, report), directory=directory, project_name="tuner",
         overwrite=overwrite,
-        batch_norm_momentum=momentum,  # the children's, set by the tuners' hypermodels
     )
-    if args.space == "nasnet":
-        tuner = ReportingTuner(num_blocks=args.num_blocks, ops=settings["ops"],
-                               combine_ops=settings["combine_ops"], num_cells=args.num_cells,
-                               penultimate_filters=args.penultimate_filters, **common)
-    else:
-        tuner = ReportingTuner(num_layers=args.num_layers, **common)
     if args.tensorboard:
         from tuners.tensorboard_log import ControllerScalars
 

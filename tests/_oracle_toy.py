@@ -4,23 +4,34 @@ Importable by the tests, and runnable as a script (one search process) by the ki
 and the distributed tests:
 
     python tests/_oracle_toy.py --directory D --max-trials 12 [--sleep 0.2] [--log runs.txt]
+        [--trial-lease S] [--block-trial ID --block-dir B] [--ready FILE] [--loaded FILE]
 
 In distributed mode the same script is the chief or a worker, as KerasTuner's
-`KERASTUNER_*` environment variables say.
+`KERASTUNER_*` environment variables say; a worker then calls the chief through
+`ReconnectingClient`, so that it rides out a chief restart. For the fault tests:
+`--block-trial` makes the first run of that trial write its tuner id to `B/blocked` and wait
+for `B/release` (the test kills it, or kills the chief meanwhile); `--ready` is written once
+the tuner is built (before it calls the chief); `--loaded` (chief) is written after the
+oracle reloaded, with `state_digest(oracle)`.
 """
 
 import argparse
+import hashlib
+import json
+import logging
 import math
 import os
 import sys
 import time
 
 import keras_tuner
+import numpy as np
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tuners.oracle import ControllerOracle  # noqa: E402
+from tuners.state_files import json_default  # noqa: E402
 
 BEST = {"a": 3, "b": True, "c": 8}
 
@@ -42,13 +53,34 @@ def toy_score(values):
 class ToyTuner(keras_tuner.Tuner):
     """Scores a trial from its values; can raise, return NaN, sleep and log its runs."""
 
-    def __init__(self, *args, raise_if=None, nan_if=None, sleep=0.0, log=None, **kwargs):
+    def __init__(
+        self, *args, raise_if=None, nan_if=None, sleep=0.0, log=None, block_trial=None,
+        block_dir=None, **kwargs,
+    ):  # fmt: skip
         self.raise_if = raise_if
         self.nan_if = nan_if
         self.sleep = sleep
         self.log = log
+        self.block_trial = block_trial
+        self.block_dir = block_dir
         self.calls = []
         super().__init__(*args, **kwargs)
+
+    def _maybe_block(self, trial_id):
+        if trial_id != self.block_trial:
+            return
+        try:  # Only the first run of the trial blocks.
+            flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY
+            fd = os.open(os.path.join(self.block_dir, "blocked"), flags)
+        except FileExistsError:
+            return
+        with os.fdopen(fd, "w") as f:
+            f.write(self.tuner_id)
+        deadline = time.monotonic() + 120  # The test kills or releases it long before.
+        while not os.path.exists(os.path.join(self.block_dir, "release")):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"trial {trial_id} was never released")
+            time.sleep(0.05)
 
     def run_trial(self, trial, *args, **kwargs):
         values = trial.hyperparameters.values
@@ -60,6 +92,7 @@ class ToyTuner(keras_tuner.Tuner):
                 os.fsync(f.fileno())
         if self.sleep:
             time.sleep(self.sleep)
+        self._maybe_block(trial.trial_id)
         if self.raise_if is not None and self.raise_if(values):
             raise RuntimeError(f"child failed on purpose: {values}")
         if self.nan_if is not None and self.nan_if(values):
@@ -74,6 +107,7 @@ def make_tuner(
     seed=5,
     update_every=3,
     learning_rate=0.02,
+    trial_lease=None,
     **tuner_kwargs,
 ):
     oracle = ControllerOracle(
@@ -84,6 +118,7 @@ def make_tuner(
         update_every=update_every,
         seed=seed,
         max_consecutive_failed_trials=100,
+        **({} if trial_lease is None else {"trial_lease": trial_lease}),
     )
     return ToyTuner(
         oracle=oracle,
@@ -95,14 +130,122 @@ def make_tuner(
     )
 
 
+class ReconnectingClient:
+    """Wraps a worker's KerasTuner `OracleClient`: a call that fails because the chief is gone
+    (gRPC `UNAVAILABLE`: the chief died while it was being answered) is sent again. The calls
+    wait for the chief to be back (KerasTuner sends them with `wait_for_ready=True`), and
+    sending one again is safe: `create_trial` gives a worker its running trial back, and the
+    oracle ignores a second `end_trial` of a trial.
+
+    A worker gives up, with a one-line message, after `give_up_s` seconds without a chief.
+    """
+
+    def __init__(self, client, give_up_s=300.0):
+        self._client = client
+        self._give_up_s = give_up_s
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            import grpc
+
+            deadline = time.monotonic() + self._give_up_s
+            while True:
+                try:
+                    return attr(*args, **kwargs)
+                except grpc.RpcError as e:
+                    if e.code() != grpc.StatusCode.UNAVAILABLE:
+                        raise
+                    if time.monotonic() > deadline:
+                        raise SystemExit(
+                            f"The chief oracle has been unreachable for {self._give_up_s:.0f} "
+                            f"s ({name}); restart this worker once the chief is back."
+                        ) from None
+                    logging.warning("The chief oracle is unreachable (%s); calling again.", name)
+                    time.sleep(0.2)
+
+        return call
+
+
+def _array_digest(arrays):
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _normalised(value):
+    return json.loads(json.dumps(value, default=json_default))
+
+
+def state_digest(oracle):
+    """The controller weights and optimizer (hashed), PPO buffers, baseline, random state and
+    rewards of a loaded `ControllerOracle`."""
+    state = oracle.controller.get_state()
+    return _normalised({
+        "weights": _array_digest(state["weights"]),
+        "optimizer": _array_digest(state["optimizer"]),
+        "baseline": state["baseline"], "num_updates": state["num_updates"],
+        "rng": state["rng"], "history": state["history"],
+        "pending": oracle.pending_rewards, "rewards": oracle.rewards,
+        "trial_log_probs": oracle._trial_log_probs, "ongoing": sorted(
+            (k, t.trial_id) for k, t in oracle.ongoing_trials.items()),
+    })  # fmt: skip
+
+
+def saved_digest(project_dir):
+    """`state_digest` of what `oracle.json` and its controller file say, read directly."""
+    with open(os.path.join(project_dir, "oracle.json")) as f:
+        state = json.load(f)
+    own = state["controller_oracle"]
+    with np.load(os.path.join(project_dir, own["controller_file"])) as arrays:
+        weights = [arrays[f"w{i}"] for i in range(int(arrays["num_weights"]))]
+        optimizer = [arrays[f"o{i}"] for i in range(int(arrays["num_optimizer"]))]
+    controller = own["controller"]
+    return _normalised({
+        "weights": _array_digest(weights), "optimizer": _array_digest(optimizer),
+        "baseline": controller["baseline"], "num_updates": controller["num_updates"],
+        "rng": controller["rng"], "history": controller["history"],
+        "pending": own["pending"], "rewards": own["rewards"],
+        "trial_log_probs": own["trial_log_probs"],
+        "ongoing": sorted(state["ongoing_trials"].items()),
+    })  # fmt: skip
+
+
+def _write(path, text):
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--directory", required=True)
     parser.add_argument("--max-trials", type=int, required=True)
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--log", default=None)
+    parser.add_argument("--trial-lease", type=float, default=None)
+    parser.add_argument("--block-trial", default=None)
+    parser.add_argument("--block-dir", default=None)
+    parser.add_argument("--ready", default=None)
+    parser.add_argument("--loaded", default=None)
     args = parser.parse_args()
-    tuner = make_tuner(args.directory, args.max_trials, sleep=args.sleep, log=args.log)
+    tuner = make_tuner(
+        args.directory, args.max_trials, sleep=args.sleep, log=args.log,
+        trial_lease=args.trial_lease, block_trial=args.block_trial, block_dir=args.block_dir,
+    )  # fmt: skip
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
+    if "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in tuner_id:
+        tuner.oracle = ReconnectingClient(tuner.oracle)
+    if args.loaded and tuner.oracle.controller is not None:
+        _write(args.loaded, json.dumps(state_digest(tuner.oracle)))
+    if args.ready:
+        _write(args.ready, tuner_id)
     tuner.search(verbose=0)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from _oracle_toy import BEST, ToyHyperModel, ToyTuner, make_tuner, toy_score
 
-from tuners.oracle import ControllerOracle
+from tuners.oracle import ControllerOracle, decision_values
 
 TOY = pathlib.Path(__file__).with_name("_oracle_toy.py")
 COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED
@@ -509,3 +509,15 @@ def test_trials_store_their_sampling_time_log_prob(tmp_path):
     first = tuner.oracle.trial_decisions["0"]
     assert abs(log_probs["0"] - float(tuner.oracle.controller.log_prob([first])[0])) > 1e-3
     assert all(len(p) == 4 for p in saved["pending"])
+
+
+def test_numeric_ranges_are_counted_without_being_listed():
+    from keras_tuner.engine import hyperparameters as hp_module
+
+    too_many = hp_module.Int("x", 0, 10**9)  # a billion values: refused without listing them
+    with pytest.raises(ValueError, match="'x' has more than 1024 values.*larger `step`"):
+        decision_values(too_many)
+    log_int = hp_module.Int("z", 1, 1024, step=2, sampling="log")
+    assert decision_values(log_int) == tuple(2**i for i in range(11))
+    fine = hp_module.Float("y", 0.0, 1.0, step=0.001)  # KerasTuner counts 1000 values
+    assert decision_values(fine) == tuple(fine.values) and len(tuple(fine.values)) <= 1024

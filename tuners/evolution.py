@@ -23,10 +23,11 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
+from nasnet_tf.validators import positive_int
 from tuners.nasnet_space import BLOCK_FIELDS, CELL_TYPES
-from tuners.oracle import decision_values
-from tuners.state_files import CheckedStateMixin
-from tuners.values import candidate_rewards
+from tuners.oracle import decision_values, is_declared
+from tuners.state_files import DEFAULT_TRIAL_LEASE, CheckedStateMixin
+from tuners.values import candidate_rewards, values_hash
 
 __all__ = ["EvolutionOracle", "mutation_kind"]
 
@@ -72,11 +73,6 @@ def _checked_values(hp):
     except ValueError as error:
         # `decision_values` words its errors for the controller; the limits are the same.
         raise ValueError(str(error).replace("ControllerOracle", "EvolutionOracle")) from None
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
 
 
 class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
@@ -141,6 +137,15 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
         seed: int or None, seeds the evolution's `np.random.default_rng` (0 is kept as 0).
         allow_new_entries, tune_new_entries, max_retries_per_trial,
         max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
+        trial_lease: float (seconds) or None. In a distributed search, a trial whose worker
+            has not reported for this long is handed to the next worker that asks, under
+            its own id; its result counts once. Must exceed the longest trial (workers
+            report at the start and end of a trial, and on each `update_trial`). Defaults
+            to 3600 (KerasTuner's own RPC timeout); `None` keeps KerasTuner's behaviour
+            (see `docs/distributed-search.md`).
+        max_collisions: int >= 0. A draw of values already tried is drawn again, up to
+            `max_collisions + 1` draws, before the space counts as exhausted. Defaults to
+            20, as KerasTuner's own oracles.
 
     Example:
 
@@ -177,6 +182,8 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
         tune_new_entries=True,
         max_retries_per_trial=0,
         max_consecutive_failed_trials=3,
+        trial_lease=DEFAULT_TRIAL_LEASE,
+        max_collisions=20,
     ):
         super().__init__(
             objective=objective,
@@ -188,8 +195,9 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
-        _positive_int(population_size, "population_size")
-        _positive_int(sample_size, "sample_size")
+        self._init_checked_state(trial_lease, max_collisions)
+        positive_int(population_size, "population_size")
+        positive_int(sample_size, "sample_size")
         if sample_size > population_size:
             raise ValueError(
                 "`sample_size` must be at most `population_size` (a tournament draws its "
@@ -233,7 +241,7 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
         """Adds new hyperparameters to the space; refuses those evolution cannot mutate."""
         if self.tune_new_entries:
             for hp in hyperparameters.space:
-                if not self.hyperparameters._exists(hp.name, hp.conditions):
+                if not is_declared(self.hyperparameters, hp):
                     _checked_values(hp)
         super().update_space(hyperparameters)
 
@@ -298,7 +306,7 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
 
     def _draw(self, is_new):
         """(values, parent_id, mutation) of the next architecture, or None when exhausted."""
-        tries = self._max_collisions + 1
+        tries = self.max_collisions + 1
         if len(self._population) >= self.population_size:
             for _ in range(tries):
                 parent = self._tournament()
@@ -317,7 +325,8 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
     def populate_space(self, trial_id):
         """A random sample or a mutated tournament winner (`RUNNING`), or `STOPPED`."""
         self._add_ended_trials()
-        drawn = self._draw(lambda values: not self._duplicate(values))
+        tried = self.tried_hashes()
+        drawn = self._draw(lambda values: not self.is_tried(values, tried))
         if drawn is None:
             logger.info("EvolutionOracle: the space looks exhausted; stopping the search.")
             self.save()  # keep the random state `create_trial` will not save
@@ -403,18 +412,16 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
         if not isinstance(record, bool):
             raise ValueError(f"`record` must be a bool. Received: record={record!r}")
         self._add_ended_trials()
-        taken = set(self._tried_so_far)
-        taken.update(self._compute_values_hash(m["values"]) for m in self._population)
-        taken.update(
-            self._compute_values_hash(c["values"]) for c in self._candidates.values()
-        )
+        taken = self.tried_hashes()
+        taken.update(values_hash(m["values"]) for m in self._population)
+        taken.update(values_hash(c["values"]) for c in self._candidates.values())
         candidates = []
         for _ in range(n):
-            drawn = self._draw(lambda v: self._compute_values_hash(v) not in taken)
+            drawn = self._draw(lambda v: values_hash(v) not in taken)
             if drawn is None:
                 drawn = self._draw(lambda v: True)
             values, parent, mutation = drawn
-            taken.add(self._compute_values_hash(values))
+            taken.add(values_hash(values))
             self._candidate_counter += 1
             candidate_id = f"c{self._candidate_counter:06d}"
             if record:

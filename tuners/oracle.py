@@ -20,6 +20,7 @@ file (which is kept too): when `oracle.json` or its `.npz` is damaged, the searc
 that pair with one warning (see `tuners.state_files`).
 """
 
+import itertools
 import logging
 import math
 import os
@@ -39,8 +40,8 @@ from tuners.controller import (
     config_from_saved,
     validate_settings,
 )
-from tuners.state_files import CheckedStateMixin, first_line
-from tuners.values import candidate_rewards
+from tuners.state_files import DEFAULT_TRIAL_LEASE, CheckedStateMixin, first_line
+from tuners.values import candidate_rewards, values_hash
 
 logger = logging.getLogger(__name__)
 
@@ -107,13 +108,14 @@ def decision_values(hp):
                 f"'{hp.name}' has no `step`. Accepted: Choice, Boolean, Fixed, Int (linear, or "
                 f"log/reverse_log with a step) and Float with a step. Received: {hp!r}"
             )
-        n_values = hp._get_n_values()
-        if n_values > MAX_CHOICES:
+        # A stepped range's `values` is lazy: read one past the limit, never the whole range.
+        values = tuple(itertools.islice(hp.values, MAX_CHOICES + 1))
+        if len(values) > MAX_CHOICES:
             raise ValueError(
-                f"{_hp_kind(hp)} '{hp.name}' has {n_values} values; ControllerOracle accepts at "
-                f"most {MAX_CHOICES} per hyperparameter (use a larger `step`). Received: {hp!r}"
+                f"{_hp_kind(hp)} '{hp.name}' has more than {MAX_CHOICES} values; "
+                f"ControllerOracle accepts at most {MAX_CHOICES} per hyperparameter (use a "
+                f"larger `step`). Received: {hp!r}"
             )
-        values = tuple(hp.values)
         if isinstance(hp, hp_module.Int):
             values = tuple(dict.fromkeys(int(round(v)) for v in values))
         else:
@@ -129,6 +131,15 @@ def decision_values(hp):
             f"most {MAX_CHOICES} per hyperparameter. Received: {hp!r}"
         )
     return values
+
+
+def is_declared(hyperparameters, hp):
+    """Whether `hyperparameters` (a `keras_tuner.HyperParameters`) declares `hp` already: a
+    hyperparameter of the same name under the same conditions (KerasTuner's test)."""
+    return any(
+        other.name == hp.name and other.conditions == hp.conditions
+        for other in hyperparameters.space
+    )
 
 
 class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
@@ -168,9 +179,10 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
 
     When the controller samples a set of values that was already tried, it is not run again:
     if that trial has ended, its reward is fed to the controller again (the policy gradient
-    stays unbiased); otherwise another sample is drawn. After 21 such draws in a row the space
-    is deemed exhausted and the search stops, as KerasTuner's own oracles do: in a small
-    space, a controller that has converged can thus end the search before `max_trials`.
+    stays unbiased); otherwise another sample is drawn. After `max_collisions + 1` (21) such
+    draws in a row the space is deemed exhausted and the search stops, as KerasTuner's own
+    oracles do: in a small space, a controller that has converged can thus end the search
+    before `max_trials`.
 
     Weight-sharing estimators (ENAS-style: one trial trains shared weights, then scores many
     architectures) feed rewards without creating trials through `sample_candidates(n)` and
@@ -200,6 +212,15 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
         seed: int or None, seeds the controller (its weights and its draws).
         allow_new_entries, tune_new_entries, max_retries_per_trial,
         max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
+        trial_lease: float (seconds) or None. In a distributed search, a trial whose worker
+            has not reported for this long is handed to the next worker that asks, under
+            its own id; its result counts once. Must exceed the longest trial (workers
+            report at the start and end of a trial, and on each `update_trial`). Defaults
+            to 3600 (KerasTuner's own RPC timeout); `None` keeps KerasTuner's behaviour
+            (see `docs/distributed-search.md`).
+        max_collisions: int >= 0. A draw of values already tried is drawn again, up to
+            `max_collisions + 1` draws, before the space counts as exhausted. Defaults to
+            20, as KerasTuner's own oracles.
         **controller_kwargs: further `Controller` arguments (`embedding_dim`, `clip_epsilon`,
             `ppo_epochs`, `normalize_advantages`, `logit_clip`, `temperature`, `max_kl`).
 
@@ -242,6 +263,8 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
         tune_new_entries=True,
         max_retries_per_trial=0,
         max_consecutive_failed_trials=3,
+        trial_lease=DEFAULT_TRIAL_LEASE,
+        max_collisions=20,
         **controller_kwargs,
     ):
         super().__init__(
@@ -254,6 +277,7 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
+        self._init_checked_state(trial_lease, max_collisions)
         if not isinstance(preset, str) or preset not in PRESETS:
             raise ValueError(
                 f"Unknown preset. Accepted: {sorted(PRESETS)}. Received: preset={preset!r}"
@@ -340,7 +364,7 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
         """Adds new hyperparameters to the space; refuses those the controller cannot model."""
         if self.tune_new_entries:
             for hp in hyperparameters.space:
-                if not self.hyperparameters._exists(hp.name, hp.conditions):
+                if not is_declared(self.hyperparameters, hp):
                     decision_values(hp)
         super().update_space(hyperparameters)
 
@@ -397,9 +421,9 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
                 values[hp.name] = hp.value if candidates is None else candidates[0]
         return values
 
-    def _ended_trial_with_hash(self, values_hash):
-        for trial_id, trial_hash in self._id_to_hash.items():
-            if trial_hash != values_hash or trial_id not in self._rewarded:
+    def _ended_trial_with_hash(self, wanted):
+        for trial_id, trial_hash in self._values_hashes.items():
+            if trial_hash != wanted or trial_id not in self._rewarded:
                 continue
             trial = self.trials.get(trial_id)
             if trial is not None and trial.status in (
@@ -420,18 +444,19 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
         if self.controller is None:
             # Nothing to decide: run the one configuration once.
             values = self._values_for([])
-            if self._duplicate(values):
+            if self.is_tried(values):
                 return {"status": trial_module.TrialStatus.STOPPED, "values": None}
             self._trial_decisions[trial_id] = []
             return {"status": trial_module.TrialStatus.RUNNING, "values": values}
-        for _ in range(self._max_collisions + 1):
+        tried = self.tried_hashes()
+        for _ in range(self.max_collisions + 1):
             (decisions,), (log_prob,) = self._draw(1)
             values = self._values_for(decisions)
-            if not self._duplicate(values):
+            if not self.is_tried(values, tried):
                 self._trial_decisions[trial_id] = decisions
                 self._trial_log_probs[trial_id] = log_prob
                 return {"status": trial_module.TrialStatus.RUNNING, "values": values}
-            earlier = self._ended_trial_with_hash(self._compute_values_hash(values))
+            earlier = self._ended_trial_with_hash(values_hash(values))
             if earlier is not None:
                 # Evaluated already: reward the draw from that result instead of retraining.
                 self._receive_reward(

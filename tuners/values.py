@@ -1,6 +1,8 @@
 """Values shared by the search code: hyperparameter values read back (the spaces' `decode`),
-and the checked rewards of `sample_candidates` candidates (the oracles' `add_rewards`)."""
+the hash that identifies a set of values (the oracles' duplicate check), and the checked
+rewards of `sample_candidates` candidates (the oracles' `add_rewards`)."""
 
+import hashlib
 import math
 
 import keras_tuner
@@ -30,6 +32,24 @@ def as_values(values, names=()):
             f"e.g. {missing[:3]}. Received keys: {sorted(values)[:10]}"
         )
     return values
+
+
+def values_hash(values):
+    """A 32-hex-digit hash of a dict of hyperparameter values, independent of key order.
+
+    The oracles use it to tell whether a set of values was tried already. It is computed as
+    KerasTuner 1.4 computes its own (`Oracle._compute_values_hash`), so the hashes saved by
+    searches started before the oracles kept their own still compare equal.
+
+    Example:
+
+    >>> values_hash({"a": 1, "b": True}) == values_hash({"b": True, "a": 1})
+    True
+    >>> len(values_hash({"a": 1}))
+    32
+    """
+    text = "".join(f"{key}={values[key]}" for key in sorted(values))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def candidate_rewards(candidate_ids, rewards, known):

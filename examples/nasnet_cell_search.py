@@ -1,8 +1,8 @@
 """A NASNet cell search (Zoph et al. 2018) with the controller, in Python.
 
 The same thing as `nasnet-tf search`, written out: the built-in digits data through
-`nasnet_tf.data`, a `NASNetTuner` whose children are small CIFAR-layout NASNets, the best
-genotype written as JSON, drawn, and rebuilt as a full network.
+`nasnet_tf.data`, a `NASTuner` searching a `NASNetHyperModel` (small CIFAR-layout NASNet
+children), the best genotype written as JSON, drawn, and rebuilt as a full network.
 
     python examples/nasnet_cell_search.py --trials 4      # ~2-4 minutes on 2 CPU cores
 """
@@ -15,7 +15,7 @@ import keras
 from nasnet_tf import build_nasnet
 from nasnet_tf.data import load_dataset
 from nasnet_tf.diagram import draw_genotype, format_genotype
-from tuners.nas_tuner import NASNetTuner
+from tuners.nas_tuner import NASNetHyperModel, NASTuner
 
 
 class ShortRunBatchNorm(keras.callbacks.Callback):
@@ -38,10 +38,12 @@ def main():
 
     # 8x8 digits: no flips or cutout (the CIFAR-style augmentation would garble them).
     data = load_dataset("digits", batch_size=64, seed=0, augment="none")
-    tuner = NASNetTuner(
+    space = NASNetHyperModel(
         num_blocks=args.num_blocks, num_cells=1, penultimate_filters=48,
         input_shape=data.image_shape, classes=data.num_classes,
-        max_trials=args.trials, seed=0, oracle_kwargs={"update_every": 2},
+    )
+    tuner = NASTuner(
+        space, max_trials=args.trials, seed=0, oracle_kwargs={"update_every": 2},
         directory=args.directory, project_name="search",
         overwrite=False,  # run again to resume where a killed search stopped
     )

@@ -170,6 +170,11 @@ def _as_layer(value):
             raise ValueError(
                 f"Unknown layer fields {sorted(unknown)}. Accepted: {list(_LAYER_FIELDS)}"
             )
+        missing = [name for name in _LAYER_FIELDS[:3] if name not in value]
+        if missing:
+            raise ValueError(
+                f"A layer needs the fields {list(_LAYER_FIELDS[:3])}. Received: {value!r}"
+            )
         return Layer(**value)
     raise ValueError(
         f"Each layer must be a Layer or a dict with keys {list(_LAYER_FIELDS)}. "

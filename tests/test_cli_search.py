@@ -1,6 +1,7 @@
 """`nasnet-tf search` with each strategy and estimator, its time budget (CLI and
 `tuner.search(max_minutes=)`), resuming (old settings files, identical results on a rerun),
-the controller's TensorBoard scalars, and a real search whose stderr stays empty."""
+the controller's TensorBoard scalars, a real search whose stderr stays empty, and two
+same-seed searches in their own processes that print the same per-trial table."""
 
 import json
 import os
@@ -14,7 +15,7 @@ import pytest
 from nasnet_tf.cli import main
 from nasnet_tf.cli.search import STRATEGIES, make_oracle
 from tuners import nas_tuner
-from tuners.nas_tuner import LayerwiseTuner
+from tuners.nas_tuner import LayerwiseHyperModel, NASTuner
 from tuners.nasnet_space import NASNetSearchSpace
 
 TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--num-blocks", "2",
@@ -107,9 +108,9 @@ def test_max_minutes_stops_the_search_and_writes_results(capsys, tmp_path):
     assert json.loads((tmp_path / "search.json").read_text())["trials"] == 4
 
 
-def _layerwise_tuner(tmp_path, cls=LayerwiseTuner, max_trials=5):
-    return cls(num_layers=1, input_shape=(8, 8, 3), classes=2, max_trials=max_trials, seed=0,
-               directory=str(tmp_path), overwrite=True)
+def _layerwise_tuner(tmp_path, cls=NASTuner, max_trials=5, overwrite=True):
+    return cls(LayerwiseHyperModel(num_layers=1, input_shape=(8, 8, 3), classes=2),
+               max_trials=max_trials, seed=0, directory=str(tmp_path), overwrite=overwrite)
 
 
 def test_tuner_time_budget_ends_the_search_loop(tmp_path, monkeypatch):
@@ -118,7 +119,7 @@ def test_tuner_time_budget_ends_the_search_loop(tmp_path, monkeypatch):
     monkeypatch.setattr(nas_tuner, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
     ends = []
 
-    class Tuner(LayerwiseTuner):
+    class Tuner(NASTuner):
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
             clock[0] += 61.0
@@ -136,8 +137,7 @@ def test_tuner_time_budget_ends_the_search_loop(tmp_path, monkeypatch):
     assert [t.status for t in tuner.oracle.trials.values()] == ["COMPLETED"] * 2
     assert len(tuner.get_best_genotypes(5)) == 2
     # A resumed tuner (same directory) gets its budget afresh and continues the count.
-    resumed = Tuner(num_layers=1, input_shape=(8, 8, 3), classes=2, max_trials=5, seed=0,
-                    directory=str(tmp_path), overwrite=False)
+    resumed = _layerwise_tuner(tmp_path, Tuner, overwrite=False)
     resumed.search(x, y, validation_data=(x, y), epochs=1, verbose=0, max_minutes=1.0)
     assert resumed.stopped_by_time_budget and ends == [2, 3]
 
@@ -164,6 +164,40 @@ def test_a_real_search_prints_no_log_lines_or_warnings(tmp_path):
     assert result.stderr == ""  # no TensorFlow / absl log line, no Python warning
     assert "Best trial 0" in result.stdout
     assert (tmp_path / "best_genotype.json").is_file()
+
+
+def _printed_table(stdout):
+    """The per-trial table a search printed: its header and rows (no wall-time column)."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["trial", "genotype"])
+    end = next(i for i, line in enumerate(lines) if "architectures scored" in line)
+    return lines[start:end]
+
+
+@pytest.mark.slow
+def test_same_seed_searches_print_the_same_table(tmp_path):
+    # Three searches at once, each in its own process, as a user runs them: the children's
+    # weights come from the seed and the trial id, so the same seed prints the same table.
+    # Random search with the default seed, 0 (which KerasTuner's oracles take for "none").
+    # --bn-momentum 0.5: ten steps move the children off chance, so their accuracies differ.
+    argv = [sys.executable, "-m", "nasnet_tf", "search", "--strategy", "random", "--trials",
+            "3", "--space", "layerwise", "--num-layers", "2", "--epochs", "1",
+            "--steps-per-epoch", "10", "--batch-size", "32", "--bn-momentum", "0.5"]
+    runs = {
+        name: subprocess.Popen([*argv, *extra, "--output-dir", str(tmp_path / name)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name, extra in (("first", []), ("again", ["--seed", "0"]), ("other", ["--seed", "1"]))
+    }
+    tables = {}
+    for name, process in runs.items():
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        tables[name] = _printed_table(out)
+    assert len(tables["first"]) == 1 + 3
+    assert tables["first"] == tables["again"]
+    assert tables["first"] != tables["other"]
+    accuracies = {line.split()[-3] for line in tables["first"][1:]}
+    assert accuracies - {"0.1000"}, tables["first"]  # trained children, not all at chance
 
 
 def _error(capsys, tmp_path, *argv):

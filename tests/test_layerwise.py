@@ -1,21 +1,29 @@
-"""The 2016 layer-wise space (1611.01578): genotypes, hyperparameters, CNN builder, a search."""
+"""The 2016 layer-wise space (1611.01578): genotypes, hyperparameters, CNN builder, a search,
+and a layer-wise genotype read back by the command line."""
 
+import json
 import random
+import subprocess
+import sys
 
 import keras
 import keras_tuner
 import numpy as np
 import pytest
 
-from tuners.layerwise import (
+import nasnet_tf
+import tuners.layerwise
+from nasnet_tf.cli import main
+from nasnet_tf.cli.utils import CLIError, load_genotype
+from nasnet_tf.layerwise import (
     FILTER_SIZES,
     NUM_FILTERS,
     Layer,
     LayerwiseGenotype,
-    LayerwiseSearchSpace,
     build_layerwise_cnn,
 )
-from tuners.nas_tuner import LayerwiseTuner
+from tuners.layerwise import LayerwiseSearchSpace
+from tuners.nas_tuner import LayerwiseHyperModel, NASTuner
 
 
 def random_genotype(rng, num_layers, strides=(1,)):
@@ -128,22 +136,70 @@ def test_builder_refuses_bad_arguments():
         build_layerwise_cnn(g, input_shape=(8, 8))
     with pytest.raises(ValueError, match="classes=0"):
         build_layerwise_cnn(g, input_shape=(8, 8, 3), classes=0)
+    with pytest.raises(ValueError, match="batch_norm_momentum=1.5"):
+        build_layerwise_cnn(g, input_shape=(8, 8, 3), batch_norm_momentum=1.5)
+    with pytest.raises(ValueError, match="seed=-1"):
+        build_layerwise_cnn(g, input_shape=(8, 8, 3), seed=-1)
     with pytest.raises(ValueError, match="LayerwiseGenotype"):
         build_layerwise_cnn("3x3", input_shape=(8, 8, 3))
+    with pytest.raises(ValueError, match="needs the fields"):
+        LayerwiseGenotype([{"filter_height": 3, "filters": 24}])
+
+
+def test_the_genotype_lives_next_to_nasnets_and_the_builder_is_seeded(tmp_path):
+    # tuners.layerwise re-exports the moved names; nasnet_tf exports them lazily.
+    assert tuners.layerwise.LayerwiseGenotype is nasnet_tf.LayerwiseGenotype is LayerwiseGenotype
+    assert tuners.layerwise.build_layerwise_cnn is nasnet_tf.build_layerwise_cnn
+    code = ("import sys, nasnet_tf; g = nasnet_tf.LayerwiseGenotype([nasnet_tf.Layer(3, 3, 24)]);"
+            "print(g, sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out == "0=3x3x24/1(img) -> 0 []\n"  # the genotype imports without Keras
+    g = LayerwiseGenotype([Layer(3, 3, 24), Layer(1, 5, 36, inputs=[0])])
+    path = tmp_path / "g.json"
+    path.write_text(g.to_json())
+
+    def kernels(genotype, seed):
+        model = build_layerwise_cnn(genotype, input_shape=(8, 8, 1), classes=3, seed=seed)
+        return [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+
+    same, again, other = kernels(g, 4), kernels(str(path), 4), kernels(g, 5)
+    assert all(np.array_equal(a, b) for a, b in zip(same, again))
+    assert not np.array_equal(same[0], other[0])
+
+
+def test_cli_reads_and_shows_a_layerwise_genotype(tmp_path, capsys):
+    g = LayerwiseGenotype([Layer(3, 5, 24), Layer(1, 1, 36, inputs=[0]), Layer(7, 7, 48)])
+    best = tmp_path / "best_genotype.json"  # as a layer-wise search writes it
+    best.write_text(json.dumps(g.to_dict()))
+    wrapped = tmp_path / "meta.json"
+    wrapped.write_text(json.dumps({"genotype": g.to_dict(), "score": 0.5}))
+    assert load_genotype(str(best)) == load_genotype(str(wrapped)) == g
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"layers": [{"filter_height": 3}]}))
+    with pytest.raises(CLIError, match="is not a valid layer-wise genotype: A layer needs"):
+        load_genotype(str(bad))
+    assert main(["show", str(best), "--output-dir", str(tmp_path / "cells")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == [
+        f"Layer-wise genotype {best} (3 layers): {g}",
+        "layer  filter  filters  stride  reads",
+        "    0     3x5       24       1  image",
+        "    1     1x1       36       1  0",
+        "    2     7x7       48       1  image",
+        "classifier: global average pool of layers 1, 2 concatenated",
+        "(a layer-wise genotype has no cells to draw: printed only)",
+    ]
+    assert not (tmp_path / "cells").exists()
 
 
 def test_layerwise_search_ends_with_completed_trials_and_a_buildable_best(tmp_path, capsys):
     rng = np.random.default_rng(0)
     x = rng.random((48, 8, 8, 3)).astype("float32")
     y = rng.integers(0, 3, 48)
-    tuner = LayerwiseTuner(
-        num_layers=3,
-        strides=(1, 2),
-        input_shape=(8, 8, 3),
-        classes=3,
-        oracle=keras_tuner.oracles.RandomSearchOracle(
-            objective="val_accuracy", max_trials=2, seed=3
-        ),
+    tuner = NASTuner(
+        LayerwiseHyperModel(num_layers=3, strides=(1, 2), input_shape=(8, 8, 3), classes=3),
+        keras_tuner.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=2, seed=3),
         directory=tmp_path,
         overwrite=True,
     )

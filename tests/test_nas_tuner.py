@@ -1,4 +1,5 @@
-"""NASNetTuner / LayerwiseTuner: real searches on tiny children, failures, pluggable estimation."""
+"""NASTuner (and its NASNetTuner / LayerwiseTuner conveniences): real searches on tiny children,
+failures, pluggable estimation, the HyperModel.fit hook, seeded children."""
 
 import json
 
@@ -8,9 +9,15 @@ import numpy as np
 import pytest
 
 from nasnet_tf import Genotype, build_nasnet
+from nasnet_tf.layerwise import LayerwiseGenotype
 from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
-from tuners.layerwise import LayerwiseGenotype
-from tuners.nas_tuner import LayerwiseHyperModel, LayerwiseTuner, NASNetHyperModel, NASNetTuner
+from tuners.nas_tuner import (
+    LayerwiseHyperModel,
+    LayerwiseTuner,
+    NASNetHyperModel,
+    NASNetTuner,
+    NASTuner,
+)
 from tuners.oracle import ControllerOracle
 
 CHEAP_OPS = ("identity", "conv_1x1", "max_pool_3x3", "sep_conv_3x3")
@@ -90,7 +97,7 @@ def test_a_child_that_raises_becomes_a_penalised_trial_and_the_search_goes_on(tm
     x, y, x_val, y_val = tiny_data()
     FlakyHyperModel.builds = 0
     FlakyHyperModel.momenta = []
-    tuner = NASNetTuner(
+    tuner = NASTuner(
         FlakyHyperModel(num_blocks=1, ops=CHEAP_OPS, **TINY_CHILD),
         max_trials=2,
         seed=2,
@@ -116,10 +123,8 @@ def test_a_child_that_raises_becomes_a_penalised_trial_and_the_search_goes_on(tm
 
 def test_a_child_whose_loss_goes_nan_becomes_a_penalised_trial(tmp_path):
     x, y, x_val, y_val = tiny_data(nan=True)
-    tuner = LayerwiseTuner(
-        num_layers=2,
-        input_shape=(8, 8, 3),
-        classes=3,
+    tuner = NASTuner(
+        LayerwiseHyperModel(num_layers=2, input_shape=(8, 8, 3), classes=3),
         max_trials=2,
         seed=0,
         oracle_kwargs={"units": 8, "failure_reward": -0.5},
@@ -178,13 +183,9 @@ class ProxyEstimator(PerformanceEstimator):
 
 def test_the_estimator_is_the_one_pluggable_part_that_scores_children(tmp_path):
     estimator = ProxyEstimator()
-    tuner = NASNetTuner(
-        num_blocks=2,
-        ops=CHEAP_OPS,
-        **TINY_CHILD,
-        oracle=keras_tuner.oracles.RandomSearchOracle(
-            objective="val_accuracy", max_trials=6, seed=0
-        ),
+    tuner = NASTuner(
+        NASNetHyperModel(num_blocks=2, ops=CHEAP_OPS, **TINY_CHILD),
+        keras_tuner.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=6, seed=0),
         estimator=estimator,
         directory=tmp_path,
         overwrite=True,
@@ -277,6 +278,11 @@ def test_children_batch_norm_momentum_suits_brief_training():
 
 def test_bad_arguments_raise_clear_errors(tmp_path):
     oracle = keras_tuner.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=1)
+    with pytest.raises(ValueError, match="`hypermodel` must be a `NASNetHyperModel` or a "
+                       "`LayerwiseHyperModel`.*Received: hypermodel=None"):
+        NASTuner(None, oracle, directory=tmp_path)
+    with pytest.raises(ValueError, match="With `oracle` given.*seed"):
+        NASTuner(LayerwiseHyperModel(), oracle, seed=1, directory=tmp_path)
     with pytest.raises(ValueError, match="With `oracle` given.*max_trials"):
         NASNetTuner(oracle=oracle, max_trials=3, directory=tmp_path)
     with pytest.raises(ValueError, match="With `hypermodel` given.*num_blocks"):
@@ -325,13 +331,35 @@ class _LayerCount(PerformanceEstimator):
         return sum(len(layer.inputs) for layer in child.architecture.layers) / 10.0
 
 
-def test_same_seed_same_scores(tmp_path):
-    x, y, x_val, y_val = tiny_data()
+class FitHookHyperModel(LayerwiseHyperModel):
+    """Trains its children its own way, through KerasTuner's public `HyperModel.fit` hook."""
 
-    def scores(name):
-        tuner = NASNetTuner(num_blocks=1, ops=CHEAP_OPS, **TINY_CHILD, max_trials=2, seed=7,
-                            directory=tmp_path, project_name=name)
+    calls = []
+
+    def fit(self, hp, model, *args, **kwargs):
+        type(self).calls.append((sorted(hp.values) == sorted(self.space.names), kwargs["epochs"]))
+        return super().fit(hp, model, *args, **{**kwargs, "epochs": 2})
+
+
+def test_same_seed_same_scores_and_training_goes_through_the_fit_hook(tmp_path):
+    x, y, x_val, y_val = tiny_data()
+    FitHookHyperModel.calls = []
+
+    def scores(name, oracle_seed=None):
+        hypermodel = FitHookHyperModel(num_layers=2, input_shape=(8, 8, 3), classes=3)
+        if oracle_seed is None:  # the default ControllerOracle, seeded by the tuner
+            tuner = NASTuner(hypermodel, max_trials=2, seed=7, directory=tmp_path,
+                             project_name=name, oracle_kwargs={"units": 8})
+        else:  # the children's seed is the given oracle's
+            tuner = NASTuner(hypermodel, keras_tuner.oracles.RandomSearchOracle(
+                objective="val_accuracy", max_trials=2, seed=oracle_seed),
+                directory=tmp_path, project_name=name)
+        assert tuner.estimator.seed == (7 if oracle_seed is None else oracle_seed)
         tuner.search(x, y, validation_data=(x_val, y_val), epochs=1, batch_size=16, verbose=0)
-        return [(t.trial_id, t.score) for t in tuner.oracle.trials.values()]
+        trials = tuner.oracle.trials.values()
+        assert [len(t.metrics.get_history("loss")) for t in trials] == [2, 2]  # the hook's
+        return [(t.trial_id, t.score, t.metrics.get_last_value("loss")) for t in trials]
 
     assert scores("first") == scores("second")
+    assert FitHookHyperModel.calls == [(True, 1)] * 4
+    assert scores("third", oracle_seed=5) == scores("fourth", oracle_seed=5)

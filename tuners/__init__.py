@@ -5,7 +5,13 @@
   their scores back as rewards; resumable and usable in KerasTuner's chief/worker mode.
 - `EvolutionOracle`: regularized (aging) evolution (Real et al. 2019) as a KerasTuner `Oracle`,
   with the same weight-sharing calls (`sample_candidates`, `add_rewards`) as `ControllerOracle`.
-- `NASNetTuner` / `LayerwiseTuner`: search the NASNet cell space / the 2016 layer-wise space.
+- `NASTuner(hypermodel, oracle=None, *, estimator=None, ...)`: the one NAS tuner, shaped like
+  `keras_tuner.RandomSearch`; its hypermodel is the space: `NASNetHyperModel` (the NASNet cell
+  space) or `LayerwiseHyperModel` (the 2016 layer-wise space). `NASNetTuner` / `LayerwiseTuner`
+  are conveniences that make that hypermodel from their own keyword arguments.
+- Spaces as hyperparameters: `NASNetSearchSpace` (with `encode` / `decode` / `hp_name`) and
+  `LayerwiseSearchSpace`. The layer-wise architectures and builder (`Layer`,
+  `LayerwiseGenotype`, `build_layerwise_cnn`) live in `nasnet_tf.layerwise`, re-exported here.
 - Estimators (`tuners.estimation`, `tuners.weight_sharing`): `TrainAndEvaluate` (build and
   train each child), `FreshWeights` (fresh weights through one compiled super-network) and
   `SharedWeights` (ENAS weight sharing).
@@ -15,7 +21,13 @@ from tuners.controller import Controller
 from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
 from tuners.evolution import EvolutionOracle
 from tuners.layerwise import Layer, LayerwiseGenotype, LayerwiseSearchSpace, build_layerwise_cnn
-from tuners.nas_tuner import LayerwiseHyperModel, LayerwiseTuner, NASNetHyperModel, NASNetTuner
+from tuners.nas_tuner import (
+    LayerwiseHyperModel,
+    LayerwiseTuner,
+    NASNetHyperModel,
+    NASNetTuner,
+    NASTuner,
+)
 from tuners.nasnet_space import NASNetSearchSpace, decode, encode, hp_name
 from tuners.oracle import ControllerOracle
 from tuners.rewards import nas2016_reward, nasnet_reward
@@ -35,6 +47,7 @@ __all__ = [
     "NASNetHyperModel",
     "NASNetSearchSpace",
     "NASNetTuner",
+    "NASTuner",
     "PerformanceEstimator",
     "SharedWeights",
     "TrainAndEvaluate",

@@ -32,7 +32,7 @@ class Child:
 
     Args:
         architecture: the decoded architecture (a `nasnet_tf.Genotype`, or a
-            `tuners.layerwise.LayerwiseGenotype`).
+            `nasnet_tf.LayerwiseGenotype`).
         hyperparameters: the trial's `keras_tuner.HyperParameters`.
         build: a callable taking no arguments that returns the child as a compiled Keras model
             (the tuner's build, with its session clearing and `max_model_size` check).
@@ -41,7 +41,8 @@ class Child:
         callbacks: Keras callbacks the tuner needs run during training (its reporting and
             best-epoch checkpoint callbacks, then the user's).
         hypermodel: the tuner's hypermodel (estimators that build their own network read
-            the space and the child layout from it).
+            the space and the child layout from it; `TrainAndEvaluate` trains the child
+            through its `fit(hp, model, *args, **kwargs)`).
         oracle: the tuner's oracle (weight-sharing estimators sample architectures from it).
         report: a callable `(metrics, step)` recording intermediate metrics of the trial
             with the oracle (e.g. one call per epoch), or None.
@@ -90,6 +91,12 @@ class PerformanceEstimator:
 class TrainAndEvaluate(PerformanceEstimator):
     """Builds the child from scratch, trains it with `fit`, and reports its metrics.
 
+    The child is trained through its hypermodel's public KerasTuner hook,
+    `child.hypermodel.fit(hp, model, *fit_args, **fit_kwargs)` (`keras_tuner.HyperModel.fit`,
+    by default `model.fit`; `model.fit` itself when the child has no hypermodel), so a
+    hypermodel that overrides `fit` customises every child's training. Its result is
+    reported as KerasTuner reports `fit`'s: a `History`, a metrics dict or a float.
+
     Training runs with `keras.callbacks.TerminateOnNaN`; a non-finite training loss makes
     the trial FAILED (`keras_tuner.errors.FailedTrialError`) instead of reporting the
     accuracy of a diverged network.
@@ -107,8 +114,8 @@ class TrainAndEvaluate(PerformanceEstimator):
     Example:
 
     ```python
-    estimator = TrainAndEvaluate(fit_overrides={"epochs": 1})
-    tuner = NASNetTuner(estimator=estimator, ...)
+    estimator = TrainAndEvaluate(fit_overrides={"epochs": 1}, seed=0)
+    tuner = NASTuner(NASNetHyperModel(...), estimator=estimator, ...)
     ```
     """
 
@@ -140,16 +147,23 @@ class TrainAndEvaluate(PerformanceEstimator):
             # Each epoch's metrics join the trial's history (reward rules such as
             # `tuners.rewards.nas2016_reward` read the last epochs).
             kwargs["callbacks"].append(_Report(child.report))
-        history = model.fit(*fit_args, **kwargs)
-        losses = history.history.get("loss", [])
-        if not losses or not all(math.isfinite(float(v)) for v in losses):
-            raise keras_tuner.errors.FailedTrialError(
-                f"Trial {child.trial_id}: the child's training loss is not finite "
-                f"(losses per epoch: {losses}); the child diverged. Architecture: "
-                f"{child.architecture}"
-            )
+        if child.hypermodel is not None:
+            # KerasTuner's public hook: `HyperModel.fit(hp, model, *args, **kwargs)` (by
+            # default `model.fit(*args, **kwargs)`); a hypermodel may override it.
+            results = child.hypermodel.fit(child.hyperparameters, model, *fit_args, **kwargs)
+        else:
+            results = model.fit(*fit_args, **kwargs)
+        history = results if isinstance(results, keras.callbacks.History) else None
+        if history is not None:
+            losses = history.history.get("loss", [])
+            if not losses or not all(math.isfinite(float(v)) for v in losses):
+                raise keras_tuner.errors.FailedTrialError(
+                    f"Trial {child.trial_id}: the child's training loss is not finite "
+                    f"(losses per epoch: {losses}); the child diverged. Architecture: "
+                    f"{child.architecture}"
+                )
         if self.evaluation_data is None:
-            return history
+            return results
         return self._evaluate(model, history)
 
     def _evaluate(self, model, history):
@@ -165,7 +179,7 @@ class TrainAndEvaluate(PerformanceEstimator):
             results = model.evaluate(data, verbose=0, return_dict=True)
         metrics = {f"val_{name}": float(value) for name, value in results.items()}
         # Training metrics of the last epoch stay visible next to the held-out ones.
-        for name, values in history.history.items():
+        for name, values in (history.history if history is not None else {}).items():
             if not name.startswith("val_") and values:
                 metrics[name] = float(values[-1])
         return metrics

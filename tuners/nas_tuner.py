@@ -1,14 +1,19 @@
-"""NAS tuners: KerasTuner `Tuner`s over the NASNet cell space and the 2016 layer-wise space.
+"""One NAS tuner, `NASTuner`, shaped like KerasTuner's: the hypermodel is the search space.
 
-`NASNetTuner` and `LayerwiseTuner` are used like any KerasTuner tuner
-(`tuner.search(x, y, validation_data=..., epochs=...)`, or with `tf.data` datasets). Their
-hypermodels declare the space (`tuners.nasnet_space`, `tuners.layerwise`) and build and
-compile a small child per trial; the tuner decodes each trial into its architecture and hands
-it to a `PerformanceEstimator` (`tuners.estimation`), which alone decides how a child is scored.
-By default the trials come from a `ControllerOracle` (the RNN controller); pass `oracle=` to
-use another KerasTuner oracle (e.g. `keras_tuner.oracles.RandomSearchOracle`).
+`NASTuner(hypermodel, oracle=None, *, estimator=None, ...)` is used like any KerasTuner tuner
+(`tuner.search(x, y, validation_data=..., epochs=...)`, or with `tf.data` datasets). Its
+hypermodel, `NASNetHyperModel` (the NASNet cell space, `tuners.nasnet_space`) or
+`LayerwiseHyperModel` (the 2016 layer-wise space, `tuners.layerwise`), declares the space and
+builds and compiles a small child per trial; the tuner decodes each trial into its
+architecture and hands it to a `PerformanceEstimator` (`tuners.estimation`), which alone
+decides how a child is scored (by default: build it, train it through the public
+`HyperModel.fit` hook, report its validation metrics). By default the trials come from a
+`ControllerOracle` (the RNN controller); pass `oracle=` to use another KerasTuner oracle (e.g.
+`keras_tuner.oracles.RandomSearchOracle`). `NASNetTuner` and `LayerwiseTuner` are
+conveniences that make the hypermodel from its own keyword arguments.
 """
 
+import inspect
 import json
 import math
 import time
@@ -16,14 +21,20 @@ import time
 import keras
 import keras_tuner
 
-from nasnet_tf import build_nasnet
+from nasnet_tf import build_nasnet, validators
 from nasnet_tf.io_utils import atomic_write, read_json
-from nasnet_tf.ops import check_momentum
+from nasnet_tf.layerwise import build_layerwise_cnn
 from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
-from tuners.layerwise import LayerwiseSearchSpace, build_layerwise_cnn
+from tuners.layerwise import LayerwiseSearchSpace
 from tuners.nasnet_space import NASNetSearchSpace
 
-__all__ = ["NASNetHyperModel", "LayerwiseHyperModel", "NASNetTuner", "LayerwiseTuner"]
+__all__ = [
+    "LayerwiseHyperModel",
+    "LayerwiseTuner",
+    "NASNetHyperModel",
+    "NASNetTuner",
+    "NASTuner",
+]
 
 _UNSET = object()
 _COMPLETED = "COMPLETED"  # keras_tuner TrialStatus values are plain strings
@@ -47,16 +58,8 @@ class _ChildHyperModel(keras_tuner.HyperModel):
     ):
         super().__init__(name=name)
         self.space = space
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 3 or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in input_shape
-        ):
-            raise ValueError(
-                "`input_shape` must be (height, width, channels) of positive integers. "
-                f"Received: input_shape={input_shape}"
-            )
-        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-            raise ValueError(f"`classes` must be an integer >= 1. Received: classes={classes!r}")
+        input_shape = validators.input_shape(input_shape)
+        classes = validators.positive_int(classes, "classes")
         if not (
             isinstance(optimizer, (str, keras.optimizers.Optimizer)) or callable(optimizer)
         ):
@@ -83,7 +86,7 @@ class _ChildHyperModel(keras_tuner.HyperModel):
             )
         self.compile_kwargs = dict(compile_kwargs or {})
         if batch_norm_momentum is not None:  # None keeps the child builder's own value
-            check_momentum(batch_norm_momentum, "batch_norm_momentum")
+            batch_norm_momentum = validators.momentum(batch_norm_momentum, "batch_norm_momentum")
         self.batch_norm_momentum = batch_norm_momentum
 
     def declare_hyperparameters(self, hp):
@@ -122,6 +125,11 @@ class _ChildHyperModel(keras_tuner.HyperModel):
 
 class NASNetHyperModel(_ChildHyperModel):
     """Builds and compiles a small NASNet child (CIFAR layout) for each NASNet cell genotype.
+
+    The NASNet cell space as a `NASTuner`'s hypermodel: it declares the space's
+    hyperparameters, decodes a trial into its `Genotype`, and builds its child. Override
+    `fit(hp, model, *args, **kwargs)` (KerasTuner's hook, by default `model.fit`) to change
+    how `TrainAndEvaluate` trains each child.
 
     Args:
         space: a `NASNetSearchSpace`; by default one made of `num_blocks`, `ops` and
@@ -237,6 +245,9 @@ class NASNetHyperModel(_ChildHyperModel):
 class LayerwiseHyperModel(_ChildHyperModel):
     """Builds and compiles the CNN of each layer-wise (2016 NAS) architecture.
 
+    The layer-wise space as a `NASTuner`'s hypermodel (see `NASNetHyperModel`); its children
+    are `nasnet_tf.build_layerwise_cnn` networks.
+
     Args:
         space: a `LayerwiseSearchSpace`; by default one made of the space arguments.
         num_layers, filter_sizes, filters, strides, skip_connections: the space's arguments,
@@ -313,28 +324,80 @@ def _given(**kwargs):
     return {k: v for k, v in kwargs.items() if v is not _UNSET}
 
 
+def _not_none(**kwargs):
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
 class _TimeBudgetSpent(Exception):
-    """Ends `_NASTuner.search`'s trial loop once its `max_minutes` have passed."""
+    """Ends `NASTuner.search`'s trial loop once its `max_minutes` have passed."""
 
 
-class _NASTuner(keras_tuner.Tuner):
-    """Shared part of the NAS tuners: oracle defaults, the estimator, genotype results."""
+class NASTuner(keras_tuner.Tuner):
+    """A KerasTuner `Tuner` that searches a NAS space: the hypermodel is the space.
+
+    Used like `keras_tuner.RandomSearch`: the oracle arguments once, everything else through
+    `**kwargs` to `keras_tuner.Tuner`. Each trial is decoded into its architecture (a NASNet
+    `Genotype` or a `LayerwiseGenotype`) and handed to `estimator`, which alone decides how a
+    child is scored. The default, `TrainAndEvaluate`, builds the child with the hypermodel and
+    trains it through the hypermodel's public `fit(hp, model, *args, **kwargs)` hook
+    (`keras_tuner.HyperModel.fit`: override it to customise a child's training), seeding
+    each child from the search seed and the trial id: the same seed gives the same scores.
+
+    Args:
+        hypermodel: the space and its children: a `NASNetHyperModel` or a
+            `LayerwiseHyperModel` (or a subclass).
+        oracle: a KerasTuner `Oracle` (e.g. `tuners.EvolutionOracle`,
+            `keras_tuner.oracles.RandomSearchOracle`); by default a
+            `tuners.oracle.ControllerOracle` made of the oracle arguments below.
+        estimator: a `tuners.estimation.PerformanceEstimator`; by default
+            `TrainAndEvaluate(seed=...)` seeded with `seed`, else with the oracle's `seed`
+            attribute (KerasTuner's oracles draw a random one for a seed of None or 0).
+        objective: the default oracle's objective (default `"val_accuracy"`).
+        max_trials: the default oracle's trial budget (default 20).
+        seed: int or None, the default oracle's seed, and the default estimator's.
+        oracle_kwargs: further `ControllerOracle` arguments (e.g. `update_every`, `units`).
+        max_retries_per_trial, max_consecutive_failed_trials: the default oracle's, as for
+            KerasTuner's oracles.
+        **kwargs: `keras_tuner.Tuner` arguments (`directory`, `project_name`, `overwrite`,
+            `executions_per_trial`, `max_model_size`, ...).
+
+    With `oracle` given, the oracle arguments (`objective` to `max_consecutive_failed_trials`)
+    belong to that oracle and are refused here.
+
+    Example:
+
+    ```python
+    hypermodel = NASNetHyperModel(num_blocks=2, num_cells=1, penultimate_filters=24,
+                                  input_shape=(8, 8, 3), classes=4)
+    tuner = NASTuner(hypermodel, max_trials=2, seed=0, directory="/tmp/nas",
+                     overwrite=True)
+    tuner.search(x, y, validation_data=(x_val, y_val), epochs=1, verbose=0)
+    tuner.results_summary()
+    best_genotype = tuner.get_best_genotypes(1)[0]
+    model = nasnet_tf.build_nasnet(best_genotype, preset="cifar")
+    ```
+    """
 
     def __init__(
         self,
         hypermodel,
+        oracle=None,
         *,
-        oracle,
-        objective,
-        max_trials,
-        seed,
-        oracle_kwargs,
-        max_retries_per_trial,
-        max_consecutive_failed_trials,
-        estimator,
+        estimator=None,
+        objective=None,
+        max_trials=None,
+        seed=None,
+        oracle_kwargs=None,
+        max_retries_per_trial=None,
+        max_consecutive_failed_trials=None,
         **kwargs,
     ):
-        oracle_args = _given(
+        if not isinstance(hypermodel, _ChildHyperModel):
+            raise ValueError(
+                "`hypermodel` must be a `NASNetHyperModel` or a `LayerwiseHyperModel` (the "
+                f"space to search). Received: hypermodel={hypermodel!r}"
+            )
+        oracle_args = _not_none(
             objective=objective,
             max_trials=max_trials,
             seed=seed,
@@ -353,6 +416,8 @@ class _NASTuner(keras_tuner.Tuner):
                 f"With `oracle` given, set {given} on that oracle instead. Received: "
                 f"oracle={oracle!r} and {given}"
             )
+        if seed is None:
+            seed = getattr(oracle, "seed", None)  # KerasTuner's oracles draw one if not given
         if estimator is None:
             # Seeded children: the same search with the same seed gives the same scores.
             seeded = isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0
@@ -439,7 +504,11 @@ class _NASTuner(keras_tuner.Tuner):
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
         # KerasTuner's override point for one execution of a trial: `run_trial` has added its
-        # reporting and checkpoint callbacks; scoring belongs to the estimator alone.
+        # reporting and checkpoint callbacks; scoring belongs to the estimator alone. The child
+        # is built lazily (`child.build`), only by estimators that train it standalone
+        # (`TrainAndEvaluate`, which then trains it through `self.hypermodel.fit`, as
+        # KerasTuner's own `_build_and_fit_model` does); the super-network estimators never
+        # build it.
         hp = trial.hyperparameters
         child = Child(
             architecture=self.hypermodel.decode(hp),
@@ -499,8 +568,9 @@ class _NASTuner(keras_tuner.Tuner):
             num_genotypes: how many to return at most.
 
         Returns:
-            A list of architectures (`Genotype` for `NASNetTuner`, `LayerwiseGenotype` for
-            `LayerwiseTuner`); shorter than `num_genotypes` when fewer trials completed.
+            A list of architectures (`Genotype` for a `NASNetHyperModel`, `LayerwiseGenotype`
+            for a `LayerwiseHyperModel`); shorter than `num_genotypes` when fewer trials
+            completed.
         """
         trials = self.oracle.get_best_trials(num_genotypes)
         return [
@@ -551,30 +621,22 @@ class _NASTuner(keras_tuner.Tuner):
             print("  " + failed[-1].message.strip().splitlines()[-1])
 
 
-class NASNetTuner(_NASTuner):
-    """Searches the NASNet cell space (Zoph et al. 2018) with KerasTuner.
+class NASNetTuner(NASTuner):
+    """`NASTuner` over the NASNet cell space (Zoph et al. 2018), its hypermodel made here.
 
-    Each trial is one Normal + Reduction cell genotype (2 x 5 x B decisions, see
-    `tuners.nasnet_space`), built as a small CIFAR-layout NASNet (`num_cells` normal cells per
-    stage, `penultimate_filters`), scored by `estimator` (default: train with `fit` on the
-    data given to `search()`, report its validation metrics).
+    A convenience: `NASNetTuner(num_blocks=2, ..., max_trials=4, directory=...)` is
+    `NASTuner(NASNetHyperModel(num_blocks=2, ...), max_trials=4, directory=...)`. The keyword
+    arguments that `NASNetHyperModel` takes (`space`, `num_blocks`, `ops`, `combine_ops`,
+    `num_cells`, `penultimate_filters`, `input_shape`, `classes`, `optimizer`, `loss`,
+    `metrics`, `compile_kwargs`, `batch_norm_momentum`, `build_kwargs`) build the hypermodel
+    (`optimizer`, `loss` and `metrics` compile each child); the others are `NASTuner`'s.
 
     Args:
-        hypermodel: a `NASNetHyperModel`; by default one made of the child arguments below.
-        num_blocks, ops, combine_ops, num_cells, penultimate_filters, input_shape, classes,
-            optimizer, loss, metrics, compile_kwargs, batch_norm_momentum: `NASNetHyperModel`
-            arguments, when
-            `hypermodel` is not given (the defaults are `NASNetHyperModel`'s: B=5, all 13
-            ops, add and concat, N=2, P=96, 32x32x3 inputs, 10 classes).
-        oracle: a KerasTuner `Oracle`; by default a `tuners.oracle.ControllerOracle`.
-        objective: the objective when `oracle` is not given (default `"val_accuracy"`).
-        max_trials: the trial budget when `oracle` is not given (default 20).
-        seed: the default oracle's seed.
-        oracle_kwargs: further `ControllerOracle` arguments (e.g. `update_every`, `units`).
-        max_retries_per_trial, max_consecutive_failed_trials: as for KerasTuner's oracles.
-        estimator: a `tuners.estimation.PerformanceEstimator` (default `TrainAndEvaluate()`).
-        **kwargs: `keras_tuner.Tuner` arguments (`directory`, `project_name`, `overwrite`,
-            `executions_per_trial`, `max_model_size`, ...).
+        hypermodel: a `NASNetHyperModel`; by default one made of the hypermodel's arguments
+            in `**kwargs`.
+        oracle: as for `NASTuner`.
+        **kwargs: `NASNetHyperModel` arguments when `hypermodel` is not given, then
+            `NASTuner` arguments.
 
     Example:
 
@@ -583,80 +645,21 @@ class NASNetTuner(_NASTuner):
                         input_shape=(8, 8, 3), classes=4, max_trials=2,
                         directory="/tmp/nas", overwrite=True)
     tuner.search(x, y, validation_data=(x_val, y_val), epochs=1, verbose=0)
-    tuner.results_summary()
-    best_genotype = tuner.get_best_genotypes(1)[0]
-    model = nasnet_tf.build_nasnet(best_genotype, preset="cifar")
     ```
     """
 
-    def __init__(
-        self,
-        hypermodel=None,
-        *,
-        num_blocks=_UNSET,
-        ops=_UNSET,
-        combine_ops=_UNSET,
-        num_cells=_UNSET,
-        penultimate_filters=_UNSET,
-        input_shape=_UNSET,
-        classes=_UNSET,
-        optimizer=_UNSET,
-        loss=_UNSET,
-        metrics=_UNSET,
-        compile_kwargs=_UNSET,
-        batch_norm_momentum=_UNSET,
-        oracle=None,
-        objective=_UNSET,
-        max_trials=_UNSET,
-        seed=_UNSET,
-        oracle_kwargs=None,
-        max_retries_per_trial=_UNSET,
-        max_consecutive_failed_trials=_UNSET,
-        estimator=None,
-        **kwargs,
-    ):
-        child_args = _given(
-            num_blocks=num_blocks,
-            ops=ops,
-            combine_ops=combine_ops,
-            num_cells=num_cells,
-            penultimate_filters=penultimate_filters,
-            input_shape=input_shape,
-            classes=classes,
-            optimizer=optimizer,
-            loss=loss,
-            metrics=metrics,
-            compile_kwargs=compile_kwargs,
-            batch_norm_momentum=batch_norm_momentum,
-        )
-        hypermodel = _resolve_hypermodel(hypermodel, NASNetHyperModel, child_args)
-        super().__init__(
-            hypermodel,
-            oracle=oracle,
-            objective=objective,
-            max_trials=max_trials,
-            seed=seed,
-            oracle_kwargs=oracle_kwargs,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-            estimator=estimator,
-            **kwargs,
-        )
+    def __init__(self, hypermodel=None, oracle=None, **kwargs):
+        hypermodel = _resolve_hypermodel(hypermodel, NASNetHyperModel, kwargs)
+        super().__init__(hypermodel, oracle, **kwargs)
 
 
-class LayerwiseTuner(_NASTuner):
-    """Searches the 2016 layer-wise CNN space (Zoph & Le, 1611.01578) with KerasTuner.
+class LayerwiseTuner(NASTuner):
+    """`NASTuner` over the 2016 layer-wise CNN space (Zoph & Le, 1611.01578).
 
-    Args:
-        hypermodel: a `LayerwiseHyperModel`; by default one made of the arguments below.
-        num_layers, filter_sizes, filters, strides, skip_connections, input_shape, classes,
-            optimizer, loss, metrics, compile_kwargs, batch_norm_momentum:
-            `LayerwiseHyperModel` arguments, when
-            `hypermodel` is not given (defaults: 6 layers, sizes (1, 3, 5, 7), filters
-            (24, 36, 48, 64), stride fixed at 1, skip connections searched, 32x32x3 inputs,
-            10 classes).
-        oracle, objective, max_trials, seed, oracle_kwargs, max_retries_per_trial,
-            max_consecutive_failed_trials, estimator, **kwargs: as for `NASNetTuner`.
+    A convenience, as `NASNetTuner`: the keyword arguments that `LayerwiseHyperModel` takes
+    (`space`, `num_layers`, `filter_sizes`, `filters`, `strides`, `skip_connections`,
+    `input_shape`, `classes`, `optimizer`, `loss`, `metrics`, `compile_kwargs`,
+    `batch_norm_momentum`) build the hypermodel; the others are `NASTuner`'s.
 
     Example:
 
@@ -665,72 +668,32 @@ class LayerwiseTuner(_NASTuner):
                            directory="/tmp/nas2016", overwrite=True)
     tuner.search(x, y, validation_data=(x_val, y_val), epochs=1, verbose=0)
     best = tuner.get_best_genotypes(1)[0]
-    model = tuners.layerwise.build_layerwise_cnn(best, input_shape=(8, 8, 3), classes=4)
+    model = nasnet_tf.build_layerwise_cnn(best, input_shape=(8, 8, 3), classes=4)
     ```
     """
 
-    def __init__(
-        self,
-        hypermodel=None,
-        *,
-        num_layers=_UNSET,
-        filter_sizes=_UNSET,
-        filters=_UNSET,
-        strides=_UNSET,
-        skip_connections=_UNSET,
-        input_shape=_UNSET,
-        classes=_UNSET,
-        optimizer=_UNSET,
-        loss=_UNSET,
-        metrics=_UNSET,
-        compile_kwargs=_UNSET,
-        batch_norm_momentum=_UNSET,
-        oracle=None,
-        objective=_UNSET,
-        max_trials=_UNSET,
-        seed=_UNSET,
-        oracle_kwargs=None,
-        max_retries_per_trial=_UNSET,
-        max_consecutive_failed_trials=_UNSET,
-        estimator=None,
-        **kwargs,
-    ):
-        child_args = _given(
-            num_layers=num_layers,
-            filter_sizes=filter_sizes,
-            filters=filters,
-            strides=strides,
-            skip_connections=skip_connections,
-            input_shape=input_shape,
-            classes=classes,
-            optimizer=optimizer,
-            loss=loss,
-            metrics=metrics,
-            compile_kwargs=compile_kwargs,
-            batch_norm_momentum=batch_norm_momentum,
-        )
-        hypermodel = _resolve_hypermodel(hypermodel, LayerwiseHyperModel, child_args)
-        super().__init__(
-            hypermodel,
-            oracle=oracle,
-            objective=objective,
-            max_trials=max_trials,
-            seed=seed,
-            oracle_kwargs=oracle_kwargs,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-            estimator=estimator,
-            **kwargs,
-        )
+    def __init__(self, hypermodel=None, oracle=None, **kwargs):
+        hypermodel = _resolve_hypermodel(hypermodel, LayerwiseHyperModel, kwargs)
+        super().__init__(hypermodel, oracle, **kwargs)
 
 
-def _resolve_hypermodel(hypermodel, cls, child_args):
+def _hypermodel_args(cls, kwargs):
+    """Pops from `kwargs` the keyword arguments that `cls` (a hypermodel class) takes."""
+    names = [
+        name for name, p in inspect.signature(cls).parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    return {name: kwargs.pop(name) for name in names if name in kwargs}
+
+
+def _resolve_hypermodel(hypermodel, cls, kwargs):
+    child_args = _hypermodel_args(cls, kwargs)
     if hypermodel is None:
         return cls(**child_args)
     if not isinstance(hypermodel, cls):
         raise ValueError(
-            f"`hypermodel` must be a `{cls.__name__}` (or None to build one from the child "
-            f"arguments). Received: hypermodel={hypermodel!r}"
+            f"`hypermodel` must be a `{cls.__name__}` (or None to build one from the "
+            f"hypermodel's arguments). Received: hypermodel={hypermodel!r}"
         )
     if child_args:
         raise ValueError(

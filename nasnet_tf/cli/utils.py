@@ -66,9 +66,12 @@ def _named_genotypes():
 
 
 def load_genotype(spec):
-    """A `Genotype` from a name (`nasnet_a`) or a JSON file: a genotype, or any JSON object with
-    a `"genotype"` entry (search results, export metadata)."""
+    """A genotype from a name (`nasnet_a`) or a JSON file: a NASNet `Genotype`, or a
+    `LayerwiseGenotype` (a 2016 layer-wise architecture, `{"layers": [...]}`, as a layer-wise
+    search writes it in best_genotype.json); the file may also be any JSON object with a
+    `"genotype"` entry (search results, export metadata)."""
     from nasnet_tf.genotype import Genotype
+    from nasnet_tf.layerwise import LayerwiseGenotype
 
     named = _named_genotypes()
     if spec.lower() in named:
@@ -79,12 +82,17 @@ def load_genotype(spec):
             f"{sorted(named)})"
         )
     data = read_json(spec)
-    if isinstance(data, dict) and "genotype" in data and "normal" not in data:
+    if (isinstance(data, dict) and "genotype" in data and "normal" not in data
+            and "layers" not in data):
         data = data["genotype"]
+    layerwise = isinstance(data, dict) and "layers" in data and "normal" not in data
     try:
+        if layerwise:
+            return LayerwiseGenotype.from_dict(data)
         return Genotype.from_dict(data)
     except ValueError as e:
-        raise CLIError(f"{spec!r} is not a valid genotype: {e}") from e
+        kind = "layer-wise genotype" if layerwise else "genotype"
+        raise CLIError(f"{spec!r} is not a valid {kind}: {e}") from e
 
 
 def draw(genotype, directory, formats=("png", "svg"), engine="auto"):

@@ -10,22 +10,10 @@ children), the best genotype written as JSON, drawn, and rebuilt as a full netwo
 import argparse
 import os
 
-import keras
-
 from nasnet_tf import build_nasnet
 from nasnet_tf.data import load_dataset
 from nasnet_tf.diagram import draw_genotype, format_genotype
 from tuners.nas_tuner import NASNetHyperModel, NASTuner
-
-
-class ShortRunBatchNorm(keras.callbacks.Callback):
-    """NASNet's batch-norm momentum (0.9997) suits runs of thousands of steps; a child trained
-    for a few dozen would be evaluated with unsettled statistics, so lower it for the search."""
-
-    def on_train_begin(self, logs=None):
-        for layer in self.model._flatten_layers(include_self=False):
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = 0.9
 
 
 def main():
@@ -41,14 +29,16 @@ def main():
     space = NASNetHyperModel(
         num_blocks=args.num_blocks, num_cells=1, penultimate_filters=48,
         input_shape=data.image_shape, classes=data.num_classes,
+        # NASNet's batch-norm momentum (0.9997) suits runs of thousands of steps; a child
+        # trained for a few dozen would be scored with unsettled statistics.
+        batch_norm_momentum=0.9,
     )
     tuner = NASTuner(
         space, max_trials=args.trials, seed=0, oracle_kwargs={"update_every": 2},
         directory=args.directory, project_name="search",
         overwrite=False,  # run again to resume where a killed search stopped
     )
-    tuner.search(data.train, validation_data=data.validation, epochs=args.epochs, verbose=0,
-                 callbacks=[ShortRunBatchNorm()])
+    tuner.search(data.train, validation_data=data.validation, epochs=args.epochs, verbose=0)
     tuner.results_summary(3)
 
     best = tuner.export_best_genotype(os.path.join(args.directory, "best_genotype.json"))

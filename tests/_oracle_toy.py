@@ -18,7 +18,6 @@ oracle reloaded, with `state_digest(oracle)`.
 import argparse
 import hashlib
 import json
-import logging
 import math
 import os
 import sys
@@ -30,6 +29,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tuners.distributed import ReconnectingClient  # noqa: E402
 from tuners.oracle import ControllerOracle  # noqa: E402
 from tuners.state_files import json_default  # noqa: E402
 
@@ -128,46 +128,6 @@ def make_tuner(
         overwrite=overwrite,
         **tuner_kwargs,
     )
-
-
-class ReconnectingClient:
-    """Wraps a worker's KerasTuner `OracleClient`: a call that fails because the chief is gone
-    (gRPC `UNAVAILABLE`: the chief died while it was being answered) is sent again. The calls
-    wait for the chief to be back (KerasTuner sends them with `wait_for_ready=True`), and
-    sending one again is safe: `create_trial` gives a worker its running trial back, and the
-    oracle ignores a second `end_trial` of a trial.
-
-    A worker gives up, with a one-line message, after `give_up_s` seconds without a chief.
-    """
-
-    def __init__(self, client, give_up_s=300.0):
-        self._client = client
-        self._give_up_s = give_up_s
-
-    def __getattr__(self, name):
-        attr = getattr(self._client, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args, **kwargs):
-            import grpc
-
-            deadline = time.monotonic() + self._give_up_s
-            while True:
-                try:
-                    return attr(*args, **kwargs)
-                except grpc.RpcError as e:
-                    if e.code() != grpc.StatusCode.UNAVAILABLE:
-                        raise
-                    if time.monotonic() > deadline:
-                        raise SystemExit(
-                            f"The chief oracle has been unreachable for {self._give_up_s:.0f} "
-                            f"s ({name}); restart this worker once the chief is back."
-                        ) from None
-                    logging.warning("The chief oracle is unreachable (%s); calling again.", name)
-                    time.sleep(0.2)
-
-        return call
 
 
 def _array_digest(arrays):

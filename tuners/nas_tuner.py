@@ -24,6 +24,7 @@ import keras_tuner
 from nasnet_tf import build_nasnet, validators
 from nasnet_tf.io_utils import atomic_write, read_json
 from nasnet_tf.layerwise import build_layerwise_cnn
+from tuners.distributed import ReconnectingClient, is_worker
 from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
 from tuners.layerwise import LayerwiseSearchSpace
 from tuners.nasnet_space import NASNetSearchSpace
@@ -429,6 +430,9 @@ class NASTuner(keras_tuner.Tuner):
             )
         self.estimator = estimator
         super().__init__(oracle, hypermodel, **kwargs)
+        if is_worker():
+            # KerasTuner made `self.oracle` a gRPC client of the chief: ride out its restarts.
+            self.oracle = ReconnectingClient(self.oracle)
 
     def _populate_initial_space(self):
         # The NAS spaces have no conditional scopes, so declaring them is enough; KerasTuner's

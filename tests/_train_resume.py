@@ -1,9 +1,10 @@
 """Subprocess helper for tests/test_training.py's kill-and-resume check.
 
-Trains a tiny NASNet (drop path on, CIFAR-style augmentation) on the digits for 3 epochs into
-OUTPUT_DIR. With KILL_EPOCH / KILL_BATCH it SIGKILLs itself when that batch starts, as a crash
-would. On completion it writes OUTPUT_DIR/final_weights.npz and prints a JSON line; the
-library's log lines (e.g. the epoch it resumes from) go to stderr.
+Trains a tiny NASNet (drop path on, CIFAR-style augmentation) on the digits for 2 epochs of 3
+steps into OUTPUT_DIR, under the backend KERAS_BACKEND names (the test passes its own). With
+KILL_EPOCH / KILL_BATCH it SIGKILLs itself when that batch starts, as a crash would. On
+completion it writes OUTPUT_DIR/final_weights.npz and prints a JSON line; the library's log
+lines (e.g. the epoch it resumes from) go to stderr.
 
 Usage: python tests/_train_resume.py OUTPUT_DIR [KILL_EPOCH KILL_BATCH]
 """
@@ -26,6 +27,9 @@ if keras.backend.backend() == "tensorflow":
 
 from nasnet_tf.data import load_dataset  # noqa: E402
 from nasnet_tf.training import TrainConfig, train  # noqa: E402
+
+# Small: under JAX each process compiles the model afresh, which dominates on a CPU.
+EPOCHS, STEPS = 2, 3
 
 
 class KillAt(keras.callbacks.Callback):
@@ -59,7 +63,7 @@ def main():
         callbacks.append(KillAt(int(sys.argv[2]), int(sys.argv[3])))
     data = load_dataset("digits", batch_size=16, seed=3, cutout=2)
     config = TrainConfig(
-        epochs=3, batch_size=16, steps_per_epoch=4, learning_rate=0.05, jit_compile=False,
+        epochs=EPOCHS, batch_size=16, steps_per_epoch=STEPS, learning_rate=0.05, jit_compile=False,
         verbose=0, tensorboard=False, seed=7,
         model_kwargs=dict(num_cells=1, penultimate_filters=24, auxiliary_head=False,
                           drop_path_keep_prob=0.7, dense_dropout_keep_prob=0.8),

@@ -1,5 +1,6 @@
-"""Input pipelines: digits, arrays, class folders (the shared CIFAR-10 images), a real TFDS
-dataset prepared offline into a temporary data_dir, augmentation, and bad input."""
+"""Input pipelines: digits, arrays, class folders (images the tests write, and the shared
+CIFAR-10 images where present), a real TFDS dataset prepared offline into a temporary
+data_dir, augmentation, and bad input."""
 
 import shutil
 
@@ -9,6 +10,7 @@ import pytest
 pytest.importorskip("tensorflow")
 import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
+from _image_folder import write_image_folder  # noqa: E402
 
 from nasnet_tf import augment  # noqa: E402
 from nasnet_tf.data import ImageDataset, load_dataset  # noqa: E402
@@ -136,8 +138,21 @@ def _cifar_subset(cifar_dir, root, classes=3, per_class=6):
     return root
 
 
-def test_image_directory_of_real_cifar_images(cifar_dir, tmp_path):
-    root = _cifar_subset(cifar_dir, tmp_path / "cifar", classes=3, per_class=10)
+@pytest.fixture(params=["generated", "shared"])
+def image_folder(request, tmp_path):
+    """`make(classes, per_class)` -> a class-folder root of 32x32 JPEGs: images the test
+    writes (every clone) or a subset of the shared real CIFAR-10 images (skips without them)."""
+    if request.param == "shared":
+        cifar_dir = request.getfixturevalue("cifar_dir")
+        return lambda classes, per_class: _cifar_subset(cifar_dir, tmp_path / "cifar", classes,
+                                                        per_class)
+    names = ("airplane", "automobile", "bird")
+    return lambda classes, per_class: write_image_folder(tmp_path / "generated", names[:classes],
+                                                         per_class)
+
+
+def test_image_directory_of_jpegs(image_folder):
+    root = image_folder(3, 10)
     data = load_dataset(root, batch_size=4, validation_split=0.2, seed=0)
     assert data.class_names == ("airplane", "automobile", "bird")
     assert (data.num_classes, data.image_shape) == (3, (32, 32, 3))
@@ -155,12 +170,24 @@ def test_image_directory_of_real_cifar_images(cifar_dir, tmp_path):
     assert set(_labels(data.validation)) <= {0, 1, 2}
 
 
-def test_image_directory_channels_and_size(cifar_dir, tmp_path):
-    root = _cifar_subset(cifar_dir, tmp_path / "cifar", classes=2, per_class=4)
+def test_image_directory_channels_and_size(image_folder):
+    root = image_folder(2, 4)
     data = load_dataset(str(root), image_size=16, channels=1, batch_size=2, augment="imagenet")
     images, _ = next(iter(data.train_epochs(0, 1)))
     assert images.shape == (2, 16, 16, 1)
     assert next(iter(data.validation))[0].shape[1:] == (16, 16, 1)
+
+
+def test_image_directory_of_pngs_in_sorted_class_order(tmp_path):
+    # PNGs and class folders written out of order: labels follow the sorted folder names.
+    root = write_image_folder(tmp_path / "png", ("zebra", "ant"), per_class=3, size=12,
+                              fmt="png")
+    data = load_dataset(root, batch_size=6, validation_split=0.0, augment="none", seed=0)
+    assert data.class_names == ("ant", "zebra") and data.image_shape == (12, 12, 3)
+    images, labels = next(iter(data.train_epochs(0, 1)))
+    # write_image_folder paints class k brighter than class k-1: "ant" (k=1) is the brighter.
+    means = {int(y): float(x.mean()) for x, y in zip(images.numpy(), labels.numpy())}
+    assert sorted(means) == [0, 1] and means[0] > means[1]
 
 
 def test_the_shared_cifar_folder_whole(cifar_dir):

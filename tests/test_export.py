@@ -183,3 +183,96 @@ def test_saved_model_export_needs_tensorflow(tmp_path):
     with pytest.raises(RuntimeError, match="needs the TensorFlow backend"):
         ex.export_saved_model(model, tmp_path / "sm")
     assert os.listdir(tmp_path) == []
+
+
+# -- a trained model: moved batch-norm statistics and drop-path progress survive a round trip ---
+def _progress(model):
+    from nasnet_tf import NASNetCell
+
+    cells = [la for la in model._flatten_layers(include_self=False, recursive=True)
+             if isinstance(la, NASNetCell)]
+    assert cells
+    return [float(keras.ops.convert_to_numpy(c.drop_path_progress)) for c in cells]
+
+
+def _bn_statistics(model):
+    return {
+        f"{la.path}/{name}": keras.ops.convert_to_numpy(getattr(la, name))
+        for la in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(la, keras.layers.BatchNormalization)
+        for name in ("moving_mean", "moving_variance")
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny NASNet (aux head, drop path) after 2 training steps of the NASNet recipe."""
+    from nasnet_tf.data import load_dataset
+    from nasnet_tf.training import TrainConfig, train
+
+    data = load_dataset("digits", batch_size=16, seed=0, augment="none")
+    config = TrainConfig(
+        epochs=1, steps_per_epoch=2, batch_size=16, jit_compile=False, run_eagerly=True,
+        verbose=0, tensorboard=False, seed=1,
+        model_kwargs=dict(num_cells=1, penultimate_filters=24, auxiliary_head=True,
+                          drop_path_keep_prob=0.7, batch_norm_momentum=0.5),
+    )
+    model = train(GENOTYPE, data, config, tmp_path_factory.mktemp("run")).model
+    images = next(iter(data.validation))[0].numpy()[:4]
+    return model, images
+
+
+@pytest.mark.slow
+@pytest.mark.tf_only  # the format is backend-neutral; a JAX training here costs minutes on a CPU
+def test_a_trained_model_keeps_its_state_through_a_keras_file(trained, tmp_path):
+    model, images = trained
+    # The training moved what the round trip must keep: the drop-path scheduler raised the
+    # progress to 1/2 at the second (last) step; the statistics left their 0 / 1 start.
+    assert _progress(model) == [0.5] * len(_progress(model))
+    stats = _bn_statistics(model)
+    assert max(np.abs(v).max() for k, v in stats.items() if k.endswith("moving_mean")) > 1e-3
+    assert max(np.abs(v - 1).max() for k, v in stats.items()
+               if k.endswith("moving_variance")) > 1e-3
+
+    path = ex.save_keras(model, tmp_path / "trained.keras", preset="cifar")
+    loaded = keras.saving.load_model(path)
+    assert _progress(loaded) == _progress(model)
+    loaded_stats = _bn_statistics(loaded)
+    assert loaded_stats.keys() == stats.keys()
+    for key in stats:
+        np.testing.assert_array_equal(loaded_stats[key], stats[key], err_msg=key)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0),
+                               atol=1e-6)
+
+
+_FRESH_SAVED = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    saved, images_path, out = sys.argv[1:]
+    loaded = tf.saved_model.load(saved)
+    probs = loaded.signatures["serving_default"](images=tf.constant(np.load(images_path)))
+    json.dump(probs["probabilities"].numpy().tolist(), open(out, "w"))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.tf_only
+def test_a_trained_model_serves_the_same_from_a_saved_model_in_a_fresh_process(trained,
+                                                                                 tmp_path):
+    model, images = trained
+    pre = ex.DEFAULT_PREPROCESSING
+    pixels = (images - np.float32(pre["offset"])) / np.float32(pre["scale"])  # back to [0, 255]
+    saved = ex.export_saved_model(model, tmp_path / "served")
+    np.save(tmp_path / "images.npy", pixels.astype("float32"))
+    (tmp_path / "fresh.py").write_text(_FRESH_SAVED)
+    subprocess.run(
+        [sys.executable, str(tmp_path / "fresh.py"), str(saved), str(tmp_path / "images.npy"),
+         str(tmp_path / "out.json")],
+        check=True, timeout=240, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), cwd=tmp_path,
+    )
+    served = np.array(json.loads((tmp_path / "out.json").read_text()))
+    assert served.shape == (4, 10)
+    np.testing.assert_allclose(served, model.predict(images, verbose=0), atol=1e-5)

@@ -30,7 +30,8 @@ from nasnet_tf.training import (  # noqa: E402
 
 BACKEND = keras.backend.backend()
 # `train` is backend-neutral Keras; under JAX (minutes per tiny run on this CPU) it is exercised
-# by the crash-and-restart test below, the arrays test, and tests/test_distribute.py.
+# by the SIGKILL-and-restart test below (its own process), the arrays test, and
+# tests/test_distribute.py.
 HELPER = pathlib.Path(__file__).with_name("_train_resume.py")
 TINY = dict(num_cells=1, penultimate_filters=24, auxiliary_head=False, drop_path_keep_prob=1.0)
 
@@ -460,25 +461,32 @@ def test_weights_without_a_state_are_an_unfinished_epoch_not_damage(
 
 
 # -- kill and resume -----------------------------------------------------------------------------
-def _run(output_dir, *kill):
+def _start(output_dir, *kill):
     env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(
+    return subprocess.Popen(
         [sys.executable, str(HELPER), str(output_dir), *map(str, kill)],
-        capture_output=True, text=True, timeout=900, env=env, cwd=HELPER.parents[1],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=HELPER.parents[1],
     )
 
 
+def _finish(process):
+    stdout, stderr = process.communicate(timeout=900)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 @pytest.mark.slow
-@pytest.mark.tf_only
 def test_sigkill_in_the_second_epoch_then_restart_matches_an_uninterrupted_run(tmp_path):
-    # TensorFlow with op determinism: the resumed run's final weights equal bit for bit.
-    straight = _run(tmp_path / "straight")
+    # A real SIGKILL of a separate process, under the backend under test (TensorFlow with op
+    # determinism; XLA on CPU under JAX): the resumed run's final weights equal bit for bit.
+    # The uninterrupted and the killed runs share the two cores (JAX compiles in each).
+    straight, killed = _start(tmp_path / "straight"), _start(tmp_path / "killed", 1, 1)
+    straight, killed = _finish(straight), _finish(killed)  # epoch index 1, its batch 1
     assert straight.returncode == 0, straight.stderr[-3000:]
-    killed = _run(tmp_path / "killed", 1, 2)  # epoch index 1 = the second epoch, batch 2
     assert killed.returncode == -9, killed.stderr[-3000:]
     state = latest_checkpoint(tmp_path / "killed")
     assert state["epoch"] == 1  # the first epoch's checkpoint survived, nothing later
-    resumed = _run(tmp_path / "killed")
+    resumed = _finish(_start(tmp_path / "killed"))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     weights = tmp_path / "killed" / "checkpoints" / "epoch-00001.weights.h5"
     assert f"nasnet_tf.training: Resuming from epoch 1 (checkpoint {weights})" in resumed.stderr
@@ -486,32 +494,11 @@ def test_sigkill_in_the_second_epoch_then_restart_matches_an_uninterrupted_run(t
 
     a = json.loads(straight.stdout.strip().splitlines()[-1])
     b = json.loads(resumed.stdout.strip().splitlines()[-1])
-    assert a["epochs"] == b["epochs"] == 3
-    assert b["steps_this_process"] == 8 and a["iterations"] == b["iterations"] == 12
+    assert a["epochs"] == b["epochs"] == 2
+    assert b["steps_this_process"] == 3 and a["iterations"] == b["iterations"] == 6
     assert a["loss"] == b["loss"]
     wa = np.load(tmp_path / "straight" / "final_weights.npz")
     wb = np.load(tmp_path / "killed" / "final_weights.npz")
+    assert len(wa) == len(wb) > 0
     for key in wa:
         np.testing.assert_array_equal(wa[key], wb[key])
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(BACKEND != "jax", reason="the TensorFlow run is checked with SIGKILL above")
-def test_crash_then_restart_matches_an_uninterrupted_run_in_process(digits, tmp_path):
-    # JAX: an exception raised in the second epoch stands in for the kill (a fresh JAX
-    # process per run costs minutes on this CPU); the restarted run must end equal.
-    config = _config(epochs=2, model_kwargs=dict(TINY, drop_path_keep_prob=0.7))
-
-    class Crash(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) == 3:
-                raise RuntimeError("crash")
-
-    straight = train(None, digits, config, tmp_path / "a")
-    with pytest.raises(RuntimeError, match="crash"):
-        train(None, digits, config, tmp_path / "b", callbacks=[Crash()])
-    assert latest_checkpoint(tmp_path / "b")["epoch"] == 1
-    resumed = train(None, digits, config, tmp_path / "b")
-    assert resumed.history["loss"] == straight.history["loss"]
-    for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
-        np.testing.assert_allclose(a, b, atol=1e-6)

@@ -7,6 +7,7 @@ Nothing here imports TensorFlow, JAX or Keras at module level: `--help`, argumen
 
 import contextlib
 import json
+import logging
 import os
 import re
 import sys
@@ -229,3 +230,13 @@ def prepare_backend():
     with _native_stderr_filtered(_tf_log_level()):
         for name in needed:
             importlib.import_module(name)
+    if "tensorflow" in needed:
+        # Each child of a search (and each model of the demo) is a new model whose train and
+        # test functions trace once; TensorFlow counts traces per function code across models
+        # and warns of "retracing", which is expected here.
+        logging.getLogger("tensorflow").addFilter(_NotRetracing())
+
+
+class _NotRetracing(logging.Filter):
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()

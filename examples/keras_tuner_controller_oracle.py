@@ -39,6 +39,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--update-every", type=int, default=3,
+                        help="rewards per controller update (the paper used 20)")
     parser.add_argument("--directory", default="nasnet_runs/examples/controller_oracle")
     args = parser.parse_args()
 
@@ -50,7 +52,7 @@ def main():
 
     oracle = ControllerOracle(
         objective="val_accuracy", max_trials=args.trials, seed=0,
-        update_every=3,  # rewards per controller update (the paper used 20)
+        update_every=args.update_every,
     )
     tuner = keras_tuner.Tuner(oracle=oracle, hypermodel=build_model,
                               directory=args.directory, project_name="digits_cnn",

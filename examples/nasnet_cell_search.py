@@ -20,6 +20,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--steps-per-epoch", type=int, default=None,
+                        help="cap on each child's training steps per epoch")
     parser.add_argument("--num-blocks", type=int, default=5, help="B (the paper: 5)")
     parser.add_argument("--directory", default="nasnet_runs/examples/cell_search")
     args = parser.parse_args()
@@ -38,7 +40,8 @@ def main():
         directory=args.directory, project_name="search",
         overwrite=False,  # run again to resume where a killed search stopped
     )
-    tuner.search(data.train, validation_data=data.validation, epochs=args.epochs, verbose=0)
+    tuner.search(data.train, validation_data=data.validation, epochs=args.epochs,
+                 steps_per_epoch=args.steps_per_epoch, verbose=0)
     tuner.results_summary(3)
 
     best = tuner.export_best_genotype(os.path.join(args.directory, "best_genotype.json"))

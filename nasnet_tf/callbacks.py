@@ -6,7 +6,7 @@ import pathlib
 import keras
 from keras import ops
 
-from nasnet_tf import checkpoints
+from nasnet_tf import checkpoints, multihost
 from nasnet_tf.cell import set_drop_path_progress
 from nasnet_tf.io_utils import atomic_save, checksum_path, write_json
 
@@ -33,9 +33,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         history: metric history of earlier, resumed epochs (extended here).
         config: the run's `TrainConfig` as a dict (recorded in the state).
         keep: how many of the newest checkpoints to keep (at least 1).
+        write: whether this process writes the files (default: process 0 of a multi-host run,
+            `nasnet_tf.multihost.is_chief()`, the only one there). Every process runs the
+            callback in step; one that does not write only keeps the history. Nothing here
+            enters a collective: the weights of a data-parallel model are replicated, so
+            process 0 reads them from its own devices.
     """
 
-    def __init__(self, output_dir, history=None, config=None, keep=2):
+    def __init__(self, output_dir, history=None, config=None, keep=2, write=None):
         super().__init__()
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ValueError(f"`keep` must be an integer >= 1. Received: keep={keep!r}")
@@ -43,6 +48,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.history = {k: list(v) for k, v in (history or {}).items()}
         self.config = config
         self.keep = keep
+        self.write = multihost.is_chief() if write is None else bool(write)
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
@@ -50,6 +56,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.save(epoch + 1)
 
     def save(self, epochs_done, completed=False):
+        if not self.write:
+            return
+        with multihost.outside_distribution():
+            self._save(epochs_done, completed)
+
+    def _save(self, epochs_done, completed):
         self.directory.mkdir(parents=True, exist_ok=True)
         name = checkpoints.weights_name(epochs_done)
         digest = atomic_save(self.directory / name, self.model.save_weights, checksum=True)

@@ -179,12 +179,13 @@ def _load(model, checkpoint):
             variable.assign(np.asarray(value, dtype=variable.dtype))
 
 
-def restore(model, output_dir, checkpoints):
+def restore(model, output_dir, checkpoints, set_aside_damaged=True):
     """Loads the newest usable checkpoint into `model` and returns its state.
 
     A damaged one is set aside (`*.corrupt`, with its companion files) only once an earlier one
     has loaded, with one warning naming both; with none usable, `CheckpointError` and nothing
-    renamed.
+    renamed. With `set_aside_damaged=False` (the processes of a multi-host run other than
+    process 0, which share the directory) damaged files are skipped but left in place.
     """
     for index, checkpoint in enumerate(checkpoints):
         if checkpoint.state is None:
@@ -196,7 +197,7 @@ def restore(model, output_dir, checkpoints):
                               f"{str(checkpoint.weights)!r} cannot be loaded ({_first_line(e)}).")
             continue
         damage = [entry for c in checkpoints[:index + 1] for entry in c.damage]
-        if damage:
+        if damage and set_aside_damaged:
             moved = ", ".join(repr(pathlib.Path(set_aside(p)).name) for p, _ in damage)
             reasons = " ".join(reason for _, reason in damage if reason)
             logger.warning("%s Set aside as %s; falling back to %r (epoch %d).", reasons, moved,

@@ -15,6 +15,7 @@ import pathlib
 import numpy as np
 
 from nasnet_tf import augment as aug
+from nasnet_tf import validators
 
 __all__ = ["ImageDataset", "load_dataset", "IMAGE_EXTENSIONS"]
 
@@ -43,6 +44,8 @@ class ImageDataset:
         batch_size: batch size of `train` / `validation`.
         augment: `"cifar"`, `"imagenet"` or `"none"` (see `nasnet_tf.augment`).
         seed: the seed of the split, the shuffles and the augmentation.
+        num_shards, shard_index: which share of every batch this process yields (see
+            `shard`); 1 and 0 for the whole batch.
     """
 
     name: str
@@ -58,6 +61,8 @@ class ImageDataset:
     cutout: int | None
     train_examples: object = dataclasses.field(repr=False)
     validation_examples: object = dataclasses.field(repr=False)
+    num_shards: int = 1
+    shard_index: int = 0
 
     @property
     def steps_per_epoch(self):
@@ -74,9 +79,56 @@ class ImageDataset:
             )
         return dataclasses.replace(self, batch_size=batch_size)
 
+    def shard(self, num_shards, index):
+        """Returns a copy whose pipelines yield only shard `index`'s share of every batch.
+
+        Each batch of `batch_size` examples (the global batch) is cut into `num_shards`
+        contiguous shares of `batch_size // num_shards`; shard `index` yields share `index`.
+        The shares of all shards, concatenated in shard order, are exactly the batches of the
+        unsharded dataset (same order, same augmentation), which is how the processes of a
+        multi-host run (`nasnet_tf.multihost`) each read their own part of the data and
+        together train on the single-process batches. A shard augments only its own share.
+        Every shard yields the same number of batches (partial global batches are dropped).
+
+        Args:
+            num_shards: the number of shares (e.g. processes); must divide `batch_size`.
+            index: this shard, in `[0, num_shards)`.
+
+        Example:
+
+        >>> data = load_dataset("digits", batch_size=64)
+        >>> images, labels = next(iter(data.shard(2, 1).train_epochs(0, 1)))
+        >>> tuple(images.shape)
+        (32, 8, 8, 1)
+        """
+        num_shards = validators.positive_int(num_shards, "num_shards")
+        index = validators.positive_int(index, "index", minimum=0)
+        if index >= num_shards:
+            raise ValueError(
+                f"`index` must be in [0, num_shards={num_shards}). Received: index={index}"
+            )
+        if self.batch_size % num_shards:
+            raise ValueError(
+                f"`num_shards` must divide the batch size {self.batch_size} (each shard gets "
+                f"an equal share of every batch). Received: num_shards={num_shards}"
+            )
+        return dataclasses.replace(self, num_shards=num_shards, shard_index=index)
+
+    @property
+    def shard_batch_size(self):
+        """Examples per batch this shard yields (`batch_size` when unsharded)."""
+        return self.batch_size // self.num_shards
+
+    def _own_share(self, indexed):
+        """Keeps the (index, element) pairs that fall in this shard's share of their batch."""
+        if self.num_shards == 1:
+            return indexed
+        batch, share, me = self.batch_size, self.shard_batch_size, self.shard_index
+        return indexed.filter(lambda index, _: (index % batch) // share == me)
+
     def _augmented(self, examples, seed):
-        """Maps (image, label) to augmented, normalised pairs, seeding each example from
-        `seed` (shape (2,)) and its position."""
+        """Maps (image, label) to augmented, normalised pairs of this shard's share, seeding
+        each example from `seed` (shape (2,)) and its position in the unsharded epoch."""
         tf = aug._tf()
         size = self.image_shape[:2]
         fn = aug.make_train_map(self.augment, size, self.image_shape[2], cutout=self.cutout)
@@ -86,7 +138,9 @@ class ImageDataset:
             example_seed = tf.random.experimental.stateless_fold_in(seed, index)
             return fn(image, label, example_seed)
 
-        return examples.enumerate().map(with_seed, num_parallel_calls=tf.data.AUTOTUNE)
+        return self._own_share(examples.enumerate()).map(
+            with_seed, num_parallel_calls=tf.data.AUTOTUNE
+        )
 
     def train_epochs(self, start_epoch=0, stop_epoch=None, steps_per_epoch=None):
         """Training batches of epochs `start_epoch, ..., stop_epoch - 1` (forever if `None`).
@@ -103,8 +157,7 @@ class ImageDataset:
         True
         """
         tf = aug._tf()
-        steps = steps_per_epoch if steps_per_epoch and steps_per_epoch < self.steps_per_epoch \
-            else None
+        steps = min(steps_per_epoch or self.steps_per_epoch, self.steps_per_epoch)
         epochs = tf.data.Dataset.range(start_epoch, stop_epoch if stop_epoch is not None
                                        else np.iinfo(np.int64).max)
 
@@ -121,8 +174,8 @@ class ImageDataset:
             )
             examples = rotated.shuffle(min(self.shuffle_buffer, self.train_size), seed=self.seed)
             examples = self._augmented(examples, seed)
-            batches = examples.batch(self.batch_size, drop_remainder=True)
-            return batches.take(steps) if steps else batches
+            # A shard's share of a last partial batch would be one batch too many.
+            return examples.batch(self.shard_batch_size, drop_remainder=True).take(steps)
 
         return epochs.flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)
 
@@ -139,11 +192,13 @@ class ImageDataset:
         fn = aug.make_train_map(
             self.augment, self.image_shape[:2], self.image_shape[2], cutout=self.cutout
         )
-        pairs = tf.data.Dataset.zip(examples, seeds).map(
-            lambda pair, seed: fn(pair[0], pair[1], tf.cast(seed % (2**31 - 1), "int32")),
+        pairs = self._own_share(tf.data.Dataset.zip(examples, seeds).enumerate()).map(
+            lambda index, element: fn(element[0][0], element[0][1],
+                                      tf.cast(element[1] % (2**31 - 1), "int32")),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
-        return pairs.batch(self.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        batches = pairs.batch(self.shard_batch_size, drop_remainder=True)
+        return batches.take(self.steps_per_epoch).prefetch(tf.data.AUTOTUNE)
 
     @property
     def validation(self):
@@ -153,15 +208,19 @@ class ImageDataset:
 
     def validation_batches(self, drop_remainder=False):
         """The validation pipeline; `drop_remainder=True` leaves out the last partial batch
-        (data-parallel replicas each need a share of every batch)."""
+        (data-parallel replicas each need a share of every batch; always so when sharded)."""
+        drop_remainder = drop_remainder or self.num_shards > 1
         if self.validation_size < (self.batch_size if drop_remainder else 1):
             return None
         tf = aug._tf()
         fn = aug.make_eval_map(self.augment, self.image_shape[:2], self.image_shape[2])
-        ds = self.validation_examples.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.batch(self.batch_size, drop_remainder=drop_remainder).prefetch(
-            tf.data.AUTOTUNE
+        ds = self._own_share(self.validation_examples.enumerate()).map(
+            lambda index, pair: fn(*pair), num_parallel_calls=tf.data.AUTOTUNE
         )
+        ds = ds.batch(self.shard_batch_size, drop_remainder=drop_remainder)
+        if drop_remainder:
+            ds = ds.take(self.validation_size // self.batch_size)
+        return ds.prefetch(tf.data.AUTOTUNE)
 
 
 # -- argument checks ---------------------------------------------------------------------------

@@ -3,12 +3,19 @@
 
 `resolve_strategy` turns a name into a `Placement`, which knows the replica count (to scale
 the global batch) and gives a context in which to build, compile and fit the model.
+
+Across hosts: under JAX, once `nasnet_tf.multihost.initialize` has joined a group of processes,
+`"auto"` and `"data_parallel"` resolve to a `DataParallel` over every process's devices, and the
+`Placement` carries the process count and this process's index. Under TensorFlow, one machine
+only (`MultiWorkerMirroredStrategy` is refused with a pointer to the JAX path).
 """
 
 import contextlib
 import dataclasses
 
 import keras
+
+from nasnet_tf import multihost
 
 __all__ = ["STRATEGIES", "Placement", "resolve_strategy"]
 
@@ -21,7 +28,9 @@ DataParallel under JAX), else the default. `"default"`: one device. `"mirrored"`
 _MULTI_WORKER = (
     "MultiWorkerMirroredStrategy is not supported: Keras 3's `fit` does not run under it "
     "(keras-team/keras#20585). Train on one machine with `strategy='mirrored'` across its "
-    "GPUs, or under JAX with `keras.distribution`."
+    "GPUs, or across machines under JAX (KERAS_BACKEND=jax) with `keras.distribution`: "
+    "`nasnet-tf train --coordinator HOST:PORT --num-processes N --process-id I` "
+    "(`nasnet_tf.multihost`, docs/distributed.md)."
 )
 
 
@@ -34,12 +43,21 @@ class Placement:
         num_replicas: data-parallel replicas (the global batch is split across them).
         strategy: the `tf.distribute.Strategy` (TensorFlow) or `None`.
         distribution: the `keras.distribution.Distribution` (JAX) or `None`.
+        num_processes: processes training together (`nasnet_tf.multihost`; 1 on one host).
+        process_index: this process's index among them (0 writes the run's files).
     """
 
     name: str
     num_replicas: int = 1
     strategy: object = None
     distribution: object = None
+    num_processes: int = 1
+    process_index: int = 0
+
+    @property
+    def is_chief(self):
+        """Whether this process writes checkpoints and the final model (process 0)."""
+        return self.process_index == 0
 
     @contextlib.contextmanager
     def scope(self):
@@ -91,6 +109,31 @@ def _reject_multi_worker(strategy):
         raise ValueError(f"{_MULTI_WORKER} Received: strategy={strategy!r}")
 
 
+def _multi_process(strategy, processes):
+    """The placement of one of `processes` JAX processes (`nasnet_tf.multihost`)."""
+    index = multihost.process_index()
+    if isinstance(strategy, str) and strategy in ("auto", "data_parallel"):
+        distribution = multihost.data_parallel()
+        replicas = len(distribution.device_mesh.devices.flatten())
+        return Placement("data_parallel", replicas, distribution=distribution,
+                         num_processes=processes, process_index=index)
+    if isinstance(strategy, keras.distribution.DataParallel):
+        if strategy.auto_shard_dataset:
+            raise ValueError(
+                "`train` gives each process its own share of every batch, so the "
+                "DataParallel must not shard the data again: pass `auto_shard_dataset=False`. "
+                f"Received: strategy={strategy!r}"
+            )
+        replicas = len(strategy.device_mesh.devices.flatten())
+        return Placement("custom", replicas, distribution=strategy, num_processes=processes,
+                         process_index=index)
+    raise ValueError(
+        f"Across {processes} processes `strategy` must be 'auto' or 'data_parallel' (a "
+        "keras.distribution.DataParallel over every process's devices) or such a "
+        f"DataParallel. Received: strategy={strategy!r}"
+    )
+
+
 def resolve_strategy(strategy="auto"):
     """Returns the `Placement` for a strategy name or object.
 
@@ -109,6 +152,9 @@ def resolve_strategy(strategy="auto"):
     1
     """
     backend = keras.backend.backend()
+    processes = multihost.process_count()
+    if processes > 1:
+        return _multi_process(strategy, processes)
     if isinstance(strategy, str):
         if strategy in ("multi_worker", "multi_worker_mirrored", "MultiWorkerMirroredStrategy"):
             raise ValueError(f"{_MULTI_WORKER} Received: strategy={strategy!r}")

@@ -17,6 +17,12 @@ with the same `output_dir` and it resumes after the last finished epoch, saying 
 `keep_checkpoints` checkpoints are kept: one that is damaged (truncated by a full disk, a
 cut-short copy, a sync tool) is set aside as `*.corrupt` and the run resumes from the one
 before, with a warning; with none usable, `CheckpointError`.
+
+Across hosts (JAX, after `nasnet_tf.multihost.initialize`): every process calls `train` with
+the same arguments and the same `output_dir` on a shared file system. Each process reads its
+own share of every global batch (`ImageDataset.shard` by process index); together they train
+on exactly the single-process batches. Process 0 alone writes checkpoints, `state.json`, the
+history and the final model; every process resumes from the same checkpoint (checked).
 """
 
 import json
@@ -26,7 +32,7 @@ import pathlib
 import keras
 import numpy as np
 
-from nasnet_tf import distribute
+from nasnet_tf import distribute, multihost
 from nasnet_tf.builder import build_nasnet
 from nasnet_tf.callbacks import DropPathScheduler, EpochCheckpoint
 from nasnet_tf.cell import drop_path_cells
@@ -40,6 +46,7 @@ from nasnet_tf.checkpoints import (
     unusable,
 )
 from nasnet_tf.io_utils import atomic_save, write_json
+from nasnet_tf.layerwise import LayerwiseGenotype, build_layerwise_cnn
 from nasnet_tf.losses import LabelSmoothingCrossentropy
 from nasnet_tf.recipe import OPTIMIZERS, SCHEDULES, TrainConfig, dtype_policy, make_optimizer
 
@@ -68,6 +75,13 @@ def _build(genotype, config, image_shape, classes, placement):
     try:
         if policy:
             keras.config.set_dtype_policy(policy)
+        if isinstance(genotype, LayerwiseGenotype):
+            # The 2016 layer-wise space: a plain CNN; the NASNet layout arguments do not apply.
+            momentum = config.model_kwargs.get("batch_norm_momentum")
+            return build_layerwise_cnn(
+                genotype, input_shape=tuple(image_shape), classes=classes, seed=config.seed,
+                **({} if momentum is None else {"batch_norm_momentum": momentum}),
+            )
         return build_nasnet(genotype, preset=config.preset, **kwargs)
     finally:
         keras.config.set_dtype_policy(previous)
@@ -134,6 +148,8 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
 
     Args:
         model_or_genotype: a `Genotype` (or its dict, or a JSON path, or `None` for NASNet-A),
+            or a `nasnet_tf.layerwise.LayerwiseGenotype` (a 2016 layer-wise CNN, built with
+            `build_layerwise_cnn`; of `model_kwargs` only `batch_norm_momentum` applies),
             built with `config.preset`, the data's image shape and classes, and
             `config.model_kwargs`; or a built `keras.Model` (compiled here).
         data: a `nasnet_tf.data.ImageDataset` (from `load_dataset`; re-batched here to the
@@ -175,9 +191,17 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
         placement.num_replicas if config.scale_batch_with_replicas else 1
     )
     placement.check_batch_size(global_batch)
+    if placement.num_processes > 1 and not isinstance(data, ImageDataset):
+        raise ValueError(
+            f"Training across {placement.num_processes} processes needs an ImageDataset (see "
+            "`nasnet_tf.data.load_dataset`), which each process reads its share of. "
+            f"Received: data={type(data).__name__}"
+        )
 
     if isinstance(data, ImageDataset):
         data = data.with_batch_size(global_batch)
+        if placement.num_processes > 1:
+            data = data.shard(placement.num_processes, placement.process_index)
         steps = data.steps_per_epoch
         if steps < 1:
             raise ValueError(
@@ -198,6 +222,8 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
         _check_resumable(states[0], config)
     elif checkpoints:
         raise unusable(output_dir, checkpoints)
+    # Process 0 may set damaged files aside below: every process has scanned before.
+    multihost.barrier("nasnet_tf.train.scanned")
 
     with placement.scope():
         if isinstance(model_or_genotype, keras.Model):
@@ -216,13 +242,15 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
         )
         initial_epoch, history = 0, {}
         if checkpoints:
-            state = restore(model, output_dir, checkpoints)
+            state = restore(model, output_dir, checkpoints,
+                            set_aside_damaged=placement.is_chief)
             initial_epoch, history = int(state["epoch"]), state.get("history") or {}
             message = f"Resuming from epoch {initial_epoch} (checkpoint {state['weights']})"
             if config.verbose:
                 print(message, flush=True)  # beside fit's own progress lines
             else:
                 logger.info(message)
+        multihost.all_equal(initial_epoch, "the epoch to resume from")
 
         cbs = list(callbacks or [])
         has_drop_path = any(cell.drop_path_keep_prob < 1.0 for cell in drop_path_cells(model))
@@ -231,12 +259,13 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
         checkpoint = None
         if output_dir:
             out = pathlib.Path(output_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            write_json(out / "config.json", config.to_dict(), sort_keys=True)
+            if placement.is_chief:
+                out.mkdir(parents=True, exist_ok=True)
+                write_json(out / "config.json", config.to_dict(), sort_keys=True)
             checkpoint = EpochCheckpoint(out, history, config.to_dict(),
-                                         keep=config.keep_checkpoints)
+                                         keep=config.keep_checkpoints, write=placement.is_chief)
             cbs.append(checkpoint)
-            if config.tensorboard:
+            if config.tensorboard and placement.is_chief:
                 cbs.append(keras.callbacks.TensorBoard(log_dir=str(out / "logs")))
 
         if isinstance(data, ImageDataset):
@@ -266,10 +295,13 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
                 checkpoint.save(config.epochs, completed=True)
         result.history = history
         result.epoch = list(range(len(next(iter(history.values()), []))))
-        if output_dir:
+        if output_dir and placement.is_chief:
             out = pathlib.Path(output_dir)
             write_json(out / "history.json", history, sort_keys=True)
-            atomic_save(out / "model.keras", model.save, checksum=True)
+            with multihost.outside_distribution():
+                atomic_save(out / "model.keras", model.save, checksum=True)
+    # `train` returns once the run's files are all written, in every process.
+    multihost.barrier("nasnet_tf.train.done")
     return result
 
 

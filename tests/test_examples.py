@@ -31,11 +31,12 @@ RUNS = {
         ["SavedModel: ", "TFLite: ", "SavedModel classes:", "rebuilt from metadata:"],
     ),
     "keras_tuner_controller_oracle.py": (
-        ["--trials", "2", "--epochs", "1", "--directory", "{tmp}/oracle"],
-        ["Results summary", "best hyperparameters: {'conv_layers': "],
+        ["--trials", "3", "--epochs", "1", "--update-every", "2", "--directory", "{tmp}/oracle"],
+        ["Results summary", "controller update:", "best hyperparameters: {'conv_layers': "],
     ),
     "nasnet_cell_search.py": (
-        ["--trials", "2", "--epochs", "1", "--num-blocks", "2", "--directory", "{tmp}/search"],
+        ["--trials", "2", "--epochs", "1", "--steps-per-epoch", "3", "--num-blocks", "2",
+         "--directory", "{tmp}/search"],
         ["Normal cell:", "drawings:", "best cell as NASNet CIFAR 6@768:"],
     ),
     "train_cifar10.py": (

@@ -48,6 +48,37 @@ def momentum(text):
     return value
 
 
+def address(text):
+    """A `HOST:PORT` network address (argparse `type`); imports neither Keras nor JAX."""
+    from nasnet_tf.multihost import parse_address
+
+    try:
+        parse_address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected HOST:PORT with a port in 1..65535, got {text!r}"
+        ) from None
+    return text
+
+
+def add_process_args(p):
+    """The multi-host flags of `train` (see `nasnet_tf.multihost`): JAX only, one process per
+    host, environment variables as the fallback."""
+    group = p.add_argument_group(
+        "multi-host training (JAX)",
+        "Run one process per host, each with the same arguments and a shared --output-dir. "
+        "Unset flags fall back to JAX_COORDINATOR_ADDRESS, KERAS_DISTRIBUTION_NUM_PROCESSES "
+        "and KERAS_DISTRIBUTION_PROCESS_ID, or a Slurm / Open MPI job's own variables; "
+        "see docs/distributed.md.")
+    group.add_argument("--coordinator", type=address, metavar="HOST:PORT",
+                       help="address of process 0, which serves the coordinator "
+                       "(JAX's coordinator_address)")
+    group.add_argument("--num-processes", type=positive_int, metavar="N",
+                       help="how many processes train together")
+    group.add_argument("--process-id", type=non_negative_int, metavar="I",
+                       help="this process's index, 0..N-1; process 0 writes the files")
+
+
 def add_data_args(p, batch_size):
     """The dataset arguments of `search`, `train` and `demo` (see `utils.load_data`)."""
     p.add_argument("--dataset", default="digits",

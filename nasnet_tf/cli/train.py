@@ -4,6 +4,7 @@
 import os
 import shutil
 
+from nasnet_tf import multihost
 from nasnet_tf.cli import args as cli_args
 from nasnet_tf.cli import utils
 from nasnet_tf.io_utils import write_json
@@ -23,7 +24,10 @@ def register(subparsers):
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh, discarding the training run (checkpoints, model, "
                    "history) in --output-dir")
-    p.set_defaults(func=run, needs_backend=True)
+    cli_args.add_process_args(p)
+    # `run` checks the process flags, then imports the backend itself: a bad combination is a
+    # one-line error without TensorFlow or JAX, and JAX joins its processes before first use.
+    p.set_defaults(func=run, needs_backend=False)
 
 
 def add_train_args(p, epochs=10, num_cells=1, penultimate_filters=48, prefix=""):
@@ -88,6 +92,7 @@ def run_train(args, genotype, data=None, name=None):
     out = os.path.abspath(args.output_dir)
     utils.check_writable(out)
     overwrite = getattr(args, "overwrite", False)
+    chief = multihost.is_chief()
     # `train` resumes from the checkpoints in `out`; they must belong to this genotype.
     genotype_path = os.path.join(out, "genotype.json")
     if (not overwrite and os.path.isfile(genotype_path)
@@ -111,13 +116,16 @@ def run_train(args, genotype, data=None, name=None):
     if args.learning_rate is not None:
         overrides["learning_rate"] = args.learning_rate
     config = TrainConfig.for_preset(args.preset, **overrides)
-    if overwrite and discard_run(out):
+    if overwrite and chief and discard_run(out):
         print(f"Discarded the earlier training run in {out} (--overwrite)", flush=True)
+    # The other processes look for checkpoints only once process 0 has discarded them.
+    multihost.barrier("nasnet_tf.cli.train.discarded")
     print(f"Training {name or 'the genotype'} ({args.preset} layout, N={args.num_cells}, "
           f"P={args.penultimate_filters}) on {data.name} {tuple(data.image_shape)} for "
           f"{args.epochs} epochs in {out}", flush=True)
-    os.makedirs(out, exist_ok=True)
-    write_json(genotype_path, genotype.to_dict())
+    if chief:
+        os.makedirs(out, exist_ok=True)
+        write_json(genotype_path, genotype.to_dict())
     history = train(genotype, data, config, out)
     model = history.model
     accuracy = history.history.get("val_accuracy", [None])[-1]
@@ -128,7 +136,8 @@ def run_train(args, genotype, data=None, name=None):
     )
     meta["format"] = "keras"
     keras_path = os.path.join(out, "model.keras")
-    write_json(export.metadata_path(keras_path), meta)
+    if chief:
+        write_json(export.metadata_path(keras_path), meta)
     if accuracy is not None:
         print(f"Validation accuracy after {args.epochs} epochs: {accuracy:.4f}")
     return model, {"model": keras_path, "metadata": export.metadata_path(keras_path),
@@ -136,6 +145,12 @@ def run_train(args, genotype, data=None, name=None):
 
 
 def run(args):
+    group = multihost.settings(args.coordinator, args.num_processes, args.process_id)
+    utils.prepare_backend()
+    if group is not None:
+        multihost.initialize(args.coordinator, args.num_processes, args.process_id)
+        print(f"Process {multihost.process_index()} of {multihost.process_count()} "
+              f"(coordinator {group.coordinator or 'detected'})", flush=True)
     genotype = utils.load_genotype(args.genotype)
     _, summary = run_train(args, genotype, name=args.genotype)
     utils.print_artefacts(summary)

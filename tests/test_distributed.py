@@ -3,7 +3,7 @@
 The chief (KERASTUNER_TUNER_ID=chief) serves the oracle over gRPC and runs the controller; the
 workers run the trials (`tests/_oracle_toy.py`, sleep-based toy trials). Each is a separate
 process; the tests coordinate with them through files in `tmp_path`, and every wait is
-bounded, so nothing can hang CI. See `docs/distributed-search.md`.
+bounded, so nothing can hang CI. See `docs/distributed.md`.
 
 The machinery under test (KerasTuner's gRPC service, the oracles' leases and bookkeeping in
 `tuners.state_files`) does not depend on the Keras backend, and the controller itself is

@@ -142,7 +142,7 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
             its own id; its result counts once. Must exceed the longest trial (workers
             report at the start and end of a trial, and on each `update_trial`). Defaults
             to 3600 (KerasTuner's own RPC timeout); `None` keeps KerasTuner's behaviour
-            (see `docs/distributed-search.md`).
+            (see `docs/distributed.md`).
         max_collisions: int >= 0. A draw of values already tried is drawn again, up to
             `max_collisions + 1` draws, before the space counts as exhausted. Defaults to
             20, as KerasTuner's own oracles.

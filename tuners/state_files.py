@@ -27,7 +27,7 @@ Files written before checksums existed (no sidecars) still load, unchecked.
 The mixin also keeps the bookkeeping that KerasTuner keeps privately, so that the oracles
 use only KerasTuner's public API: the hash of each trial's values (`values_hashes`, saved
 in the state; the duplicate check) and `max_collisions`. And it makes a distributed search
-(KerasTuner's chief and workers, see `docs/distributed-search.md`) survive its processes:
+(KerasTuner's chief and workers, see `docs/distributed.md`) survive its processes:
 
 - Trial leases. A trial whose worker has not reported (`create_trial`, `update_trial`,
   `end_trial`) for `trial_lease` seconds is handed, under its own id and with its own

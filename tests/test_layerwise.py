@@ -218,3 +218,25 @@ def test_layerwise_search_ends_with_completed_trials_and_a_buildable_best(tmp_pa
     assert str(best[0]) in out and str(best[1]) in out
     model = build_layerwise_cnn(best[0], input_shape=(8, 8, 3), classes=3)
     assert model.output_shape == (None, 3)
+
+
+def test_cli_trains_a_layerwise_genotype(tmp_path, capsys):
+    g = LayerwiseGenotype([Layer(3, 3, 8), Layer(1, 3, 8, inputs=[0])])
+    best = tmp_path / "best_genotype.json"  # as a layer-wise search writes it
+    best.write_text(json.dumps(g.to_dict()))
+    out_dir = tmp_path / "run"
+    argv = ["train", str(best), "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16",
+            "--verbose", "0", "--output-dir", str(out_dir)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "layer-wise CNN of 2 layers, cifar recipe" in out
+    assert json.loads((out_dir / "genotype.json").read_text()) == g.to_dict()
+    meta = json.loads((out_dir / "model.keras.json").read_text())
+    assert LayerwiseGenotype.from_dict(meta["layerwise_genotype"]) == g
+    model = keras.saving.load_model(out_dir / "model.keras")
+    assert [layer.kernel_size for layer in model.layers
+            if isinstance(layer, keras.layers.Conv2D)] == [(3, 3), (1, 3)]
+    # Run again: the finished run is resumed (the genotype check passes), not retrained.
+    assert main(argv) == 0
+    history = json.loads((out_dir / "history.json").read_text())
+    assert len(history["loss"]) == 1

@@ -16,8 +16,8 @@ def register(subparsers):
         description="Train a genotype (JSON file or nasnet_a) with a preset's layout and recipe "
         "(auxiliary head, drop path, label smoothing, cosine or exponential decay); resumable; "
         "writes model.keras and its metadata.")
-    p.add_argument("genotype", help="a genotype JSON file (e.g. a search's best_genotype.json) "
-                   "or a name: nasnet_a")
+    p.add_argument("genotype", help="a genotype JSON file of NASNet cells or of a layer-wise "
+                   "CNN (e.g. a search's best_genotype.json) or a name: nasnet_a")
     add_train_args(p)
     cli_args.add_data_args(p, batch_size=32)
     p.add_argument("--output-dir", default=os.path.join(utils.DEFAULT_RUNS, "train"))
@@ -87,7 +87,12 @@ def run_train(args, genotype, data=None, name=None):
     afresh with `args.overwrite`); writes `model.keras` and its metadata there. Returns
     `(model, summary dict)`."""
     from nasnet_tf import export
+    from nasnet_tf.layerwise import LayerwiseGenotype
     from nasnet_tf.training import TrainConfig, train
+
+    # A 2016 layer-wise genotype trains as its plain CNN with the preset's recipe; the NASNet
+    # layout flags (N, P, aux head, drop path) do not apply to it.
+    layerwise = isinstance(genotype, LayerwiseGenotype)
 
     out = os.path.abspath(args.output_dir)
     utils.check_writable(out)
@@ -120,9 +125,12 @@ def run_train(args, genotype, data=None, name=None):
         print(f"Discarded the earlier training run in {out} (--overwrite)", flush=True)
     # The other processes look for checkpoints only once process 0 has discarded them.
     multihost.barrier("nasnet_tf.cli.train.discarded")
-    print(f"Training {name or 'the genotype'} ({args.preset} layout, N={args.num_cells}, "
-          f"P={args.penultimate_filters}) on {data.name} {tuple(data.image_shape)} for "
-          f"{args.epochs} epochs in {out}", flush=True)
+    if layerwise:
+        layout = f"layer-wise CNN of {len(genotype.layers)} layers, {args.preset} recipe"
+    else:
+        layout = f"{args.preset} layout, N={args.num_cells}, P={args.penultimate_filters}"
+    print(f"Training {name or 'the genotype'} ({layout}) on {data.name} "
+          f"{tuple(data.image_shape)} for {args.epochs} epochs in {out}", flush=True)
     if chief:
         os.makedirs(out, exist_ok=True)
         write_json(genotype_path, genotype.to_dict())
@@ -132,7 +140,8 @@ def run_train(args, genotype, data=None, name=None):
     meta = export.model_metadata(
         model, preset=args.preset, class_names=list(data.class_names),
         extra={"dataset": args.dataset, "augment": data.augment,
-               "training": {"epochs": args.epochs, "val_accuracy": accuracy}},
+               "training": {"epochs": args.epochs, "val_accuracy": accuracy},
+               **({"layerwise_genotype": genotype.to_dict()} if layerwise else {})},
     )
     meta["format"] = "keras"
     keras_path = os.path.join(out, "model.keras")

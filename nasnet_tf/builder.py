@@ -29,6 +29,7 @@ def build_nasnet(
     weights=None,
     seed=None,
     batch_norm_momentum=0.9997,
+    sync_batch_norm=False,
     name=None,
 ):
     """Builds a NASNet: `preset` gives the layout, every other argument overrides it.
@@ -43,19 +44,28 @@ def build_nasnet(
         stem_multiplier: scales the stem conv's filters.
         skip_reduction: the cell after a reduction reads the output from before it.
         auxiliary_head: the training-only auxiliary classifier at 2/3 depth.
-        drop_path_keep_prob: ScheduledDropPath keep probability (1.0 = off).
+        drop_path_keep_prob: ScheduledDropPath keep probability (1.0 = off). The drop-path
+            progress starts at 0.0 (nothing dropped): `nasnet_tf.training.train` adds
+            `nasnet_tf.DropPathScheduler`, which ramps it to 1 over the run; for a plain
+            `model.fit`, pass `callbacks=[nasnet_tf.DropPathScheduler(total_steps)]`.
         dense_dropout_keep_prob: keep probability of the dropout before the classifier.
         input_shape: `(height, width, channels)`; any size the layout allows.
         classes: number of classes.
         include_top: whether to end with the classifier.
         pooling: without the top, `None`, `"avg"` or `"max"`.
         classifier_activation: `"softmax"`, or `None` for logits.
-        weights: `None`, a weights file saved from a nasnet_tf model (`*.weights.h5`), or a
-            Keras applications NASNet weight file in Keras' legacy `.h5` format (as
-            `keras.applications.NASNetMobile` downloads it), read from local disk.
+        weights: `None`, or a local weights file: one saved from a nasnet_tf model
+            (`*.weights.h5`); a Keras applications NASNet file in Keras' legacy `.h5` format
+            (as `keras.applications.NASNetMobile` downloads it); or a Keras 3 `.weights.h5`
+            file saved from `keras.applications.NASNetMobile` / `NASNetLarge` (for the
+            `"mobile"` / `"large"` layouts). Keras' files go through
+            `nasnet_tf.load_keras_application_weights`.
         seed: seed of the drop-path and dropout noise.
         batch_norm_momentum: momentum of every batch normalization (slim's 0.9997; use a
             lower one, e.g. 0.9, for runs of a few hundred steps such as search children).
+        sync_batch_norm: synchronize every batch normalization across the replicas of a
+            `tf.distribute` strategy (`nasnet_tf.training.train` sets it when it trains on
+            several replicas).
         name: the model's name (default `nasnet_<preset>`).
 
     Returns:
@@ -63,7 +73,8 @@ def build_nasnet(
 
     Example:
 
-    >>> model = build_nasnet(preset="cifar", num_cells=1, penultimate_filters=96)
+    >>> model = build_nasnet(preset="cifar", num_cells=1, penultimate_filters=96,
+    ...                      auxiliary_head=False)
     >>> model.output_shape
     (None, 10)
     """
@@ -90,6 +101,7 @@ def build_nasnet(
         classifier_activation=classifier_activation,
         seed=seed,
         batch_norm_momentum=batch_norm_momentum,
+        sync_batch_norm=sync_batch_norm,
         name=name or f"nasnet_{preset}",
         **config,
     )
@@ -121,7 +133,17 @@ def _as_genotype(genotype):
 
 def load_weights(model, path):
     """Loads local weights into `model`: a nasnet_tf `*.weights.h5` file, or a Keras
-    applications NASNet file in Keras' legacy `.h5` format (converted by layer name)."""
+    applications NASNet file (Keras' legacy `.h5` format, or a Keras 3 `.weights.h5` file of
+    `NASNetMobile` / `NASNetLarge`), converted by `nasnet_tf.load_keras_application_weights`.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> model = build_nasnet(preset="cifar", num_cells=1, penultimate_filters=48)
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.weights.h5")
+    >>> model.save_weights(path)
+    >>> load_weights(model, path)
+    """
     from nasnet_tf import keras_weights
 
     path = os.fspath(path)
@@ -130,7 +152,7 @@ def load_weights(model, path):
             "`weights` must be None or the path of a local weights file. "
             f"No such file: {path!r}"
         )
-    if keras_weights.is_legacy_h5(path):
+    if keras_weights.is_legacy_h5(path) or keras_weights.is_keras_application_weights(path):
         keras_weights.load_keras_application_weights(model, path)
     else:
         model.load_weights(path)

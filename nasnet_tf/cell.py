@@ -5,8 +5,52 @@ import math
 import keras
 from keras import layers, ops
 
+from nasnet_tf import validators
 from nasnet_tf.genotype import CellGenotype
-from nasnet_tf.ops import BN_MOMENTUM, FactorizedReduction, ReLUConvBN, check_momentum, get_op
+from nasnet_tf.ops import BN_MOMENTUM, FactorizedReduction, ReLUConvBN, get_op
+
+_PROGRESS_KEY = "drop_path_progress"
+
+
+class DropPathProgress(keras.random.SeedGenerator):
+    """ScheduledDropPath's training progress: a float32 scalar variable, `state`, in [0, 1].
+
+    Keras tracks a `keras.random.SeedGenerator` set as a layer attribute as *state*, not as
+    a *weight*: its `state` variable is in the layer's `variables` and
+    `non_trainable_variables` (so a jitted JAX train step takes it as an input and a new value
+    needs no retrace), but not in `weights`, `count_params()` or `get_weights()`. This holds
+    the progress that way, so a NASNet with drop path has the published parameter count.
+    It draws no seeds. `NASNetCell` saves and loads it with its own variables (`.keras` and
+    `.weights.h5` files).
+
+    Args:
+        value: the initial progress (0.0: no drop until a scheduler raises it).
+        name: the progress variable's name.
+
+    Example:
+
+    >>> progress = DropPathProgress(0.25)
+    >>> float(keras.ops.convert_to_numpy(progress.state))
+    0.25
+    """
+
+    def __init__(self, value=0.0, name=_PROGRESS_KEY):
+        # Not `super().__init__`: that would make an integer seed variable; this holds a float.
+        self.name = name
+        self._initial_seed = None
+        self._initial_value = float(value)
+        self.state = keras.Variable(
+            self._initial_value, shape=(), dtype="float32", trainable=False, name=name
+        )
+
+    def next(self, ordered=True):
+        raise ValueError(
+            "`DropPathProgress` holds ScheduledDropPath's progress and draws no seeds: pass "
+            "the cell's `seed_generator` to random ops instead."
+        )
+
+    def get_config(self):
+        return {"value": self._initial_value, "name": self.name}
 
 
 @keras.saving.register_keras_serializable(package="nasnet_tf")
@@ -24,19 +68,27 @@ class NASNetCell(layers.Layer):
 
     ScheduledDropPath: in training, each op output except identity is dropped per example with
     probability `progress * (cell_index + 1) / total_cells * (1 - drop_path_keep_prob)`, where
-    `progress` in [0, 1] is the non-trainable weight `drop_path_progress` (1.0 until a callback
-    such as `nasnet_tf.DropPathScheduler` sets it). Off at inference.
+    `progress` in [0, 1] is the variable `drop_path_progress`. Off at inference. The progress
+    is **0.0 (nothing dropped) until something raises it**: `nasnet_tf.training.train` adds
+    `nasnet_tf.DropPathScheduler`, which ramps it from 0 to 1 over the run; for a plain
+    `model.fit`, pass `callbacks=[nasnet_tf.DropPathScheduler(total_steps)]`, or call
+    `nasnet_tf.set_drop_path_progress(model, p)`. The progress is layer state, not a weight
+    (see `DropPathProgress`): it is outside `count_params()` and `get_weights()`, in
+    `variables`, and saved in `.keras` and `.weights.h5` files.
 
     Args:
         genotype: a `CellGenotype` (or its list of blocks).
         filters: the cell's filters F (even where a factorized reduction is needed).
         reduction: whether this is a Reduction cell.
         drop_path_keep_prob: keep probability of the last cell, in (0, 1]; 1.0 disables
-            drop path (and adds no weight).
+            drop path (and adds no progress variable).
         cell_index: this cell's 0-based position in the network (for drop path scaling).
         total_cells: the number of cells in the network.
         seed: seed of the drop-path noise.
         bn_momentum: momentum of the cell's batch normalizations.
+        sync_batch_norm: whether the batch normalizations are synchronized across the
+            replicas of a `tf.distribute` strategy (`BatchNormalization(synchronized=True)`;
+            TensorFlow only, ignored under JAX).
 
     Call arguments:
         inputs: `h_i`, or the list `[h_i, h_{i-1}]`. With `h_i` alone, state 1 is `h_i` itself
@@ -48,7 +100,7 @@ class NASNetCell(layers.Layer):
     >>> from nasnet_tf import NASNET_A
     >>> cell = NASNetCell(NASNET_A.normal, filters=8)
     >>> x = keras.ops.ones((2, 16, 16, 8))
-    >>> cell([x, x]).shape
+    >>> tuple(cell([x, x]).shape)
     (2, 16, 16, 48)
     """
 
@@ -62,19 +114,18 @@ class NASNetCell(layers.Layer):
         total_cells=1,
         seed=None,
         bn_momentum=BN_MOMENTUM,
+        sync_batch_norm=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         genotype = CellGenotype.from_value(genotype)
-        check_momentum(bn_momentum)
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-            raise ValueError(f"`filters` must be a positive integer. Received: filters={filters}")
-        if not 0.0 < drop_path_keep_prob <= 1.0:
-            raise ValueError(
-                "`drop_path_keep_prob` must be in (0, 1]. "
-                f"Received: drop_path_keep_prob={drop_path_keep_prob}"
-            )
-        if not 0 <= cell_index < total_cells:
+        bn_momentum = validators.momentum(bn_momentum)
+        filters = validators.positive_int(filters, "filters")
+        drop_path_keep_prob = validators.probability(drop_path_keep_prob, "drop_path_keep_prob")
+        total_cells = validators.positive_int(total_cells, "total_cells")
+        if isinstance(cell_index, bool) or not isinstance(cell_index, int) or not (
+            0 <= cell_index < total_cells
+        ):
             raise ValueError(
                 "`cell_index` must be in [0, total_cells). "
                 f"Received: cell_index={cell_index}, total_cells={total_cells}"
@@ -87,9 +138,20 @@ class NASNetCell(layers.Layer):
         self.total_cells = total_cells
         self.seed = seed
         self.bn_momentum = float(bn_momentum)
+        self.sync_batch_norm = bool(sync_batch_norm)
         self.seed_generator = (
             keras.random.SeedGenerator(seed) if self.drop_path_keep_prob < 1.0 else None
         )
+        self._progress = None
+
+    @property
+    def drop_path_progress(self):
+        """The ScheduledDropPath progress variable (a float32 scalar in [0, 1], 0.0 when
+        built), or `None` without drop path or before the cell is built."""
+        return None if self._progress is None else self._progress.state
+
+    def _norm(self):
+        return {"bn_momentum": self.bn_momentum, "sync_batch_norm": self.sync_batch_norm}
 
     # -- shapes ------------------------------------------------------------------------------
     @staticmethod
@@ -112,7 +174,7 @@ class NASNetCell(layers.Layer):
         ip_shape, p_shape = self._split_shapes(input_shape)
         f = self.filters
         spatial = ip_shape[1:3]
-        self.base = ReLUConvBN(f, 1, bn_momentum=self.bn_momentum, name="base")
+        self.base = ReLUConvBN(f, 1, name="base", **self._norm())
         self.base.build(ip_shape)
         self.adjust = None
         p_out = ip_shape if p_shape is None else p_shape
@@ -127,11 +189,9 @@ class NASNetCell(layers.Layer):
                     "The previous input's spatial size must equal the current input's, or be "
                     f"twice it. Received: h_i {ip_shape}, h_(i-1) {p_shape}"
                 )
-            self.adjust = FactorizedReduction(
-                f, bn_momentum=self.bn_momentum, name="adjust_reduction"
-            )
+            self.adjust = FactorizedReduction(f, name="adjust_reduction", **self._norm())
         elif p_shape[-1] != f:
-            self.adjust = ReLUConvBN(f, 1, bn_momentum=self.bn_momentum, name="adjust_projection")
+            self.adjust = ReLUConvBN(f, 1, name="adjust_projection", **self._norm())
         if self.adjust is not None:
             self.adjust.build(p_shape)
             p_out = self.adjust.compute_output_shape(p_shape)
@@ -146,9 +206,7 @@ class NASNetCell(layers.Layer):
                 ("right", block.op_b, block.input_b),
             ):
                 strides = 2 if self.reduction and index < 2 else 1
-                op = get_op(
-                    name, f, strides, f"block_{k + 1}_{side}", bn_momentum=self.bn_momentum
-                )
+                op = get_op(name, f, strides, f"block_{k + 1}_{side}", **self._norm())
                 op.build(states[index])
                 pair.append(op)
             self.block_ops.append(pair)
@@ -163,25 +221,39 @@ class NASNetCell(layers.Layer):
             if i >= 2:
                 continue
             if tuple(states[i][1:3]) != tuple(final_spatial):
-                layer = FactorizedReduction(
-                    f, bn_momentum=self.bn_momentum, name=f"output_reduction_{i}"
-                )
+                layer = FactorizedReduction(f, name=f"output_reduction_{i}", **self._norm())
             elif states[i][-1] != f:
-                layer = ReLUConvBN(
-                    f, 1, bn_momentum=self.bn_momentum, name=f"output_projection_{i}"
-                )
+                layer = ReLUConvBN(f, 1, name=f"output_projection_{i}", **self._norm())
             else:
                 continue
             layer.build(states[i])
             self.output_adjust[str(i)] = layer
         self.concat = layers.Concatenate(name="concat")
         if self.seed_generator is not None:
-            self.drop_path_progress = self.add_weight(
-                shape=(),
-                initializer=keras.initializers.Constant(1.0),
-                trainable=False,
-                name="drop_path_progress",
+            self._progress = DropPathProgress(0.0)
+
+    # -- saving: the progress is state, not a weight, so it is saved here --------------------
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        if self._progress is not None:
+            store[_PROGRESS_KEY] = self._progress.state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        value = None
+        if _PROGRESS_KEY in keys:
+            value = store[_PROGRESS_KEY]
+            keys.remove(_PROGRESS_KEY)
+        elif self._progress is not None and keys == ["0"]:
+            value = store["0"]  # a file from before: the progress was the cell's one weight
+            keys = []
+        if keys:
+            raise ValueError(
+                f"Layer '{self.name}' holds no variables of its own but its sublayers', yet "
+                f"the file lists {len(keys)} for it: {keys}. Was it saved from another layout?"
             )
+        if value is not None and self._progress is not None:
+            self._progress.state.assign(value)
 
     def compute_output_shape(self, input_shape):
         ip_shape, _ = self._split_shapes(input_shape)
@@ -249,6 +321,7 @@ class NASNetCell(layers.Layer):
                 "total_cells": self.total_cells,
                 "seed": self.seed,
                 "bn_momentum": self.bn_momentum,
+                "sync_batch_norm": self.sync_batch_norm,
             }
         )
         return config
@@ -281,6 +354,8 @@ def drop_path_cells(model):
 def set_drop_path_progress(model, progress):
     """Sets the ScheduledDropPath training progress (0 = no drop, 1 = full) of every cell.
 
+    A new model's progress is 0.0; `nasnet_tf.DropPathScheduler` calls this at each batch.
+
     Example:
 
     >>> from nasnet_tf import build_nasnet
@@ -290,4 +365,5 @@ def set_drop_path_progress(model, progress):
     if not 0.0 <= float(progress) <= 1.0:
         raise ValueError(f"`progress` must be in [0, 1]. Received: progress={progress}")
     for layer in drop_path_cells(model):
-        layer.drop_path_progress.assign(float(progress))
+        if layer.drop_path_progress is not None:
+            layer.drop_path_progress.assign(float(progress))

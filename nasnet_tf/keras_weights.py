@@ -4,9 +4,17 @@ Keras' NASNet is NASNet-A with the ImageNet stem, written cell by cell with its 
 Our model runs the same graph from the genotype, so every Keras layer that has weights maps to one
 of ours by name; this module holds that mapping (Keras' quirks included: the fifth left op of its
 reduction cell is named `reduction_left4_*`).
+
+Keras' weights come as a `keras.applications` model, a Keras legacy `.h5` file (Keras' ImageNet
+downloads) or a Keras 3 `.weights.h5` file saved from `NASNetMobile` / `NASNetLarge`. A Keras 3
+file names its layers by class and position (`separable_conv2d_12`), not by layer name, so it is
+read through the Keras model of the same layout, which this module builds (without weights).
 """
 
+import os
+
 import h5py
+import keras
 
 from nasnet_tf.cell import NASNetCell
 from nasnet_tf.genotype import NASNET_A
@@ -21,6 +29,61 @@ def is_legacy_h5(path):
             return "layer_names" in group.attrs
     except OSError:
         return False
+
+
+def is_keras_application_weights(path):
+    """Whether `path` is a Keras 3 `.weights.h5` file of a `keras.applications` NASNet.
+
+    Keras 3 files list a functional model's layers under `layers/`, keyed by class: Keras'
+    NASNet has `SeparableConv2D` layers at its top level, a nasnet_tf model only inside cells.
+    """
+    try:
+        with h5py.File(path, "r") as f:
+            group = f.get("layers")
+            return isinstance(group, h5py.Group) and "separable_conv2d" in group
+    except OSError:
+        return False
+
+
+# The `keras.applications` NASNets and their layouts (Keras' `stem_block_filters` = 32 x m).
+_APPLICATIONS = {
+    "NASNetMobile": dict(num_cells=4, penultimate_filters=1056, stem_multiplier=1,
+                         skip_reduction=False, filter_multiplier=2),
+    "NASNetLarge": dict(num_cells=6, penultimate_filters=4032, stem_multiplier=3,
+                        skip_reduction=True, filter_multiplier=2),
+}
+
+
+def _keras_application_from_file(model, path):
+    """The `keras.applications` NASNet of `model`'s layout with the Keras 3 file's weights."""
+    layout = {key: getattr(model, key) for key in _APPLICATIONS["NASNetMobile"]}
+    names = [name for name, spec in _APPLICATIONS.items() if spec == layout]
+    if not names:
+        raise ValueError(
+            f"{path!r} is a Keras 3 weights file of a `keras.applications` NASNet, which loads "
+            "into the NASNetMobile or NASNetLarge layout only (`build_nasnet(preset='mobile')` "
+            "or `preset='large'`). For another layout, load it into the Keras model it was "
+            "saved from and copy that: `keras_model.load_weights(path)`, then "
+            "`nasnet_tf.load_keras_application_weights(model, keras_model)`. "
+            f"Received a model with {layout}"
+        )
+    application = getattr(keras.applications, names[0])
+    theirs = application(
+        input_shape=model.image_shape,
+        include_top=model.include_top,
+        weights=None,
+        classes=model.classes if model.include_top else 1000,
+    )
+    try:
+        theirs.load_weights(path)
+    except ValueError as error:
+        raise ValueError(
+            f"{path!r} does not load into `keras.applications.{names[0]}` with this model's "
+            f"`input_shape`, `include_top` and `classes`. Load it into the Keras model it was "
+            "saved from, then call `nasnet_tf.load_keras_application_weights(model, "
+            f"keras_model)`. Keras said: {str(error).splitlines()[0]}"
+        ) from None
+    return theirs
 
 
 def _read_legacy_h5(path):
@@ -79,8 +142,11 @@ def load_keras_application_weights(model, source):
     Args:
         model: a nasnet_tf `NASNet` with the `NASNET_A` genotype and the ImageNet stem, in the
             same layout as the source (e.g. `build_nasnet(preset="mobile")`).
-        source: a `keras.applications` NASNet model, or the path of a Keras legacy `.h5`
-            weights file such as Keras' `NASNet-mobile.h5`.
+        source: a `keras.applications` NASNet model; the path of a Keras legacy `.h5`
+            weights file such as Keras' `NASNet-mobile.h5`; or the path of a Keras 3
+            `.weights.h5` file saved from `keras.applications.NASNetMobile` or `NASNetLarge`
+            (for the NASNetMobile / NASNetLarge layouts: it is read through that Keras model,
+            built here).
 
     Example:
 
@@ -95,8 +161,19 @@ def load_keras_application_weights(model, source):
             "Keras' NASNet weights fit only the NASNET_A genotype with the 'imagenet' stem. "
             f"Received: genotype={model.genotype}, stem={model.stem!r}"
         )
-    if isinstance(source, str):
-        weights = _read_legacy_h5(source)
+    if isinstance(source, (str, os.PathLike)):
+        source = os.fspath(source)
+        if is_legacy_h5(source):
+            weights = _read_legacy_h5(source)
+        elif is_keras_application_weights(source):
+            theirs = _keras_application_from_file(model, source)
+            weights = {layer.name: layer.get_weights() for layer in theirs.layers}
+        else:
+            raise ValueError(
+                "`source` must be a keras.applications NASNet, or the path of its weights in "
+                "Keras' legacy `.h5` format or a Keras 3 `.weights.h5` file. "
+                f"Received: source={source!r}"
+            )
     else:
         weights = {layer.name: layer.get_weights() for layer in source.layers}
     missing, wrong, mapped = [], [], set()
@@ -110,13 +187,14 @@ def load_keras_application_weights(model, source):
             wrong.append(keras_name)
             continue
         ours.set_weights(values)
-    # Keras' NASNet has no auxiliary head and no drop path: those keep their own values.
+    # Keras' NASNet has no auxiliary head: it keeps its own values. (Drop-path progress is
+    # state, not a weight.)
     unmapped = [
         w.path
         for layer in model.layers
         if not layer.name.startswith("aux_")
         for w in layer.weights
-        if id(w) not in mapped and "drop_path_progress" not in w.path
+        if id(w) not in mapped
     ]
     if missing or wrong or unmapped:
         raise ValueError(

@@ -3,26 +3,13 @@
 import keras
 from keras import layers, ops
 
+from nasnet_tf import validators
 from nasnet_tf.cell import NASNetCell
 from nasnet_tf.genotype import NASNET_A, Genotype
-from nasnet_tf.ops import BN_EPSILON, BN_MOMENTUM, check_momentum
+from nasnet_tf.ops import BN_MOMENTUM, batch_norm
 
 STEMS = ("imagenet", "cifar")
 POOLINGS = (None, "avg", "max")
-
-
-def _positive_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
-
-
-def _probability(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
-        raise ValueError(f"`{name}` must be in (0, 1]. Received: {name}={value!r}")
-
-
-def _bn(name, momentum):
-    return layers.BatchNormalization(momentum=momentum, epsilon=BN_EPSILON, name=name)
 
 
 @keras.saving.register_keras_serializable(package="nasnet_tf")
@@ -47,7 +34,12 @@ class NASNet(keras.Model):
             returns `[predictions, aux_predictions]` and adds `aux_loss_weight` times the
             compiled loss on the auxiliary output; at inference it returns `predictions` only.
         aux_loss_weight: weight of the auxiliary loss.
-        drop_path_keep_prob: ScheduledDropPath keep probability of the last cell.
+        drop_path_keep_prob: ScheduledDropPath keep probability of the last cell (1.0: off).
+            Each cell's drop-path progress starts at 0.0 (nothing dropped): `nasnet_tf.training
+            .train` adds `nasnet_tf.DropPathScheduler`, which ramps it to 1 over the run; for a
+            plain `model.fit`, pass `callbacks=[nasnet_tf.DropPathScheduler(total_steps)]`.
+            The progress is state, not a weight: `count_params()` is the same with drop path
+            on or off.
         dense_dropout_keep_prob: keep probability of the dropout before the classifier.
         input_shape: `(height, width, channels)`.
         classes: number of classes (with `include_top`).
@@ -57,6 +49,9 @@ class NASNet(keras.Model):
         seed: seed of the drop-path noise.
         batch_norm_momentum: momentum of every batch normalization (slim's 0.9997 by default;
             runs of a few hundred steps, such as search children, need a lower one).
+        sync_batch_norm: whether every batch normalization is synchronized across the
+            replicas of a `tf.distribute` strategy (`BatchNormalization(synchronized=True)`;
+            no effect on one device or under JAX).
 
     Example:
 
@@ -85,6 +80,7 @@ class NASNet(keras.Model):
         classifier_activation="softmax",
         seed=None,
         batch_norm_momentum=BN_MOMENTUM,
+        sync_batch_norm=False,
         name="nasnet",
         **kwargs,
     ):
@@ -96,9 +92,9 @@ class NASNet(keras.Model):
                 "`genotype` must be a nasnet_tf.Genotype or its dict. "
                 f"Received: genotype={genotype!r}"
             )
-        _positive_int(num_cells, "num_cells")
-        _positive_int(filter_multiplier, "filter_multiplier")
-        _positive_int(penultimate_filters, "penultimate_filters")
+        validators.positive_int(num_cells, "num_cells")
+        validators.positive_int(filter_multiplier, "filter_multiplier")
+        validators.positive_int(penultimate_filters, "penultimate_filters")
         if stem not in STEMS:
             raise ValueError(f"`stem` must be one of {list(STEMS)}. Received: stem={stem!r}")
         divisor = 24 * (filter_multiplier**2 if stem == "imagenet" else 1)
@@ -109,25 +105,11 @@ class NASNet(keras.Model):
                    stem == "imagenet" else "")
                 + f"). Received: penultimate_filters={penultimate_filters}"
             )
-        if isinstance(stem_multiplier, bool) or not isinstance(stem_multiplier, (int, float)) \
-                or stem_multiplier <= 0:
-            raise ValueError(
-                f"`stem_multiplier` must be > 0. Received: stem_multiplier={stem_multiplier!r}"
-            )
-        _probability(drop_path_keep_prob, "drop_path_keep_prob")
-        check_momentum(batch_norm_momentum, "batch_norm_momentum")
-        _probability(dense_dropout_keep_prob, "dense_dropout_keep_prob")
-        input_shape = tuple(input_shape) if isinstance(input_shape, (list, tuple)) else input_shape
-        if (
-            not isinstance(input_shape, tuple)
-            or len(input_shape) != 3
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
-                       for d in input_shape)
-        ):
-            raise ValueError(
-                "`input_shape` must be (height, width, channels) of positive integers. "
-                f"Received: input_shape={input_shape!r}"
-            )
+        validators.positive_float(stem_multiplier, "stem_multiplier")
+        validators.probability(drop_path_keep_prob, "drop_path_keep_prob")
+        validators.momentum(batch_norm_momentum, "batch_norm_momentum")
+        validators.probability(dense_dropout_keep_prob, "dense_dropout_keep_prob")
+        input_shape = validators.input_shape(input_shape)
         min_size = 3 if stem == "imagenet" else 1
         if min(input_shape[:2]) < min_size:
             raise ValueError(
@@ -135,7 +117,7 @@ class NASNet(keras.Model):
                 f"Received: input_shape={input_shape}"
             )
         if include_top:
-            _positive_int(classes, "classes")
+            validators.positive_int(classes, "classes")
         if pooling not in POOLINGS:
             raise ValueError(f"`pooling` must be one of {list(POOLINGS)}. Received: {pooling!r}")
         if auxiliary_head and not include_top:
@@ -162,6 +144,7 @@ class NASNet(keras.Model):
                 total_cells=total_cells,
                 seed=None if seed is None else seed + index,
                 bn_momentum=batch_norm_momentum,
+                sync_batch_norm=sync_batch_norm,
                 name=f"{kind}_cell_{block_id}",
             )
             return layer(x if p is None else [x, p]), x
@@ -172,12 +155,12 @@ class NASNet(keras.Model):
             x = layers.Conv2D(int(32 * stem_multiplier), 3, strides=2, padding="valid", **conv)(
                 inputs
             )
-            x = _bn("stem_bn1", batch_norm_momentum)(x)
+            x = batch_norm("stem_bn1", batch_norm_momentum, sync_batch_norm)(x)
             x, p = cell(x, None, filters // fm**2, True, "stem_1")
             x, p = cell(x, p, filters // fm, True, "stem_2")
         else:
             x = layers.Conv2D(int(filters * stem_multiplier), 3, padding="same", **conv)(inputs)
-            x = _bn("stem_bn1", batch_norm_momentum)(x)
+            x = batch_norm("stem_bn1", batch_norm_momentum, sync_batch_norm)(x)
             p = None
         aux_input = None
         for stage in range(3):
@@ -202,7 +185,8 @@ class NASNet(keras.Model):
             if auxiliary_head:
                 outputs = [
                     outputs,
-                    _aux_head(aux_input, classes, classifier_activation, batch_norm_momentum),
+                    _aux_head(aux_input, classes, classifier_activation, batch_norm_momentum,
+                              sync_batch_norm),
                 ]
         elif pooling == "avg":
             outputs = layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -230,6 +214,7 @@ class NASNet(keras.Model):
         self.classifier_activation = classifier_activation
         self.seed = seed
         self.batch_norm_momentum = float(batch_norm_momentum)
+        self.sync_batch_norm = bool(sync_batch_norm)
 
     # -- the auxiliary head is a training-time output only ------------------------------------
     def call(self, inputs, training=None, mask=None):
@@ -289,6 +274,7 @@ class NASNet(keras.Model):
             "classifier_activation": self.classifier_activation,
             "seed": self.seed,
             "batch_norm_momentum": self.batch_norm_momentum,
+            "sync_batch_norm": self.sync_batch_norm,
         }
 
     @classmethod
@@ -296,17 +282,17 @@ class NASNet(keras.Model):
         return cls(**config)
 
 
-def _aux_head(x, classes, activation, momentum):
+def _aux_head(x, classes, activation, momentum, synchronized):
     """ReLU, 5x5/3 avg pool, 1x1 conv 128, BN, ReLU, conv 768 over the whole map, BN, ReLU, FC."""
     conv = dict(use_bias=False, kernel_initializer="he_normal")
     x = layers.ReLU(name="aux_relu_1")(x)
     pool = (min(5, x.shape[1]), min(5, x.shape[2]))
     x = layers.AveragePooling2D(pool, strides=3, padding="valid", name="aux_pool")(x)
     x = layers.Conv2D(128, 1, name="aux_conv_1", **conv)(x)
-    x = _bn("aux_bn_1", momentum)(x)
+    x = batch_norm("aux_bn_1", momentum, synchronized)(x)
     x = layers.ReLU(name="aux_relu_2")(x)
     x = layers.Conv2D(768, tuple(x.shape[1:3]), padding="valid", name="aux_conv_2", **conv)(x)
-    x = _bn("aux_bn_2", momentum)(x)
+    x = batch_norm("aux_bn_2", momentum, synchronized)(x)
     x = layers.ReLU(name="aux_relu_3")(x)
     x = layers.Flatten(name="aux_flatten")(x)
     return layers.Dense(classes, activation=activation, dtype="float32", name="aux_predictions")(

@@ -11,7 +11,10 @@ Every op maps a hidden state to `filters` channels at `ceil(size / strides)` res
 
 Batch norm uses slim's momentum 0.9997 (settable: `bn_momentum`; short runs such as search
 children need a lower one, or their moving statistics stay near their initial values) and
-epsilon 1e-3.
+epsilon 1e-3. `sync_batch_norm=True` makes every batch norm synchronized under TensorFlow
+(`keras.layers.BatchNormalization(synchronized=True)`: statistics over all replicas of a
+`tf.distribute` strategy). Under JAX it changes nothing: Keras refuses `synchronized=True` there,
+and a data-parallel JAX batch is one global (sharded) array whose statistics are global already.
 """
 
 import math
@@ -19,6 +22,7 @@ import math
 import keras
 from keras import layers
 
+from nasnet_tf import validators
 from nasnet_tf.genotype import OP_NAMES  # noqa: F401  (the names of OPS, re-exported)
 
 BN_MOMENTUM = 0.9997
@@ -42,36 +46,45 @@ def _check_strides(strides):
 
 
 def _check_filters(filters, even=False):
-    if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-        raise ValueError(f"`filters` must be a positive integer. Received: filters={filters}")
+    validators.positive_int(filters, "filters")
     if even and filters % 2:
         raise ValueError(
             f"`filters` must be even for a factorized reduction. Received: filters={filters}"
         )
 
 
-def _bn(name, momentum=BN_MOMENTUM):
-    return layers.BatchNormalization(momentum=momentum, epsilon=BN_EPSILON, name=name)
+def batch_norm(name, momentum=BN_MOMENTUM, synchronized=False):
+    """The NASNet batch norm: `momentum`, epsilon 1e-3, synchronized across the replicas of a
+    `tf.distribute` strategy when `synchronized` (TensorFlow only; ignored under JAX).
 
+    Example:
 
-def check_momentum(momentum, name="bn_momentum"):
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not (
-        0.0 <= momentum < 1.0
-    ):
-        raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={momentum!r}")
+    >>> batch_norm("bn", 0.9).momentum
+    0.9
+    """
+    synchronized = bool(synchronized) and keras.backend.backend() == "tensorflow"
+    return layers.BatchNormalization(
+        momentum=momentum, epsilon=BN_EPSILON, synchronized=synchronized, name=name
+    )
+
 
 
 class _Op(layers.Layer):
     """Base of the ops: a chain of sublayers, built explicitly in `build`."""
 
-    def __init__(self, filters, strides=1, bn_momentum=BN_MOMENTUM, **kwargs):
+    def __init__(
+        self, filters, strides=1, bn_momentum=BN_MOMENTUM, sync_batch_norm=False, **kwargs
+    ):
         super().__init__(**kwargs)
         _check_filters(filters)
         _check_strides(strides)
-        check_momentum(bn_momentum)
         self.filters = filters
         self.strides = strides
-        self.bn_momentum = float(bn_momentum)
+        self.bn_momentum = validators.momentum(bn_momentum)
+        self.sync_batch_norm = bool(sync_batch_norm)
+
+    def _bn(self, name):
+        return batch_norm(name, self.bn_momentum, self.sync_batch_norm)
 
     def _chain(self, input_shape):
         """Returns the ordered sublayers for `input_shape`. Subclasses implement it."""
@@ -99,7 +112,12 @@ class _Op(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"filters": self.filters, "strides": self.strides, "bn_momentum": self.bn_momentum}
+            {
+                "filters": self.filters,
+                "strides": self.strides,
+                "bn_momentum": self.bn_momentum,
+                "sync_batch_norm": self.sync_batch_norm,
+            }
         )
         return config
 
@@ -118,7 +136,7 @@ class ReLUConvBN(_Op):
     Example:
 
     >>> op = ReLUConvBN(8, 3, strides=2)
-    >>> op(keras.ops.ones((1, 9, 9, 4))).shape
+    >>> tuple(op(keras.ops.ones((1, 9, 9, 4))).shape)
     (1, 5, 5, 8)
     """
 
@@ -145,7 +163,7 @@ class ReLUConvBN(_Op):
         ]
         if dilated and self.strides > 1:
             chain.append(layers.AveragePooling2D(1, strides=self.strides, name="subsample"))
-        chain.append(_bn("bn", self.bn_momentum))
+        chain.append(self._bn("bn"))
         return chain
 
     def get_config(self):
@@ -162,7 +180,7 @@ class FactorizedConv(_Op):
 
     Example:
 
-    >>> FactorizedConv(8, 7)(keras.ops.ones((1, 8, 8, 4))).shape
+    >>> tuple(FactorizedConv(8, 7)(keras.ops.ones((1, 8, 8, 4))).shape)
     (1, 8, 8, 8)
     """
 
@@ -177,7 +195,7 @@ class FactorizedConv(_Op):
             layers.ReLU(name="relu"),
             layers.Conv2D(self.filters, (1, k), strides=(1, s), name=f"conv_1x{k}", **conv),
             layers.Conv2D(self.filters, (k, 1), strides=(s, 1), name=f"conv_{k}x1", **conv),
-            _bn("bn", self.bn_momentum),
+            self._bn("bn"),
         ]
 
     def get_config(self):
@@ -195,7 +213,7 @@ class SeparableConvOp(_Op):
 
     Example:
 
-    >>> SeparableConvOp(8, 5, strides=2)(keras.ops.ones((1, 8, 8, 4))).shape
+    >>> tuple(SeparableConvOp(8, 5, strides=2)(keras.ops.ones((1, 8, 8, 4))).shape)
     (1, 4, 4, 8)
     """
 
@@ -211,12 +229,12 @@ class SeparableConvOp(_Op):
                 self.filters, k, strides=self.strides, padding="same", use_bias=False,
                 name="separable_conv_1",
             ),
-            _bn("separable_conv_1_bn", self.bn_momentum),
+            self._bn("separable_conv_1_bn"),
             layers.ReLU(name="relu_2"),
             layers.SeparableConv2D(
                 self.filters, k, padding="same", use_bias=False, name="separable_conv_2"
             ),
-            _bn("separable_conv_2_bn", self.bn_momentum),
+            self._bn("separable_conv_2_bn"),
         ]
 
     def get_config(self):
@@ -235,7 +253,7 @@ class FactorizedReduction(_Op):
 
     Example:
 
-    >>> FactorizedReduction(8)(keras.ops.ones((1, 8, 8, 4))).shape
+    >>> tuple(FactorizedReduction(8)(keras.ops.ones((1, 8, 8, 4))).shape)
     (1, 4, 4, 8)
     """
 
@@ -258,7 +276,7 @@ class FactorizedReduction(_Op):
         self.pool_2 = layers.AveragePooling2D(1, strides=2, padding="valid", name="avg_pool_2")
         self.conv_2 = layers.Conv2D(half, 1, name="conv_2", **conv)
         self.concat = layers.Concatenate(name="concat")
-        self.bn = _bn("bn", self.bn_momentum)
+        self.bn = self._bn("bn")
         shape = self.pool_1.compute_output_shape(input_shape)
         self.conv_1.build(shape)
         self.conv_2.build(shape)
@@ -271,11 +289,14 @@ class FactorizedReduction(_Op):
         return self.bn(self.concat([a, b]), training=training)
 
 
-def _projection(filters, input_shape, bn_momentum):
-    """A 1x1 ReLU-conv-BN when the input's channels differ from `filters`, else nothing."""
-    if input_shape[-1] == filters:
+def _projection(op, input_shape):
+    """A 1x1 ReLU-conv-BN when the input's channels differ from `op.filters`, else nothing."""
+    if input_shape[-1] == op.filters:
         return []
-    return [ReLUConvBN(filters, 1, bn_momentum=bn_momentum, name="projection")]
+    return [
+        ReLUConvBN(op.filters, 1, bn_momentum=op.bn_momentum,
+                   sync_batch_norm=op.sync_batch_norm, name="projection")
+    ]
 
 
 @keras.saving.register_keras_serializable(package="nasnet_tf")
@@ -285,7 +306,7 @@ class PoolOp(_Op):
 
     Example:
 
-    >>> PoolOp(4, "max", 3, strides=2)(keras.ops.ones((1, 8, 8, 4))).shape
+    >>> tuple(PoolOp(4, "max", 3, strides=2)(keras.ops.ones((1, 8, 8, 4))).shape)
     (1, 4, 4, 4)
     """
 
@@ -308,7 +329,7 @@ class PoolOp(_Op):
             chain.append(layers.ZeroPadding2D(pads, name="pad"))
             chain.append(pool_cls(self.pool_size, strides=self.strides, padding="valid",
                                   name="pool"))
-        return chain + _projection(self.filters, input_shape, self.bn_momentum)
+        return chain + _projection(self, input_shape)
 
     def get_config(self):
         config = super().get_config()
@@ -323,21 +344,23 @@ class IdentityOp(_Op):
 
     Example:
 
-    >>> IdentityOp(4)(keras.ops.ones((1, 8, 8, 4))).shape
+    >>> tuple(IdentityOp(4)(keras.ops.ones((1, 8, 8, 4))).shape)
     (1, 8, 8, 4)
     """
 
     def _chain(self, input_shape):
         if self.strides > 1:
             return [
-                FactorizedReduction(self.filters, bn_momentum=self.bn_momentum, name="reduction")
+                FactorizedReduction(self.filters, bn_momentum=self.bn_momentum,
+                                    sync_batch_norm=self.sync_batch_norm, name="reduction")
             ]
-        return _projection(self.filters, input_shape, self.bn_momentum)
+        return _projection(self, input_shape)
 
 
 def _factory(cls, **fixed):
-    def make(filters, strides=1, name=None, bn_momentum=BN_MOMENTUM):
-        return cls(filters, strides=strides, bn_momentum=bn_momentum, name=name, **fixed)
+    def make(filters, strides=1, name=None, bn_momentum=BN_MOMENTUM, sync_batch_norm=False):
+        return cls(filters, strides=strides, bn_momentum=bn_momentum,
+                   sync_batch_norm=sync_batch_norm, name=name, **fixed)
 
     make.op_class = cls
     make.fixed = fixed
@@ -359,12 +382,13 @@ OPS = {
     "sep_conv_5x5": _factory(SeparableConvOp, kernel_size=5),
     "sep_conv_7x7": _factory(SeparableConvOp, kernel_size=7),
 }
-"""The NASNet op registry: name -> `factory(filters, strides=1, name=None, bn_momentum=0.9997)`
-returning a layer."""
+"""The NASNet op registry: name -> `factory(filters, strides=1, name=None, bn_momentum=0.9997,
+sync_batch_norm=False)` returning a layer."""
 
 
 
-def get_op(name, filters, strides=1, layer_name=None, bn_momentum=BN_MOMENTUM):
+def get_op(name, filters, strides=1, layer_name=None, bn_momentum=BN_MOMENTUM,
+           sync_batch_norm=False):
     """Makes the op `name` from the registry.
 
     Example:
@@ -374,7 +398,8 @@ def get_op(name, filters, strides=1, layer_name=None, bn_momentum=BN_MOMENTUM):
     """
     if name not in OPS:
         raise ValueError(f"Unknown op {name!r}. Accepted ops: {sorted(OPS)}")
-    return OPS[name](filters, strides=strides, name=layer_name, bn_momentum=bn_momentum)
+    return OPS[name](filters, strides=strides, name=layer_name, bn_momentum=bn_momentum,
+                     sync_batch_norm=sync_batch_norm)
 
 
 __all__ = [
@@ -388,4 +413,5 @@ __all__ = [
     "PoolOp",
     "IdentityOp",
     "correct_pad",
+    "batch_norm",
 ]

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from nasnet_tf import validators
 from nasnet_tf.genotype import COMBINE_OPS, Genotype, check_names
 from nasnet_tf.ops import (
     BN_EPSILON,
@@ -30,7 +31,6 @@ from nasnet_tf.ops import (
     OPS,
     FactorizedReduction,
     ReLUConvBN,
-    check_momentum,
 )
 from nasnet_tf.supernet_plan import (
     CONV,
@@ -150,7 +150,7 @@ class SuperCell(layers.Layer):
         super().__init__(**kwargs)
         if isinstance(plan, CellPlan):
             plan = plan.get_config()
-        check_momentum(bn_momentum)
+        bn_momentum = validators.momentum(bn_momentum)
         self.plan_config = dict(plan)
         self.plan = CellPlan(**self.plan_config)
         self.bn_momentum = float(bn_momentum)
@@ -354,27 +354,15 @@ class SuperNet(keras.Model):
         )
         for value, label in ((num_blocks, "num_blocks"), (num_cells, "num_cells"),
                              (penultimate_filters, "penultimate_filters"), (classes, "classes")):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{label}` must be an integer >= 1. Received: {label}={value!r}")
+            validators.positive_int(value, label)
         if penultimate_filters % 48:
             raise ValueError(
                 "`penultimate_filters` must be a multiple of 48 (24 x F, with F even for the "
                 f"factorized reductions). Received: penultimate_filters={penultimate_filters}"
             )
-        if isinstance(stem_multiplier, bool) or not isinstance(stem_multiplier, (int, float)) \
-                or stem_multiplier <= 0:
-            raise ValueError(
-                f"`stem_multiplier` must be > 0. Received: stem_multiplier={stem_multiplier!r}"
-            )
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 3 or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape
-        ):
-            raise ValueError(
-                "`input_shape` must be (height, width, channels) of positive integers. "
-                f"Received: input_shape={input_shape!r}"
-            )
-        check_momentum(batch_norm_momentum, "batch_norm_momentum")
+        validators.positive_float(stem_multiplier, "stem_multiplier")
+        input_shape = validators.input_shape(input_shape)
+        validators.momentum(batch_norm_momentum, "batch_norm_momentum")
 
         filters = penultimate_filters // 24
         stem_width = int(filters * stem_multiplier)

@@ -1,3 +1,4 @@
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -54,7 +55,11 @@ def _drop_cell(genotype, keep=0.5):
                       total_cells=1, seed=1)
 
 
-def test_drop_path_is_active_in_training_only():
+def _progress(cell):
+    return float(keras.ops.convert_to_numpy(cell.drop_path_progress))
+
+
+def test_drop_path_is_active_in_training_only_once_progress_rises():
     # Pools over state 1 have no batch norm, so training and inference differ by drop path only.
     cell = _drop_cell(CellGenotype([(1, 1, "avg_pool_3x3", "max_pool_3x3")]))
     x = [_x((64, 4, 4, 4)), _x((64, 4, 4, 4), 1)]
@@ -64,12 +69,36 @@ def test_drop_path_is_active_in_training_only():
 
     inference = block(False)
     np.testing.assert_array_equal(inference, block(False))
-    train = block(True)
-    assert not np.allclose(train, inference)
-    # At progress 0 (the start of training) nothing is dropped.
-    inputs = [keras.Input((4, 4, 4)), keras.Input((4, 4, 4))]
-    set_drop_path_progress(keras.Model(inputs, cell(inputs)), 0.0)
+    # A new cell's progress is 0 (no DropPathScheduler yet): training drops nothing.
+    assert _progress(cell) == 0.0
     np.testing.assert_allclose(block(True), inference, atol=1e-6)
+    inputs = [keras.Input((4, 4, 4)), keras.Input((4, 4, 4))]
+    set_drop_path_progress(keras.Model(inputs, cell(inputs)), 1.0)
+    assert not np.allclose(block(True), inference)
+    np.testing.assert_array_equal(block(False), inference)
+
+
+def test_compiled_train_step_reads_the_progress_it_is_given():
+    # The progress is a model variable (state the jitted JAX step takes as input), so one
+    # compiled train function sees every new value: at lr 0 a step's loss depends on progress
+    # only, and returns to the same value when the progress does.
+    cell = _drop_cell(CellGenotype([(1, 1, "avg_pool_3x3", "max_pool_3x3")]), keep=0.1)
+    inputs = [keras.Input((4, 4, 4)), keras.Input((4, 4, 4))]
+    model = keras.Model(inputs, cell(inputs))
+    assert any(v is cell.drop_path_progress for v in model.non_trainable_variables)
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse", jit_compile=True)
+    x = [keras.ops.convert_to_numpy(_x((16, 4, 4, 4), s)) for s in (0, 1)]
+    y = np.zeros((16, 4, 4, 8), "float32")
+    losses = []
+    for progress in (0.0, 1.0, 0.0):
+        set_drop_path_progress(model, progress)
+        losses.append(float(model.train_on_batch(x, y)))
+    train_function = model.train_function
+    assert losses[0] == pytest.approx(losses[2], rel=1e-6)
+    assert abs(losses[1] - losses[0]) > 0.1 * losses[0]
+    set_drop_path_progress(model, 1.0)
+    model.train_on_batch(x, y)
+    assert model.train_function is train_function
 
 
 def test_drop_path_never_drops_identity():
@@ -103,10 +132,36 @@ def test_drop_rate_scales_with_depth_and_progress():
     assert dropped_fraction(3, 0.0) == 0.0
 
 
-def test_no_drop_path_weight_when_keep_is_one():
-    cell = NASNetCell(NASNET_A.normal, filters=4)
-    cell([_x((1, 4, 4, 4)), _x((1, 4, 4, 4))])
-    assert not any("drop_path" in w.path for w in cell.weights)
+def test_drop_path_progress_is_state_not_a_weight(tmp_path):
+    genotype = CellGenotype([(0, 1, "conv_1x1", "avg_pool_3x3")])
+    off = NASNetCell(genotype, filters=4)
+    x = [_x((1, 4, 4, 4)), _x((1, 4, 4, 4))]
+    off(x)
+    assert off.drop_path_progress is None
+    assert not any("drop_path" in v.path for v in off.variables)
+    on = NASNetCell(genotype, filters=4, drop_path_keep_prob=0.5, seed=1, name="on")
+    on(x)
+    # Outside the weights and the parameter count; among the variables, saved with the cell.
+    assert not any("drop_path" in w.path for w in on.weights)
+    assert on.count_params() == off.count_params()
+    assert any(v is on.drop_path_progress for v in on.non_trainable_variables)
+    inputs = [keras.Input((4, 4, 4)), keras.Input((4, 4, 4))]
+    model = keras.Model(inputs, on(inputs))
+    set_drop_path_progress(model, 0.25)
+    model.save(tmp_path / "cell.keras")
+    loaded = keras.models.load_model(tmp_path / "cell.keras")
+    assert _progress(loaded.get_layer("on")) == 0.25
+
+    # `.weights.h5` files hold it too; those written when it was the cell's one weight
+    # (key "0") still load.
+    path = tmp_path / "cell.weights.h5"
+    model.save_weights(path)
+    with h5py.File(path, "r+") as f:
+        (group,) = [g for name, g in f["layers"].items() if "drop_path_progress" in g["vars"]]
+        group["vars"].move("drop_path_progress", "0")
+    set_drop_path_progress(model, 1.0)
+    model.load_weights(path)
+    assert _progress(on) == 0.25
 
 
 @pytest.mark.parametrize(

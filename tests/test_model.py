@@ -13,6 +13,8 @@ from nasnet_tf import (
     build_nasnet,
     get_preset,
     load_keras_application_weights,
+    load_weights,
+    set_drop_path_progress,
 )
 
 TINY = dict(preset="cifar", num_cells=1, penultimate_filters=48, input_shape=(8, 8, 3))
@@ -39,7 +41,9 @@ def _cells(model):
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_builds_its_published_layout(preset):
     config = get_preset(preset)
-    model = build_nasnet(preset=preset, auxiliary_head=False, drop_path_keep_prob=1.0)
+    # Drop path on: its progress is state, not a weight, so the published counts still hold.
+    model = build_nasnet(preset=preset, auxiliary_head=False, drop_path_keep_prob=0.7)
+    assert all(cell.drop_path_progress is not None for cell in _cells(model))
     stem_cells = 2 if config["stem"] == "imagenet" else 0
     assert len(_cells(model)) == 3 * config["num_cells"] + 2 + stem_cells
     assert model.output_shape == (None, config["classes"])
@@ -86,32 +90,42 @@ def keras_mobile():
     return model
 
 
-def test_keras_nasnet_mobile_weights_give_keras_predictions(keras_mobile, tmp_path):
+@pytest.fixture(scope="module")
+def keras3_mobile_file(keras_mobile, tmp_path_factory):
+    path = tmp_path_factory.mktemp("keras3") / "m.weights.h5"
+    keras_mobile.save_weights(path)
+    return path
+
+
+def test_keras_nasnet_mobile_weights_give_keras_predictions(
+    keras_mobile, keras3_mobile_file, tmp_path
+):
     x = _images(2, 224)
     expected = _infer(keras_mobile, x)
     assert expected.max() > 10 * expected.min()  # far from uniform: the check can fail
 
-    ours = build_nasnet(preset="mobile", auxiliary_head=False)
-    load_keras_application_weights(ours, keras_mobile)
+    # A Keras 3 `.weights.h5` file of NASNetMobile (its layers keyed by class, not name).
+    ours = build_nasnet(preset="mobile", auxiliary_head=False, weights=keras3_mobile_file)
     np.testing.assert_allclose(_infer(ours, x), expected, atol=1e-5, rtol=0)
 
-    # The same through a Keras legacy `.h5` file (the format of Keras' ImageNet downloads).
-    from keras.src.legacy.saving import legacy_h5_format
-
-    path = tmp_path / "NASNet-mobile.h5"
-    with h5py.File(path, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, keras_mobile)
-    loaded = build_nasnet(preset="mobile", auxiliary_head=False, weights=str(path))
-    np.testing.assert_allclose(_infer(loaded, x), expected, atol=1e-5, rtol=0)
-
-    # And our own weights file.
+    # The Keras model itself; a Keras legacy `.h5` file (the format of Keras' ImageNet
+    # downloads), written by Keras' public legacy route `model.save("*.h5")`; our own file.
+    legacy = tmp_path / "NASNet-mobile.h5"
+    keras_mobile.save(legacy)
+    with h5py.File(legacy, "r") as f:
+        assert "layer_names" in f["model_weights"].attrs
     own = tmp_path / "ours.weights.h5"
     ours.save_weights(own)
-    again = build_nasnet(preset="mobile", auxiliary_head=False, weights=own)
-    np.testing.assert_allclose(_infer(again, x), expected, atol=1e-5, rtol=0)
+    for source in (keras_mobile, str(legacy), own):
+        ours.set_weights([np.zeros_like(w) for w in ours.get_weights()])
+        if source is keras_mobile:
+            load_keras_application_weights(ours, source)
+        else:
+            load_weights(ours, source)
+        np.testing.assert_allclose(_infer(ours, x), expected, atol=1e-5, rtol=0)
 
 
-def test_keras_weights_refuse_another_layout(keras_mobile):
+def test_keras_weights_refuse_another_layout(keras_mobile, keras3_mobile_file):
     cifar = build_nasnet(**TINY)
     with pytest.raises(ValueError, match="only the NASNET_A genotype with the 'imagenet' stem"):
         load_keras_application_weights(cifar, keras_mobile)
@@ -119,10 +133,16 @@ def test_keras_weights_refuse_another_layout(keras_mobile):
                          input_shape=(64, 64, 3), auxiliary_head=False)
     with pytest.raises(ValueError, match="do not fit this model's layout"):
         load_keras_application_weights(other, keras_mobile)
+    # A Keras 3 file fits the NASNetMobile / NASNetLarge layouts only; the error names the
+    # route for any other.
+    with pytest.raises(ValueError, match=r"keras_model.load_weights\(path\).*"
+                       r"nasnet_tf.load_keras_application_weights\(model, keras_model\)"):
+        load_weights(other, keras3_mobile_file)
 
 
 def test_model_config_and_keras_file_round_trip(tmp_path):
     model = build_nasnet(**TINY, auxiliary_head=True, drop_path_keep_prob=0.7, seed=3)
+    set_drop_path_progress(model, 0.5)
     x = _images(2, 8)
     expected = _infer(model, x)
     clone = NASNet.from_config(model.get_config())
@@ -134,6 +154,8 @@ def test_model_config_and_keras_file_round_trip(tmp_path):
     loaded = keras.models.load_model(path)
     assert isinstance(loaded, NASNet) and loaded.genotype == NASNET_A
     outputs_equal(_infer(loaded, x), expected)
+    progress = [float(keras.ops.convert_to_numpy(c.drop_path_progress)) for c in _cells(loaded)]
+    assert progress == [0.5] * len(_cells(model))
 
 
 def test_auxiliary_head_is_a_training_output_only():
@@ -218,17 +240,43 @@ def test_auxiliary_head_needs_the_top():
         NASNet(auxiliary_head=True, include_top=False, num_cells=1, penultimate_filters=48)
 
 
-def test_batch_norm_momentum_reaches_every_batch_norm(tmp_path):
-    model = build_nasnet(**TINY, auxiliary_head=True, batch_norm_momentum=0.9)
-    norms = [
-        layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
+def _batch_norms(model):
+    """Every BatchNormalization in `model`, through public attributes: the model's `layers`,
+    then each layer's public attributes holding layers (a cell's ops, an op's `chain`)."""
+    found, stack, seen = [], list(model.layers), set()
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        values = [v for k, v in vars(layer).items() if not k.startswith("_")]
+        while values:
+            value = values.pop()
+            if isinstance(value, keras.layers.Layer):
+                stack.append(value)
+            elif isinstance(value, (list, tuple)):
+                values.extend(value)
+            elif isinstance(value, dict):
+                values.extend(value.values())
+    return found
+
+
+def test_batch_norm_settings_reach_every_batch_norm(tmp_path):
+    model = build_nasnet(**TINY, auxiliary_head=True, batch_norm_momentum=0.9,
+                         sync_batch_norm=True)
+    norms = _batch_norms(model)
+    # Synchronized under TensorFlow (tf.distribute replicas); Keras has no such flag for JAX.
+    synchronized = keras.backend.backend() == "tensorflow"
+    assert len(norms) > 20 and {layer.momentum for layer in norms} == {0.9}
+    assert {layer.synchronized for layer in norms} == {synchronized}
+    assert not any(layer.synchronized for layer in _batch_norms(build_nasnet(**TINY)))
     assert len(norms) > 20 and {layer.momentum for layer in norms} == {0.9}
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
-    assert loaded.batch_norm_momentum == 0.9
+    assert loaded.batch_norm_momentum == 0.9 and loaded.sync_batch_norm
+    assert {layer.synchronized for layer in _batch_norms(loaded)} == {synchronized}
     with pytest.raises(ValueError, match="batch_norm_momentum=1.0"):
         build_nasnet(**TINY, batch_norm_momentum=1.0)

@@ -85,3 +85,30 @@ def test_bad_op_arguments(make, match):
 def test_the_registry_holds_the_genotype_op_names_in_order():
     # `nasnet_tf.genotype` spells the names without importing Keras; the registry must agree.
     assert tuple(OPS) == OP_NAMES
+
+
+def _batch_norms(layer):
+    """The BatchNormalizations under `layer`, through its public attributes (`chain`, `bn`)."""
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return [layer]
+    found = []
+    for key, value in vars(layer).items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if not key.startswith("_") and isinstance(item, keras.layers.Layer):
+                found.extend(_batch_norms(item))
+    return found
+
+
+def test_sync_batch_norm_reaches_every_batch_norm_of_every_op():
+    # Stride 2 and 6 -> 8 channels: identity's factorized reduction and the pools' projections.
+    norms = 0
+    for name in OP_NAMES:
+        op = get_op(name, 8, 2, sync_batch_norm=True, bn_momentum=0.9)
+        op(_x((1, 4, 4, 6)))
+        assert op.get_config()["sync_batch_norm"] is True
+        for bn in _batch_norms(op):
+            norms += 1
+            assert bn.momentum == 0.9
+            # Keras accepts `synchronized=True` under TensorFlow only; JAX batches are global.
+            assert bn.synchronized == (keras.backend.backend() == "tensorflow")
+    assert norms == 16  # one per op, two in each of the three separable convs

@@ -24,6 +24,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from nasnet_tf import validators
+
 logger = logging.getLogger(__name__)
 
 ALGORITHMS = ("ppo", "reinforce")
@@ -251,18 +253,6 @@ def _per_sequence_loss(y_true, y_pred):
     return y_pred
 
 
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-    return int(value)
-
-
-def _check_positive_float(value, name):
-    if not _is_number(value) or not math.isfinite(value) or not value > 0:
-        raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
-    return float(value)
-
-
 def _is_number(value):
     return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
 
@@ -315,14 +305,9 @@ def validate_settings(preset="default", units=100, embedding_dim=None, seed=None
         raise ValueError(
             f"`algorithm` must be one of {ALGORITHMS}. Received: algorithm={algorithm!r}"
         )
-    units = _check_positive_int(units, "units")
+    units = validators.positive_int(units, "units")
     embedding_dim = units if embedding_dim is None else embedding_dim
-    baseline_decay = values["baseline_decay"]
-    if not _is_number(baseline_decay) or not 0 <= baseline_decay < 1:
-        raise ValueError(
-            "`baseline_decay` must be a number in [0, 1). "
-            f"Received: baseline_decay={baseline_decay!r}"
-        )
+    baseline_decay = validators.momentum(values["baseline_decay"], "baseline_decay")
     if not isinstance(values["normalize_advantages"], (bool, np.bool_)):
         raise ValueError(
             "`normalize_advantages` must be True or False. "
@@ -333,16 +318,16 @@ def validate_settings(preset="default", units=100, embedding_dim=None, seed=None
     return {
         "preset": preset,
         "units": units,
-        "embedding_dim": _check_positive_int(embedding_dim, "embedding_dim"),
+        "embedding_dim": validators.positive_int(embedding_dim, "embedding_dim"),
         "algorithm": algorithm,
-        "learning_rate": _check_positive_float(values["learning_rate"], "learning_rate"),
+        "learning_rate": validators.positive_float(values["learning_rate"], "learning_rate"),
         "entropy_weight": _check_non_negative(values["entropy_weight"], "entropy_weight"),
         "baseline_decay": float(baseline_decay),
-        "clip_epsilon": _check_positive_float(values["clip_epsilon"], "clip_epsilon"),
-        "ppo_epochs": _check_positive_int(values["ppo_epochs"], "ppo_epochs"),
+        "clip_epsilon": validators.positive_float(values["clip_epsilon"], "clip_epsilon"),
+        "ppo_epochs": validators.positive_int(values["ppo_epochs"], "ppo_epochs"),
         "normalize_advantages": bool(values["normalize_advantages"]),
         "logit_clip": _check_non_negative(values["logit_clip"], "logit_clip"),
-        "temperature": _check_positive_float(values["temperature"], "temperature"),
+        "temperature": validators.positive_float(values["temperature"], "temperature"),
         "max_kl": _check_non_negative(values["max_kl"], "max_kl"),
         "seed": None if seed is None else int(seed),
     }
@@ -551,7 +536,7 @@ class Controller:
             An int array of shape `[n, num_decisions]`; with `return_log_prob`, a tuple
             `(decisions, log_probs)` with `log_probs` a float64 array of shape `[n]`.
         """
-        n = _check_positive_int(n, "n")
+        n = validators.positive_int(n, "n")
         # Inverse-CDF sampling from NumPy uniforms keeps the draws reproducible and the
         # generator state plain data, whatever the backend.
         uniforms = self._rng.random((n, self.num_decisions)).astype("float32")

@@ -137,7 +137,7 @@ def model_metadata(model, *, preprocessing=None, input_dtype="float32", preset=N
     >>> from nasnet_tf import build_nasnet
     >>> model = build_nasnet(num_cells=1, penultimate_filters=24, input_shape=(8, 8, 3))
     >>> sorted(model_metadata(model)["layout"])[:3]
-    ['auxiliary_head', 'classes', 'dense_dropout_keep_prob']
+    ['aux_loss_weight', 'auxiliary_head', 'batch_norm_momentum']
     """
     from nasnet_tf import __version__
 

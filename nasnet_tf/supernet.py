@@ -142,7 +142,7 @@ class SuperCell(layers.Layer):
     >>> plans, _ = network_plan(2, ["identity", "sep_conv_3x3"], ["add"], 1, 8, 24)
     >>> cell = SuperCell(plans[0].get_config())
     >>> arch = keras.ops.zeros((2, plans[-1].offset + plans[-1].size), dtype="int32")
-    >>> cell([keras.ops.ones((2, 8, 8, 24)), arch]).shape
+    >>> tuple(cell([keras.ops.ones((2, 8, 8, 24)), arch]).shape)
     (2, 8, 8, 32)
     """
 

@@ -233,6 +233,14 @@ def test_estimator_options_are_checked_before_any_work(capsys, tmp_path):
     assert "expected an integer >= 0, got '-1'" in line
 
 
+def test_chief_worker_mode_is_refused_with_the_way_that_works(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
+    line = _error(capsys, tmp_path)
+    assert "KERASTUNER_ORACLE_IP is set (KerasTuner's chief/worker mode)" in line
+    assert "tuners.NASTuner" in line and "docs/distributed.md" in line
+
+
 def test_ops_options_are_checked_before_any_work(capsys, tmp_path):
     line = _error(capsys, tmp_path, "--ops", "identity", "conv_9x9")
     assert "invalid choice: 'conv_9x9'" in line and "sep_conv_3x3" in line

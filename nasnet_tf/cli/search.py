@@ -168,6 +168,14 @@ def _flags(given):
 
 def _check_options(args):
     """The one-line errors of option combinations, before anything is read or written."""
+    if "KERASTUNER_ORACLE_IP" in os.environ:
+        # Its progress table, trials.json and results are written by the one process that
+        # runs the trials; a chief/worker search is a script around `tuners.NASTuner`.
+        raise utils.CLIError(
+            "the command line runs a search in one process, but KERASTUNER_ORACLE_IP is set "
+            "(KerasTuner's chief/worker mode): run a Python script with tuners.NASTuner on the "
+            "chief and each worker instead (docs/distributed.md), or unset it"
+        )
     given = _given(population_size=args.population_size, sample_size=args.sample_size)
     if given and args.search_strategy != "evolution":
         raise utils.CLIError(f"{_flags(given)} apply to --strategy evolution only (got "

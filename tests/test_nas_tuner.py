@@ -2,6 +2,7 @@
 failures, pluggable estimation, the HyperModel.fit hook, seeded children."""
 
 import json
+import warnings
 
 import keras
 import keras_tuner
@@ -241,9 +242,13 @@ def test_search_accepts_tf_data_datasets(tmp_path):
     )
     train = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(16)
-    tuner.search(train, validation_data=val, epochs=1, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tuner.search(train, validation_data=val, epochs=1, verbose=0)
     (trial,) = tuner.oracle.trials.values()
     assert trial.status == "COMPLETED" and 0.0 <= trial.score <= 1.0
+    # The pipeline shuffles itself: no "shuffle=True ... will be ignored" from fit.
+    assert not [w for w in caught if "shuffle" in str(w.message)], [str(w.message) for w in caught]
 
 
 def test_each_child_gets_a_fresh_copy_of_an_optimizer_instance():

@@ -16,6 +16,7 @@ exception while building or training makes the trial INVALID, retried up to the 
 
 import dataclasses
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -142,6 +143,11 @@ class TrainAndEvaluate(PerformanceEstimator):
             keras.utils.set_random_seed(trial_seed(self.seed, child.trial_id))
         model = child.build()
         kwargs = {**fit_kwargs, **self.fit_overrides}
+        if "shuffle" not in kwargs and _is_tf_dataset(fit_args[0] if fit_args else
+                                                      kwargs.get("x")):
+            # A tf.data pipeline shuffles itself; `fit`'s default `shuffle=True` would only
+            # warn ("will be ignored") on every child.
+            kwargs["shuffle"] = False
         kwargs["callbacks"] = list(child.callbacks) + [keras.callbacks.TerminateOnNaN()]
         if self.evaluation_data is None and child.report is not None:
             # Each epoch's metrics join the trial's history (reward rules such as
@@ -211,3 +217,8 @@ class _Report(keras.callbacks.Callback):
         finite = {k: float(v) for k, v in (logs or {}).items() if math.isfinite(float(v))}
         if finite:
             self.report(finite, epoch)
+
+
+def _is_tf_dataset(data):
+    tf = sys.modules.get("tensorflow")  # a tf.data pipeline means TensorFlow is imported
+    return tf is not None and isinstance(data, tf.data.Dataset)

@@ -548,6 +548,7 @@ def test_evolves_nasnet_cells_inside_the_nasnet_tuner(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.tf_only  # the oracle is NumPy; children under JAX run in the tuner's own tests
 def test_runs_inside_the_nasnet_tuner(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.random((24, 8, 8, 3)).astype("float32")

@@ -140,6 +140,7 @@ def test_train_writes_whole_outputs_and_resumes_a_finished_run(digits, tmp_path)
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.tf_only  # the settings check is plain Python, before any backend work
 def test_resume_with_other_settings_is_refused(digits, tmp_path):
     train(None, digits, _config(), tmp_path)
     with pytest.raises(ValueError, match=r"other settings.*learning_rate"):

@@ -6,7 +6,7 @@ import pathlib
 import keras
 from keras import ops
 
-from nasnet_tf import checkpoints, multihost
+from nasnet_tf import checkpoints, multihost, validators
 from nasnet_tf.cell import set_drop_path_progress
 from nasnet_tf.io_utils import atomic_save, checksum_path, write_json
 
@@ -42,8 +42,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def __init__(self, output_dir, history=None, config=None, keep=2, write=None):
         super().__init__()
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-            raise ValueError(f"`keep` must be an integer >= 1. Received: keep={keep!r}")
+        keep = validators.positive_int(keep, "keep")
         self.directory = pathlib.Path(output_dir) / checkpoints.CHECKPOINT_DIR
         self.history = {k: list(v) for k, v in (history or {}).items()}
         self.config = config
@@ -102,11 +101,7 @@ class DropPathScheduler(keras.callbacks.Callback):
 
     def __init__(self, total_steps):
         super().__init__()
-        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-            raise ValueError(
-                f"`total_steps` must be an integer >= 1. Received: total_steps={total_steps}"
-            )
-        self.total_steps = total_steps
+        self.total_steps = validators.positive_int(total_steps, "total_steps")
 
     def on_train_batch_begin(self, batch, logs=None):
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))

@@ -228,8 +228,26 @@ class CellGenotype:
         return " ".join(parts) + " -> " + ",".join(map(str, self.concat))
 
 
+class JSONGenotype:
+    """`to_json` / `from_json` for a genotype class with `to_dict` / `from_dict` (the NASNet
+    genotype and the layer-wise one); `JSON_KIND` names it in errors."""
+
+    JSON_KIND = "genotype"
+
+    def to_json(self, indent=None):
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_json(cls, text):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"Invalid {cls.JSON_KIND} JSON: {e}") from e
+        return cls.from_dict(data)
+
+
 @dataclasses.dataclass(frozen=True)
-class Genotype:
+class Genotype(JSONGenotype):
     """A network's pair of cells: the Normal cell and the Reduction cell.
 
     Args:
@@ -262,17 +280,6 @@ class Genotype:
                 f"Received: {got}"
             )
         return cls(normal=data["normal"], reduction=data["reduction"])
-
-    def to_json(self, indent=None):
-        return json.dumps(self.to_dict(), indent=indent)
-
-    @classmethod
-    def from_json(cls, text):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"Invalid genotype JSON: {e}") from e
-        return cls.from_dict(data)
 
     def __str__(self):
         return f"normal: {self.normal} ; reduction: {self.reduction}"

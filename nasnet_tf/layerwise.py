@@ -14,9 +14,9 @@ hyperparameters, is `tuners.layerwise.LayerwiseSearchSpace`.
 """
 
 import dataclasses
-import json
 
 from nasnet_tf import validators
+from nasnet_tf.genotype import JSONGenotype
 
 __all__ = ["FILTER_SIZES", "NUM_FILTERS", "Layer", "LayerwiseGenotype", "build_layerwise_cnn"]
 
@@ -76,7 +76,7 @@ class Layer:
 
 
 @dataclasses.dataclass(frozen=True)
-class LayerwiseGenotype:
+class LayerwiseGenotype(JSONGenotype):
     """A layer-wise CNN architecture: a sequence of `Layer`s, each reading earlier ones.
 
     Its JSON (`to_json`, as a layer-wise search writes it in `best_genotype.json`) is
@@ -96,6 +96,8 @@ class LayerwiseGenotype:
     >>> LayerwiseGenotype.from_json(g.to_json()) == g
     True
     """
+
+    JSON_KIND = "layer-wise genotype"
 
     layers: tuple
 
@@ -138,17 +140,6 @@ class LayerwiseGenotype:
                 f"A layer-wise genotype dict has exactly the key ['layers']. Received: {got}"
             )
         return cls(data["layers"])
-
-    def to_json(self, indent=None):
-        return json.dumps(self.to_dict(), indent=indent)
-
-    @classmethod
-    def from_json(cls, text):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"Invalid layer-wise genotype JSON: {e}") from e
-        return cls.from_dict(data)
 
     def __str__(self):
         parts = []

@@ -220,11 +220,8 @@ def dtype_policy(mixed_precision):
     if mixed_precision is False or mixed_precision is None:
         return None
     if mixed_precision is True:
-        devices = keras.distribution.list_devices() if keras.backend.backend() == "jax" else []
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+        # Keras' own device list, under either backend: "gpu:0", ... where there are GPUs.
+        devices = keras.distribution.list_devices()
         on_gpu = any("gpu" in d.lower() or "cuda" in d.lower() for d in devices)
         return "mixed_float16" if on_gpu else "mixed_bfloat16"
     if mixed_precision not in ("mixed_float16", "mixed_bfloat16", "float32"):

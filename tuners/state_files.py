@@ -375,13 +375,8 @@ class CheckedStateMixin:
         # KerasTuner writes `trial.json` in place: a kill mid-write would leave a file that
         # `reload` cannot parse.
         text = json.dumps(trial.get_state(), default=json_default)
-        atomic_write(
-            os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
-            lambda f: f.write(text),
-            prefix=self._state_tmp_prefix,
-            suffix=".json",
-            checksum=True,
-        )
+        self._write_state_text(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
+                               text)
 
     def _write_oracle_state(self, state):
         """Writes `state` to `oracle.json` (checksummed), first moving the state it replaces
@@ -398,23 +393,15 @@ class CheckedStateMixin:
                 self._sf_prev_companions = ()
         if old is not None and (companions != self._sf_companions or not companions):
             if old != self._sf_prev_text:
-                atomic_write(
-                    self._prev_oracle_fname(),
-                    lambda f: f.write(old),
-                    prefix=self._state_tmp_prefix,
-                    suffix=".json",
-                    checksum=True,
-                )
+                self._write_state_text(self._prev_oracle_fname(), old)
             self._sf_prev_text, self._sf_prev_companions = old, self._sf_companions
-        atomic_write(
-            self._get_oracle_fname(),
-            lambda f: f.write(text),
-            prefix=self._state_tmp_prefix,
-            suffix=".json",
-            checksum=True,
-        )
+        self._write_state_text(self._get_oracle_fname(), text)
         self._sf_text, self._sf_companions, self._sf_synced = text, companions, True
         self._remove_stale_files()
+
+    def _write_state_text(self, path, text):
+        atomic_write(path, lambda f: f.write(text), prefix=self._state_tmp_prefix,
+                     suffix=".json", checksum=True)
 
     def _remove_stale_files(self):
         keep = set(self._sf_companions) | set(self._sf_prev_companions or ())

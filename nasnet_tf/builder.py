@@ -1,5 +1,6 @@
 """`build_nasnet`: a NASNet from a genotype and a named preset, optionally with local weights."""
 
+import json
 import os
 
 from nasnet_tf.genotype import NASNET_A, Genotype
@@ -124,7 +125,13 @@ def _as_genotype(genotype):
                 f"No such file: {os.fspath(genotype)!r}"
             )
         with open(genotype) as f:
-            return Genotype.from_json(f.read())
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"Invalid genotype JSON in {os.fspath(genotype)!r}: {e}") from e
+        if isinstance(data, dict) and "genotype" in data and "normal" not in data:
+            data = data["genotype"]  # a search's best_genotype.json, with its scores
+        return Genotype.from_dict(data)
     raise ValueError(
         "`genotype` must be a Genotype, its dict, or the path of a genotype JSON file. "
         f"Received: genotype={genotype!r}"

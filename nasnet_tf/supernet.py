@@ -406,6 +406,94 @@ class SuperNet(keras.Model):
         self.stem_width = stem_width
         self.architecture_size = arch_size
 
+        self._batch_statistics = False
+        self._predict_functions = {}
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        # `predict_with_batch_statistics` traces its own predict function with this flag on.
+        if self._batch_statistics:
+            training = True
+        return super().call(inputs, training=training, mask=mask, **kwargs)
+
+    # -- scoring without pooled statistics ----------------------------------------------------
+    def _predict_function_for(self, batch_statistics):
+        """Swaps in the compiled predict function of one mode (each traced once)."""
+        mode = bool(batch_statistics)
+        current = self._batch_statistics
+        if self.predict_function is not None:
+            self._predict_functions[current] = self.predict_function
+        self._batch_statistics = mode
+        self.predict_function = self._predict_functions.get(mode)
+
+    def predict_with_batch_statistics(self, inputs):
+        """Like `predict_on_batch`, with every batch normalization on the batch's own statistics.
+
+        This is how ENAS scores architectures under shared weights: the moving statistics
+        hold an average over every architecture trained, which fits none of them. As in
+        training, the moving statistics of the architecture's path move towards the batch's;
+        keep them with `moving_statistics()` / `restore_moving_statistics()` where that
+        matters. Compiled once (a second predict function beside the ordinary one).
+
+        Args:
+            inputs: `{"images", "architecture"}` as for `predict_on_batch`.
+
+        Returns:
+            The class probabilities, a NumPy array.
+        """
+        self._predict_function_for(True)
+        try:
+            return self.predict_on_batch(inputs)
+        finally:
+            self._predict_function_for(False)
+
+    def moving_statistics(self):
+        """A copy of every non-trainable value (the batch normalizations' moving statistics)."""
+        return [np.array(ops.convert_to_numpy(v)) for v in self.non_trainable_variables]
+
+    def restore_moving_statistics(self, values):
+        """Puts back what `moving_statistics()` returned."""
+        for variable, value in zip(self.non_trainable_variables, values):
+            variable.assign(value)
+
+    def recalibrate(self, genotype, batches):
+        """Sets the moving statistics on `genotype`'s path to their mean over `batches`.
+
+        Single-path one-shot NAS' batch-norm recalibration (Guo et al. 2019): statistics
+        pooled over many architectures fit none, so before a candidate is scored with moving
+        statistics, its own are measured on a few training batches (each with the
+        candidate's batch statistics, as in training). Weights are untouched; the
+        statistics off the path too.
+
+        Args:
+            genotype: the architecture (a `Genotype`, its dict, or its `encode` vector).
+            batches: an iterable of image batches, each of the batch size the network is
+                used with (one compiled function serves every batch).
+        """
+        if isinstance(genotype, np.ndarray):
+            raise ValueError("`recalibrate` needs the genotype, not its encoding.")
+        genotype = self._check_genotype(genotype)
+        arch = self.encode(genotype)
+        stats = [
+            v for layer in self.path_layers(genotype) for v in layer.non_trainable_variables
+            if v.name in ("moving_mean", "moving_variance")
+        ]
+        m = self.batch_norm_momentum
+        initial = [0.0 if v.name == "moving_mean" else 1.0 for v in stats]
+        totals, count = None, 0
+        for images in batches:
+            for variable, value in zip(stats, initial):
+                variable.assign(ops.full(variable.shape, value, variable.dtype))
+            self.predict_with_batch_statistics(self.inputs_for(images, arch))
+            # After one update from (0, 1): moving = m * initial + (1 - m) * batch statistic.
+            measured = [(np.asarray(ops.convert_to_numpy(v), "float64") - m * value) / (1 - m)
+                        for v, value in zip(stats, initial)]
+            totals = measured if totals is None else [a + b for a, b in zip(totals, measured)]
+            count += 1
+        if count == 0:
+            raise ValueError("`recalibrate` needs at least one batch of images.")
+        for variable, total in zip(stats, totals):
+            variable.assign((total / count).astype(variable.dtype))
+
     # -- architectures ------------------------------------------------------------------------
     def _check_genotype(self, genotype):
         if isinstance(genotype, dict):

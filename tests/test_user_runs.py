@@ -66,7 +66,7 @@ def test_demo_from_the_installed_binary(tmp_path):
     rows = json.loads((out / "search" / "trials.json").read_text())
     assert [r["trial"] for r in rows] == ["0", "1"]
     assert json.loads((out / "train" / "genotype.json").read_text()) == json.loads(
-        (out / "search" / "best_genotype.json").read_text())
+        (out / "search" / "best_genotype.json").read_text())["genotype"]
     assert len(json.loads((out / "train" / "history.json").read_text())["loss"]) == 1
 
 
@@ -110,7 +110,7 @@ def test_search_killed_mid_child_then_rerun_resumes_and_finishes(tmp_path):
     # The results files are whole JSON and agree with each other.
     results = {name: json.loads((out / name).read_text()) for name in RESULTS}
     best = results["best_genotypes.json"][0]
-    assert best["genotype"] == results["best_genotype.json"]
+    assert best == results["best_genotype.json"]
     assert best["score"] == max(r["accuracy"] for r in rows_after)
     assert results["estimation.json"]["num_scored"] == 3
     assert f"Best trial {best['trial']}: val_accuracy {best['score']:.4f}" in resumed.stdout

@@ -152,7 +152,7 @@ def test_shared_weights_search_resumes_after_sigkill(tmp_path, real):
     assert done.returncode == 0, done.stderr[-3000:]
     restored = json.loads((tmp_path / "restored.json").read_text())
     assert restored["epochs_done"] == saved["epochs_done"] >= 1
-    assert restored["weights"] == saved["weights_sha256"]
+    assert restored["weights"] == saved["values_sha256"]
     finished = json.loads((tmp_path / "finished.json").read_text())
     assert len(finished["trials"]) == 3 == len(set(finished["trials"]))
     # Every epoch trained once: the three trials' epochs, none repeated after the kill.

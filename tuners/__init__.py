@@ -20,6 +20,7 @@
 from tuners.controller import Controller
 from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
 from tuners.evolution import EvolutionOracle
+from tuners.final_selection import FinalSelection
 from tuners.layerwise import Layer, LayerwiseGenotype, LayerwiseSearchSpace, build_layerwise_cnn
 from tuners.nas_tuner import (
     LayerwiseHyperModel,
@@ -38,6 +39,7 @@ __all__ = [
     "Controller",
     "ControllerOracle",
     "EvolutionOracle",
+    "FinalSelection",
     "FreshWeights",
     "Layer",
     "LayerwiseGenotype",

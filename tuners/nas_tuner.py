@@ -26,6 +26,7 @@ from nasnet_tf.io_utils import atomic_write, read_json
 from nasnet_tf.layerwise import build_layerwise_cnn
 from tuners.distributed import ReconnectingClient, is_worker
 from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
+from tuners.final_selection import FinalSelection
 from tuners.layerwise import LayerwiseSearchSpace
 from tuners.nasnet_space import NASNetSearchSpace
 
@@ -359,6 +360,10 @@ class NASTuner(keras_tuner.Tuner):
         oracle_kwargs: further `ControllerOracle` arguments (e.g. `update_every`, `units`).
         max_retries_per_trial, max_consecutive_failed_trials: the default oracle's, as for
             KerasTuner's oracles.
+        final_selection: a `tuners.FinalSelection` run after the last trial (its ranking
+            in `final_ranking`, and what `get_best_genotypes` returns), None for none, or
+            `"auto"` (default): `FinalSelection()` with a `SharedWeights` or `FreshWeights`
+            estimator, whose trial scores are estimates, none otherwise.
         **kwargs: `keras_tuner.Tuner` arguments (`directory`, `project_name`, `overwrite`,
             `executions_per_trial`, `max_model_size`, ...).
 
@@ -391,6 +396,7 @@ class NASTuner(keras_tuner.Tuner):
         oracle_kwargs=None,
         max_retries_per_trial=None,
         max_consecutive_failed_trials=None,
+        final_selection="auto",
         **kwargs,
     ):
         if not isinstance(hypermodel, _ChildHyperModel):
@@ -429,6 +435,18 @@ class NASTuner(keras_tuner.Tuner):
                 f"Received: estimator={estimator!r}"
             )
         self.estimator = estimator
+        if final_selection == "auto":
+            from tuners.weight_sharing import FreshWeights, SharedWeights
+
+            final_selection = (FinalSelection(seed=estimator.seed) if isinstance(
+                estimator, (SharedWeights, FreshWeights)) else None)
+        if final_selection is not None and not isinstance(final_selection, FinalSelection):
+            raise ValueError(
+                "`final_selection` must be a `tuners.FinalSelection`, 'auto' or None. "
+                f"Received: final_selection={final_selection!r}"
+            )
+        self.final_selection = final_selection
+        self.final_ranking = None
         super().__init__(oracle, hypermodel, **kwargs)
         if is_worker():
             # KerasTuner made `self.oracle` a gRPC client of the chief: ride out its restarts.
@@ -499,6 +517,11 @@ class NASTuner(keras_tuner.Tuner):
             self.on_search_end()
         finally:
             self._search_deadline = None
+        if self.final_selection is not None and not self._is_worker():
+            self.final_ranking = self.final_selection.run(self, *fit_args, **fit_kwargs)
+            if hasattr(self.estimator, "final_ranking"):
+                self.estimator.final_ranking = self.final_ranking
+                self.estimator.save(self.project_dir)
 
     def pre_create_trial(self):
         super().pre_create_trial()
@@ -566,7 +589,8 @@ class NASTuner(keras_tuner.Tuner):
             self.estimator.reload(self.project_dir)
 
     def get_best_genotypes(self, num_genotypes=1):
-        """The architectures of the best completed trials, best first.
+        """The best architectures, best first: the final selection's ranking when one ran
+        (`final_ranking`, standalone-trained finalists first), else the best completed trials.
 
         Args:
             num_genotypes: how many to return at most.
@@ -576,6 +600,9 @@ class NASTuner(keras_tuner.Tuner):
             for a `LayerwiseHyperModel`); shorter than `num_genotypes` when fewer trials
             completed.
         """
+        if self.final_ranking:
+            return [self.hypermodel.decode(r["values"])
+                    for r in self.final_ranking[:num_genotypes]]
         trials = self.oracle.get_best_trials(num_genotypes)
         return [
             self.hypermodel.decode(t.hyperparameters)

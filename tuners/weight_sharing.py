@@ -23,6 +23,7 @@ batches such as a `tf.data.Dataset`, and `validation_data` of the same kinds.
 
 import hashlib
 import json
+import logging
 import math
 import os
 import time
@@ -37,7 +38,11 @@ from nasnet_tf.supernet import SuperNet
 from tuners.estimation import PerformanceEstimator, trial_seed
 from tuners.state_files import json_default
 
-__all__ = ["FreshWeights", "SharedWeights", "supernet_for", "weights_digest"]
+__all__ = [
+    "STATISTICS", "FreshWeights", "SharedWeights", "supernet_for", "weights_digest",
+]
+
+logger = logging.getLogger(__name__)
 
 
 def supernet_for(hypermodel):
@@ -134,6 +139,10 @@ class _Batches:
                 self.batch_size = len(x)
             if len(x) == self.batch_size:
                 yield x, y
+
+    def num_full_batches(self):
+        """Full training minibatches per epoch, or None for an iterable (unknown up front)."""
+        return len(self.x) // self.batch_size if self.arrays else None
 
     def evaluate(self):
         """Every example, the last batch padded: yields `(x, y, n_real)`."""
@@ -238,17 +247,20 @@ class _SuperNetEstimator(PerformanceEstimator):
             for key, value in logs.items():
                 totals[key] = totals.get(key, 0.0) + float(value)
             count += 1
+        self._steps_seen = count
         if count == 0:
             raise ValueError(
                 "No full training batch: the training data is smaller than one batch."
             )
         return {key: value / count for key, value in totals.items()}
 
-    def _evaluate(self, val, arch, batches=None):
-        """Accuracy and loss on `val` (a `_Batches`), or on a list of its padded `batches`."""
+    def _evaluate(self, val, arch, batches=None, predict=None):
+        """Accuracy and loss on `val` (a `_Batches`), or on a list of its padded `batches`,
+        through `predict` (default: `predict_on_batch`, i.e. moving statistics)."""
+        predict = predict or self.supernet.predict_on_batch
         correct = loss = seen = 0.0
         for x, y, n in val.evaluate() if batches is None else batches:
-            probs = self.supernet.predict_on_batch(self._inputs(x, arch))
+            probs = predict(self._inputs(x, arch))
             c, l_ = _scores(probs, y, n)
             correct, loss, seen = correct + c, loss + l_, seen + n
         if seen == 0:
@@ -322,26 +334,66 @@ class FreshWeights(_SuperNetEstimator):
         return logs
 
 
+STATISTICS = ("batch", "recalibrate", "moving")
+"""How `SharedWeights` treats batch normalization when it scores an architecture."""
+
+SHARED_STATE_VERSION = 2
+
+
 class SharedWeights(_SuperNetEstimator):
     """ENAS-style weight sharing: one KerasTuner trial is one epoch of the shared weights.
 
+    Each trial: (1) the shared weights train for an epoch, each minibatch on an architecture
+    drawn from the search strategy (all of the epoch's drawn in one call); (2) the strategy
+    gets the accuracy of `candidates_per_trial` architectures it proposes, every one scored
+    on the same `validation_batches` validation minibatches (common random numbers: the
+    batches' difficulty drops out of the comparison), drawn afresh each epoch; (3) the
+    trial's own architecture is scored on the whole validation data and reported as the
+    trial's metrics. Every score is a *weight-sharing estimate*; `tuners.FinalSelection`
+    (run by `NASTuner.search` at the end) turns them into a standalone-trained pick.
+
+    Batch normalization when scoring (`statistics`): the moving statistics of the shared
+    weights average over every architecture trained, which fits none of them and favours
+    what the strategy samples most. `"batch"` (default) scores with each batch's own
+    statistics (ENAS); `"recalibrate"` first measures the candidate's statistics on
+    `recalibration_batches` training batches (single-path one-shot NAS); `"moving"` uses the
+    pooled moving statistics (for comparison). Scoring never changes the shared weights,
+    their moving statistics included. `benchmarks/estimator_rank.py` compares the three
+    against architectures trained standalone.
+
+    The shared weights train with ENAS' recipe by default: SGD with Nesterov momentum 0.9,
+    weight decay `2e-4` (ENAS' L2 penalty of 1e-4 on the sum of squares), and a cosine
+    learning rate from `learning_rate` down to 1% of it, restarted after 10, 20, 40, ...
+    epochs (SGDR, as ENAS). `optimizer="adam"` selects Adam (learning rate 1e-3).
+
+    With a strategy that proposes repeats (`ControllerOracle`, `EvolutionOracle`), a trial
+    repeating an architecture is scored again with the current weights (the oracle's
+    `rescore_repeats` is set): under shared weights a repeat is information. For any other
+    oracle (e.g. KerasTuner's random search) architectures are drawn uniformly.
+
+    State (the shared weights, their optimizer, the progress of the running trial and every
+    score) is written as one versioned unit under the tuner's project directory after each
+    phase, the previous unit kept: a search killed at any moment resumes, from the previous
+    unit if the newest is incomplete or damaged, and a trial whose training finished before
+    the kill is not trained again.
+
     Args:
-        candidates_per_trial: architectures sampled from the strategy and rewarded after each
-            epoch (ENAS: 10-20 per controller step, 50 steps per epoch).
-        validation_batches: validation minibatches each candidate is scored on (ENAS: 1).
-        seed: int >= 0, seeds the minibatch order and the initial weights.
+        candidates_per_trial: architectures proposed by the strategy and rewarded after each
+            epoch (ENAS: 10-20 per controller step).
+        validation_batches: validation minibatches every candidate of an epoch is scored on.
+        statistics: `"batch"`, `"recalibrate"` or `"moving"` (see above).
+        recalibration_batches: training minibatches measured per candidate with
+            `statistics="recalibrate"`.
+        optimizer: `"sgd"` (ENAS' recipe), `"adam"`, or a `keras.optimizers.Optimizer`
+            (its configuration is copied).
+        learning_rate: the peak learning rate (default 0.05 for SGD, 1e-3 for Adam); with an
+            optimizer instance, None keeps its own.
+        restart_epochs: epochs of the first cosine period (doubling after each restart), or
+            None for a constant learning rate.
+        seed: int >= 0, seeds the minibatch order, the validation batches and the initial
+            weights.
         supernet: optional compiled `SuperNet` to reuse; its weights and optimizer state
             start afresh (seeded) for this estimator.
-
-    The strategy must offer `sample_candidates(n, record)` and `add_rewards(ids, rewards)`
-    (`ControllerOracle` and `EvolutionOracle` do); for any other oracle (e.g. KerasTuner's
-    random search) architectures are drawn uniformly from the space, which is random search
-    with shared weights.
-
-    State (the shared weights, their optimizer, the per-trial progress and every score) is
-    saved under the tuner's project directory after each phase, so a search killed at any
-    moment resumes: a trial whose training finished before the kill is not trained again.
-    `best_architectures(k)` gives the best candidates seen, for standalone training.
 
     Example:
 
@@ -352,25 +404,93 @@ class SharedWeights(_SuperNetEstimator):
     ```
     """
 
-    def __init__(self, candidates_per_trial=20, validation_batches=1, seed=0, supernet=None):
+    def __init__(self, candidates_per_trial=20, validation_batches=4, statistics="batch",
+                 recalibration_batches=4, optimizer="sgd", learning_rate=None,
+                 restart_epochs=10, seed=0, supernet=None):
         super().__init__(seed=seed, supernet=supernet)
-        for value, name in ((candidates_per_trial, "candidates_per_trial"),
-                            (validation_batches, "validation_batches")):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"`{name}` must be an integer >= 0. Received: {name}={value!r}")
+        for value, name, low in ((candidates_per_trial, "candidates_per_trial", 0),
+                                 (validation_batches, "validation_batches", 1),
+                                 (recalibration_batches, "recalibration_batches", 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(
+                    f"`{name}` must be an integer >= {low}. Received: {name}={value!r}")
+        if statistics not in STATISTICS:
+            raise ValueError(
+                f"`statistics` must be one of {list(STATISTICS)}. "
+                f"Received: statistics={statistics!r}")
+        if not (optimizer in ("sgd", "adam") or isinstance(optimizer, keras.optimizers.Optimizer)):
+            raise ValueError(
+                "`optimizer` must be 'sgd', 'adam' or a `keras.optimizers.Optimizer`. "
+                f"Received: optimizer={optimizer!r}")
+        if learning_rate is not None and not (
+            isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool)
+            and 0 < learning_rate < math.inf
+        ):
+            raise ValueError(
+                "`learning_rate` must be a number > 0 or None. "
+                f"Received: learning_rate={learning_rate!r}")
+        if restart_epochs is not None and (
+            isinstance(restart_epochs, bool) or not isinstance(restart_epochs, int)
+            or restart_epochs < 1
+        ):
+            raise ValueError(
+                "`restart_epochs` must be an integer >= 1 or None. "
+                f"Received: restart_epochs={restart_epochs!r}")
         self.candidates_per_trial = candidates_per_trial
-        self.validation_batches = max(1, validation_batches)
+        self.validation_batches = validation_batches
+        self.statistics = statistics
+        self.recalibration_batches = recalibration_batches
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.restart_epochs = restart_epochs
         self.epochs_done = 0
-        self.progress = {}  # trial_id -> {"phase": "trained" | "rewarded", ...}
-        self.candidates = []  # [values, reward] of every rewarded candidate
+        self.progress = {}  # trial_id -> {"phase": "trained" | "rewarded" | "done", ...}
+        self.candidates = []  # [values, reward, epoch] of every rewarded candidate
         self._directory = None
-        self._val_cursor = 0
         self._uniform_rng = None
-        self._weights_sha256 = None
+        self._version = 0
+        self._train_batches = None  # minibatches per epoch, once an iterable was seen whole
+        self.final_ranking = None  # set by `tuners.FinalSelection` through the tuner
+
+    # -- the shared weights' optimizer ---------------------------------------------------------
+    def make_optimizer(self):
+        """A new optimizer for the shared weights (see the class docstring)."""
+        if isinstance(self.optimizer, keras.optimizers.Optimizer):
+            optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(self.optimizer))
+            if self.learning_rate is not None:
+                optimizer.learning_rate = float(self.learning_rate)
+            return optimizer
+        if self.optimizer == "adam":
+            return keras.optimizers.Adam(learning_rate=self.learning_rate or 1e-3)
+        return keras.optimizers.SGD(learning_rate=self.learning_rate or 0.05, momentum=0.9,
+                                    nesterov=True, weight_decay=2e-4)
+
+    def _compile(self, net):
+        optimizer = self.make_optimizer()
+        current = net.optimizer
+        same = current is not None and type(current) is type(optimizer) and (
+            _comparable(current.get_config()) == _comparable(optimizer.get_config()))
+        if not same:
+            net.compile(optimizer=optimizer, loss=net.loss, metrics=["accuracy"])
+        self._peak_learning_rate = float(keras.ops.convert_to_numpy(
+            optimizer.learning_rate))
+
+    def learning_rate_at(self, epoch):
+        """The learning rate at (fractional) `epoch` of the shared weights' training."""
+        peak = self._peak_learning_rate
+        if self.restart_epochs is None:
+            return peak
+        period, start = float(self.restart_epochs), 0.0
+        while epoch >= start + period:
+            start, period = start + period, 2 * period
+        low = peak / 100.0
+        return low + 0.5 * (peak - low) * (1 + math.cos(math.pi * (epoch - start) / period))
 
     def _start_weights(self):
         # Seeded shared weights and a fresh optimizer, also for a super-network another
         # estimator compiled (reusing it skips the compilation).
+        self._compile(self.supernet)
+        self._initial_optimizer = _fresh_optimizer_state(self.supernet)
         self.supernet.reinitialize(self.seed)
         self._reset_optimizer()
 
@@ -378,21 +498,25 @@ class SharedWeights(_SuperNetEstimator):
     def _sampler(self, child):
         oracle = child.oracle
         if hasattr(oracle, "sample_candidates") and hasattr(oracle, "add_rewards"):
+            if getattr(oracle, "rescore_repeats", True) is False:
+                oracle.rescore_repeats = True
             return oracle
         return None
 
     def _uniform(self, child, n):
+        from tuners.nasnet_space import BLOCK_FIELDS, CELL_TYPES, hp_name
+
         space = child.hypermodel.space
         if self._uniform_rng is None:
             self._uniform_rng = np.random.default_rng([self.seed, 2])
         out = []
         for _ in range(n):
             values = {}
-            for cell in ("normal", "reduction"):
+            for cell in CELL_TYPES:
                 for k in range(space.num_blocks):
-                    for field in ("input_a", "input_b", "op_a", "op_b", "combine"):
+                    for field in BLOCK_FIELDS:
                         options = space.options(k, field)
-                        values[f"{cell}_b{k}_{field}"] = options[
+                        values[hp_name(cell, k, field)] = options[
                             int(self._uniform_rng.integers(len(options)))]
             out.append({"id": None, "values": values})
         return out
@@ -402,6 +526,38 @@ class SharedWeights(_SuperNetEstimator):
         if sampler is None:
             return self._uniform(child, n)
         return sampler.sample_candidates(n, record=record)
+
+    # -- scoring -------------------------------------------------------------------------------
+    def _score(self, genotype, batches, recalibration=None):
+        """Accuracy and loss of `genotype` on the padded `batches`, with the estimator's
+        statistics. The caller restores the moving statistics afterwards."""
+        net = self.supernet
+        if self.statistics == "recalibrate":
+            net.recalibrate(genotype, recalibration)
+        predict = (net.predict_with_batch_statistics if self.statistics == "batch"
+                   else net.predict_on_batch)
+        return self._evaluate(None, net.encode(genotype), batches, predict=predict)
+
+    def _epoch_batches(self, val, epoch):
+        """The validation minibatches every candidate of `epoch` is scored on (full ones
+        first), drawn from the epoch's own seed; and their indices."""
+        batches = list(val.evaluate())
+        full = [i for i, (_, _, n) in enumerate(batches) if n == len(batches[i][0])]
+        pool = full if len(full) >= self.validation_batches else list(range(len(batches)))
+        rng = np.random.default_rng([self.seed, 3, epoch])
+        picked = sorted(int(i) for i in rng.choice(
+            pool, size=min(self.validation_batches, len(pool)), replace=False))
+        return [batches[i] for i in picked], picked
+
+    def _recalibration_images(self, train, epoch):
+        if self.statistics != "recalibrate":
+            return None
+        images = []
+        for x, _ in train.train(np.random.default_rng([self.seed, 5, epoch])):
+            images.append(x)
+            if len(images) == self.recalibration_batches:
+                break
+        return images
 
     # -- one ENAS epoch per trial -------------------------------------------------------------
     def estimate(self, child, *fit_args, **fit_kwargs):
@@ -413,39 +569,24 @@ class SharedWeights(_SuperNetEstimator):
         decode = child.hypermodel.decode
         progress = self.progress.setdefault(child.trial_id, {"phase": "started"})
         if progress["phase"] == "started":
-            rng = np.random.default_rng([self.seed, self.epochs_done])
-            cache = {}
-
-            def arch_for_step(step):
-                sample = self._sample(child, 1, record=False)[0]
-                key = json.dumps(sample["values"], sort_keys=True)
-                if key not in cache:
-                    cache[key] = net.encode(decode(sample["values"]))
-                return cache[key]
-
-            logs = self._train_epoch(train, rng, arch_for_step, steps)
-            if not all(math.isfinite(v) for v in logs.values()):
-                raise keras_tuner.errors.FailedTrialError(
-                    f"Trial {child.trial_id}: the shared weights diverged ({logs})."
-                )
-            self.epochs_done += 1
-            progress.update(phase="trained", logs=logs)
+            progress["epoch"] = self.epochs_done
+            self._train_shared(child, train, steps, decode)
+            progress.update(phase="trained", logs=self._last_logs)
             self._save()
+        epoch = progress.get("epoch", self.epochs_done - 1)
+        snapshot = net.moving_statistics()
+        recalibration = self._recalibration_images(train, epoch)
         if progress["phase"] == "trained" and self.candidates_per_trial:
             samples = self._sample(child, self.candidates_per_trial, record=True)
-            val_batches = list(val.evaluate())
+            picked, indices = self._epoch_batches(val, epoch)
+            progress["validation_batches"] = indices
             rewards = []
             for sample in samples:
-                arch = net.encode(decode(sample["values"]))
-                # ENAS: each candidate on the next validation minibatch(es), cycling.
-                picked = [val_batches[(self._val_cursor + i) % len(val_batches)]
-                          for i in range(self.validation_batches)]
-                self._val_cursor = (self._val_cursor + self.validation_batches) % len(
-                    val_batches)
-                score = self._evaluate(val, arch, picked)
+                score = self._score(decode(sample["values"]), picked, recalibration)
                 rewards.append(score["val_accuracy"])
                 self._record(score["val_accuracy"], "candidate")
-                self.candidates.append([sample["values"], score["val_accuracy"]])
+                self.candidates.append([sample["values"], score["val_accuracy"], epoch])
+            net.restore_moving_statistics(snapshot)
             progress.update(phase="rewarded")
             # Saved before the oracle hears of them: a kill after this does not redo them.
             self._save(weights_changed=False)
@@ -453,7 +594,8 @@ class SharedWeights(_SuperNetEstimator):
             if sampler is not None and samples:
                 sampler.add_rewards([s["id"] for s in samples], rewards)
         logs = dict(progress.get("logs", {}))
-        logs.update(self._evaluate(val, net.encode(child.architecture)))
+        logs.update(self._score(child.architecture, list(val.evaluate()), recalibration))
+        net.restore_moving_statistics(snapshot)
         self._record(logs["val_accuracy"], "trial")
         progress.update(phase="done")
         self._save(weights_changed=False)
@@ -463,48 +605,169 @@ class SharedWeights(_SuperNetEstimator):
             child.report(logs, 0)
         return logs
 
+    def _train_shared(self, child, train, steps, decode):
+        """One epoch of the shared weights, each minibatch on an architecture of the strategy."""
+        net = self.supernet
+        rng = np.random.default_rng([self.seed, self.epochs_done])
+        known = train.num_full_batches() or self._train_batches
+        if steps is not None:
+            known = steps if known is None else min(known, steps)
+        encoded, queue = {}, []
+
+        def arch_for_step(step):
+            if not queue:  # the whole epoch in one call when its length is known
+                queue.extend(self._sample(child, known or 32, record=False))
+            values = queue.pop(0)["values"]
+            key = json.dumps(values, sort_keys=True)
+            if key not in encoded:
+                encoded[key] = net.encode(decode(values))
+            fraction = step / float(known or max(self._train_batches or 1, step + 1))
+            net.optimizer.learning_rate = self.learning_rate_at(self.epochs_done + fraction)
+            return encoded[key]
+
+        logs = self._train_epoch(train, rng, arch_for_step, steps)
+        if known is None:
+            self._train_batches = self._steps_seen
+        if not all(math.isfinite(v) for v in logs.values()):
+            raise keras_tuner.errors.FailedTrialError(
+                f"Trial {child.trial_id}: the shared weights diverged ({logs})."
+            )
+        self.epochs_done += 1
+        self._last_logs = logs
+
+    def score_architectures(self, architectures, validation_data, batch_size=None,
+                            num_batches=None, recalibration_data=None):
+        """Weight-sharing estimates of `architectures` with the current shared weights, all on
+        the same validation batches; the shared weights are left as they were.
+
+        Args:
+            architectures: genotypes (or hyperparameter-values dicts, with `decode`).
+            validation_data: `(x, y)` arrays or an iterable of batches.
+            batch_size: the batch size for arrays (default: the search's).
+            num_batches: score on the first `num_batches` batches only (default: all).
+            recalibration_data: training batches for `statistics="recalibrate"`: `(x, y)`
+                arrays or an iterable of batches.
+
+        Returns:
+            A list of `{"val_accuracy", "val_loss"}` dicts, one per architecture.
+        """
+        net = self.supernet
+        if net is None:
+            raise ValueError("The shared weights do not exist yet: run a search first.")
+        if isinstance(validation_data, (tuple, list)):
+            val = _Batches(validation_data[0], validation_data[1], batch_size or 32)
+        else:
+            val = _Batches(validation_data)
+        batches = list(val.evaluate())[:num_batches]
+        recalibration = None
+        if self.statistics == "recalibrate":
+            if recalibration_data is None:
+                raise ValueError("`statistics='recalibrate'` needs `recalibration_data`.")
+            if isinstance(recalibration_data, (tuple, list)):
+                source = _Batches(recalibration_data[0], recalibration_data[1],
+                                  val.batch_size)
+            else:
+                source = _Batches(recalibration_data)
+            recalibration = self._recalibration_images(source, self.epochs_done)
+        snapshot = net.moving_statistics()
+        try:
+            return [self._score(a, batches, recalibration) for a in architectures]
+        finally:
+            net.restore_moving_statistics(snapshot)
+
     def best_architectures(self, k=5):
-        """The `k` best rewarded candidates as `(values, reward)`, best first (ties: first seen)."""
-        order = sorted(range(len(self.candidates)), key=lambda i: (-self.candidates[i][1], i))
-        return [tuple(self.candidates[i]) for i in order[:k]]
+        """The `k` best architectures as `(values, reward)`, best first.
+
+        After `tuners.FinalSelection` ran, its ranking (standalone scores first); before,
+        the candidates of the newest epoch, all scored with the same weights on the same
+        batches (ties: first seen). Rewards of older epochs come from other weights and are
+        not compared.
+        """
+        selection = self.final_ranking
+        if selection:
+            return [(r["values"], r["score"]) for r in selection[:k]]
+        if not self.candidates:
+            return []
+        newest = max(c[2] if len(c) > 2 else 0 for c in self.candidates)
+        recent = [c for c in self.candidates if (c[2] if len(c) > 2 else 0) == newest]
+        order = sorted(range(len(recent)), key=lambda i: (-recent[i][1], i))
+        return [(recent[i][0], recent[i][1]) for i in order[:k]]
 
     # -- persistence --------------------------------------------------------------------------
-    def _paths(self, directory):
-        return (os.path.join(directory, "shared_weights.weights.h5"),
-                os.path.join(directory, "shared_optimizer.npz"),
-                os.path.join(directory, "shared_state.json"))
+    def _paths(self, directory, version):
+        return (os.path.join(directory, f"shared_weights_{version:06d}.weights.h5"),
+                os.path.join(directory, f"shared_optimizer_{version:06d}.npz"))
+
+    def _state_paths(self, directory):
+        return (os.path.join(directory, "shared_state.json"),
+                os.path.join(directory, "shared_state.prev.json"))
 
     def save(self, directory):
         self._directory = directory
         self._save(weights_changed=False)
 
     def _save(self, weights_changed=True):
-        """Writes the state (the weights and their optimizer too when they changed), each file
-        whole: weights first, then the JSON state that names their checksum."""
+        """Writes the state as one versioned unit: new weights and optimizer files (when they
+        changed) under a new version, then `shared_state.json` naming them with their
+        checksums, the previous state kept as `shared_state.prev.json`; files of older
+        versions are removed. A kill between any two writes leaves a usable unit."""
         if self._directory is None or self.supernet is None:
             return
-        weights, optimizer, state = self._paths(self._directory)
-        if weights_changed or self._weights_sha256 is None:
+        state, previous = self._state_paths(self._directory)
+        if weights_changed or not self._version:
+            self._version += 1
+            weights, optimizer = self._paths(self._directory, self._version)
             atomic_save(weights, self.supernet.save_weights)
+            self._weights_sha256 = _file_digest(weights)
+            self._values_sha256 = weights_digest(self.supernet)
             arrays = {f"o{i}": np.asarray(keras.ops.convert_to_numpy(v))
                       for i, v in enumerate(self.supernet.optimizer.variables)}
             atomic_write(optimizer, lambda f: np.savez(f, **arrays), binary=True,
                          suffix=".npz")
-            self._weights_sha256 = weights_digest(self.supernet)
+            self._optimizer_sha256 = _file_digest(optimizer)
+        weights, optimizer = self._paths(self._directory, self._version)
         payload = {
+            "format": SHARED_STATE_VERSION,
+            "version": self._version,
             "epochs_done": self.epochs_done,
             "progress": self.progress,
             "candidates": self.candidates,
             "scored": self.scored,
             "num_scored": self.num_scored,
-            "val_cursor": self._val_cursor,
+            "train_batches": self._train_batches,
             "uniform_rng": None if self._uniform_rng is None
             else self._uniform_rng.bit_generator.state,
+            "final_ranking": self.final_ranking,
             "weights_file": os.path.basename(weights),
             "weights_sha256": self._weights_sha256,
+            "values_sha256": self._values_sha256,
+            "optimizer_file": os.path.basename(optimizer),
+            "optimizer_sha256": self._optimizer_sha256,
         }
         text = json.dumps(payload, default=json_default)
+        if os.path.exists(state):
+            with open(state) as f:
+                old = f.read()
+            atomic_write(previous, lambda f: f.write(old), suffix=".json")
         atomic_write(state, lambda f: f.write(text), suffix=".json")
+        self._remove_unreferenced()
+
+    def _remove_unreferenced(self):
+        keep = set()
+        for path in self._state_paths(self._directory):
+            payload = _read_json_or_none(path)
+            if payload:
+                keep.update((payload.get("weights_file"), payload.get("optimizer_file")))
+        for name in os.listdir(self._directory):
+            stale_tmp = name.startswith(".tmp-") and (
+                "shared_weights_" in name or "shared_optimizer" in name
+                or "shared_state" in name)
+            versioned = name.startswith(("shared_weights_", "shared_optimizer_"))
+            if stale_tmp or (versioned and name not in keep):
+                try:
+                    os.remove(os.path.join(self._directory, name))
+                except FileNotFoundError:
+                    pass
 
     def reload(self, directory):
         self._directory = directory
@@ -514,48 +777,99 @@ class SharedWeights(_SuperNetEstimator):
         if not getattr(self, "_pending_restore", False):
             return
         self._pending_restore = False
-        weights, optimizer, state = self._paths(self._directory)
-        if not os.path.exists(state):
-            return
-        with open(state) as f:
-            payload = json.load(f)
-        self.supernet.load_weights(weights)
-        self._weights_sha256 = payload["weights_sha256"]
-        if weights_digest(self.supernet) != payload["weights_sha256"]:
+        problems = []
+        for path in self._state_paths(self._directory):
+            payload = _read_json_or_none(path)
+            if payload is None:
+                if os.path.exists(path):
+                    problems.append(f"{path}: not readable JSON")
+                continue
+            problem = self._restore_from(payload)
+            if problem is None:
+                if problems:
+                    logger.warning("SharedWeights: %s; resumed from the previous state, %s.",
+                                   "; ".join(problems), path)
+                return
+            problems.append(problem)
+        if problems:
             raise ValueError(
-                f"The shared weights in {weights} do not match the checksum recorded in "
-                f"{state}: the file is damaged or from another run. Delete both to start "
-                "the shared weights afresh, or rerun the search with `overwrite=True`."
-            )
+                "The shared weights' state cannot be restored: " + "; ".join(problems)
+                + ". Rerun the search with `overwrite=True` to start afresh.")
+
+    def _restore_from(self, payload):
+        """Loads one state unit; returns why it is unusable, or None."""
+        if payload.get("format") != SHARED_STATE_VERSION:
+            return f"state format {payload.get('format')!r} (expected {SHARED_STATE_VERSION})"
+        weights = os.path.join(self._directory, payload["weights_file"])
+        optimizer = os.path.join(self._directory, payload["optimizer_file"])
+        for path, digest in ((weights, payload["weights_sha256"]),
+                             (optimizer, payload["optimizer_sha256"])):
+            if not os.path.exists(path):
+                return f"{path} is missing"
+            if _file_digest(path) != digest:
+                return f"{path} does not match its checksum"
+        self.supernet.load_weights(weights)
         with np.load(optimizer) as arrays:
             for i, variable in enumerate(self.supernet.optimizer.variables):
                 variable.assign(arrays[f"o{i}"])
+        self._version = payload["version"]
+        self._weights_sha256 = payload["weights_sha256"]
+        self._values_sha256 = payload["values_sha256"]
+        self._optimizer_sha256 = payload["optimizer_sha256"]
         self.epochs_done = payload["epochs_done"]
         self.progress = payload["progress"]
         self.candidates = payload["candidates"]
         self.scored = payload["scored"]
         self.num_scored = payload["num_scored"]
-        self._val_cursor = payload["val_cursor"]
+        self._train_batches = payload.get("train_batches")
+        self.final_ranking = payload.get("final_ranking")
         if payload["uniform_rng"] is not None:
             self._uniform_rng = np.random.default_rng()
             self._uniform_rng.bit_generator.state = payload["uniform_rng"]
+        return None
 
     def get_config(self):
+        optimizer = self.optimizer
+        if isinstance(optimizer, keras.optimizers.Optimizer):
+            optimizer = keras.optimizers.serialize(optimizer)
         return {"candidates_per_trial": self.candidates_per_trial,
-                "validation_batches": self.validation_batches, "seed": self.seed}
+                "validation_batches": self.validation_batches, "statistics": self.statistics,
+                "recalibration_batches": self.recalibration_batches, "optimizer": optimizer,
+                "learning_rate": self.learning_rate, "restart_epochs": self.restart_epochs,
+                "seed": self.seed}
 
+
+def _comparable(config):
+    return {k: v for k, v in config.items() if k not in ("name", "learning_rate")}
+
+
+def _file_digest(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_json_or_none(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 _OPTIMIZER_STATES = weakref.WeakKeyDictionary()
 
 
 def _fresh_optimizer_state(net):
-    """The super-network's optimizer state before any step, recorded the first time it is
-    seen (estimators that share a super-network reset to it)."""
-    if net not in _OPTIMIZER_STATES:
-        net.optimizer.build(net.trainable_variables)
-        _OPTIMIZER_STATES[net] = [np.array(keras.ops.convert_to_numpy(v))
-                                  for v in net.optimizer.variables]
-    return _OPTIMIZER_STATES[net]
+    """The super-network's optimizer state before any step, recorded the first time its
+    optimizer is seen (estimators that share a super-network reset to it)."""
+    optimizer = net.optimizer
+    if optimizer not in _OPTIMIZER_STATES:
+        optimizer.build(net.trainable_variables)
+        _OPTIMIZER_STATES[optimizer] = [np.array(keras.ops.convert_to_numpy(v))
+                                        for v in optimizer.variables]
+    return _OPTIMIZER_STATES[optimizer]
 
 
 def weights_digest(model):

@@ -287,15 +287,23 @@ class _SearchReport:
     the controller's ("-" under other strategies). After each trial `after_trial()` runs (it
     writes `estimation.json` and the report)."""
 
-    def __init__(self, path, rows):
+    def __init__(self, path, rows, estimator="train"):
         self.path = path
         self.rows = rows
+        self.estimator = estimator
         self.params = {}
         self.started = {}
         self.after_trial = None
 
     def header(self):
-        print(_TABLE.format("trial", "genotype", "params", "accuracy", "reward", "entropy"))
+        label = {"shared": "ws_est", "fresh": "fresh"}.get(self.estimator, "accuracy")
+        if self.estimator != "train":
+            what = ("a weight-sharing estimate: the shared weights of the trial's epoch"
+                    if self.estimator == "shared" else "the child trained from fresh weights "
+                    "inside the super-network")
+            print(f"({label}: the trial's validation accuracy, {what}; the final selection "
+                  "then trains the best few standalone)")
+        print(_TABLE.format("trial", "genotype", "params", label, "reward", "entropy"))
 
     def print_row(self, row):
         def num(value, fmt):
@@ -449,10 +457,16 @@ def _make_tuner(args, settings, data, report, directory, overwrite, momentum):
         update_every=settings["update_every"],
         population_size=args.population_size, sample_size=args.sample_size,
     )
+    estimator = _make_estimator(args, report)
+    selection = None
+    if args.estimator in ("shared", "fresh"):
+        from tuners.final_selection import FinalSelection
+
+        selection = FinalSelection(standalone_epochs=args.epochs, seed=args.seed)
     tuner = ReportingTuner(
         _make_hypermodel(args, settings, data, momentum), oracle,
-        estimator=_make_estimator(args, report), directory=directory, project_name="tuner",
-        overwrite=overwrite,
+        estimator=estimator, directory=directory, project_name="tuner",
+        overwrite=overwrite, final_selection=selection,
     )
     if args.tensorboard:
         from tuners.tensorboard_log import ControllerScalars
@@ -490,7 +504,7 @@ def run_search(args, data=None):
     write_json(settings_path, settings)
     rows_path = os.path.join(out, TRIALS_FILE)
     rows = utils.read_json(rows_path) if resume and os.path.isfile(rows_path) else []
-    report = _SearchReport(rows_path, rows)
+    report = _SearchReport(rows_path, rows, args.estimator)
     steps = min(data.steps_per_epoch, args.steps_per_epoch or data.steps_per_epoch)
     momentum = utils.bn_momentum(args.bn_momentum, steps * args.epochs)
     tuner = _make_tuner(args, settings, data, report, out, overwrite=not resume,
@@ -533,24 +547,31 @@ def run_search(args, data=None):
     summary = {"estimation": estimation_path}
     if args.report:
         summary["report"] = _write_report(out)
-    scored = best_trials(tuner.oracle, args.top)
-    if not scored:
+    top = _best_entries(tuner, args)
+    if not top:
         raise utils.CLIError("no trial completed, so there is no best genotype (see the table "
                              "above)")
-    best = [tuner.hypermodel.decode(t.hyperparameters) for t in scored]
-    write_json(os.path.join(out, BEST_FILE), best[0].to_dict())
-    write_json(os.path.join(out, TOP_FILE), [
-        {"trial": t.trial_id, "score": float(t.score), "genotype": g.to_dict()}
-        for t, g in zip(scored, best)
-    ])
+    best = [tuner.hypermodel.decode(entry["values"]) for entry in top]
+    for entry in top:
+        del entry["values"]
+    write_json(os.path.join(out, BEST_FILE), top[0])
+    write_json(os.path.join(out, TOP_FILE), top)
     summary = {"best_genotype": os.path.join(out, BEST_FILE),
                "top_genotypes": os.path.join(out, TOP_FILE),
                "trials": os.path.join(out, TRIALS_FILE), **summary,
-               "best_score": float(scored[0].score), "best_trial": scored[0].trial_id,
+               "best_score": top[0]["score"], "best_trial": top[0]["trial"],
                "num_scored": num_scored,
                "stopped_by_time_budget": tuner.stopped_by_time_budget}
     print(f"{num_scored} architectures scored ({args.estimator} estimator)")
-    print(f"Best trial {scored[0].trial_id}: val_accuracy {scored[0].score:.4f}")
+    if tuner.final_ranking:
+        first = top[0]
+        standalone, estimate = first["standalone_val_accuracy"], first["estimate"]
+        print("Final selection: standalone val_accuracy "
+              + ("-" if standalone is None else f"{standalone:.4f}")
+              + f" ({first['estimate_kind']} "
+              + ("-" if estimate is None else f"{estimate:.4f}") + ")")
+    else:
+        print(f"Best trial {top[0]['trial']}: val_accuracy {top[0]['score']:.4f}")
     print(f"  {best[0]}")
     if args.space == "nasnet":
         from nasnet_tf.diagram import format_genotype
@@ -559,6 +580,31 @@ def run_search(args, data=None):
         cells = utils.draw(best[0], os.path.join(out, "cells"))
         summary["diagrams"] = [p for p in cells if not p.endswith(".dot")]
     return best[0], summary
+
+
+def _best_entries(tuner, args):
+    """The best genotypes as `best_genotype(s).json` write them, each number labelled: the
+    final selection's ranking (standalone score and the estimate it was picked by), or the best
+    trials (children trained standalone by the search itself)."""
+    if tuner.final_ranking:
+        epochs = tuner.final_selection.standalone_epochs
+        return [{
+            "genotype": r["genotype"], "values": r["values"], "trial": None,
+            "score": r["score"], "standalone_val_accuracy": r["standalone_val_accuracy"],
+            "standalone": f"trained from scratch for {epochs} epochs, scored on the "
+                          "validation data (final selection)",
+            "estimate": r["estimate"], "estimate_kind": r["estimate_kind"],
+        } for r in tuner.final_ranking[: args.top]]
+    return [{
+        "genotype": tuner.hypermodel.decode(t.hyperparameters).to_dict(),
+        "values": t.hyperparameters.values, "trial": t.trial_id, "score": float(t.score),
+        "standalone_val_accuracy": float(t.score) if args.estimator == "train" else None,
+        "standalone": f"the trial's child trained from scratch for {args.epochs} epochs"
+                      if args.estimator == "train" else None,
+        "estimate": None if args.estimator == "train" else float(t.score),
+        "estimate_kind": None if args.estimator == "train" else f"trial val_accuracy "
+                         f"({args.estimator} estimator)",
+    } for t in best_trials(tuner.oracle, args.top)]
 
 
 def run(args):

@@ -1,0 +1,218 @@
+"""How well each estimator ranks architectures: rank correlation against the cell benchmark.
+
+Every estimator scores the same architectures (the cell benchmark's draw, `cell_bench.py`),
+training on the benchmark's `train` split and scoring on its `search_val` split (never the
+benchmark's `heldout` images). Each score is then compared with the mean held-out accuracy of
+the architecture trained standalone (`benchmarks/cell_bench.json`): Kendall tau, Spearman rho
+and the overlap of the top 5, with each estimator's CPU seconds.
+
+Estimators:
+- `train1`, `train3`: the child built and trained from scratch for 1 or 3 epochs (the
+  benchmark's recipe, shortened), scored on `search_val`.
+- `fresh`: `FreshWeights`, one epoch per child through one compiled super-network.
+- `shared-S-moving`, `shared-S-batch`, `shared-S-recalibrate`: `SharedWeights` after S epochs
+  of shared training on uniformly sampled architectures (random search with weight sharing,
+  every architecture trained equally often), every architecture then scored on all of
+  `search_val` with the pooled moving statistics, with batch statistics, or with statistics
+  recalibrated on 4 training batches. The shared training's CPU seconds are counted once per
+  S, and each architecture's scoring on top.
+
+Results go to `benchmarks/estimator_rank.json` (one record per estimator and architecture:
+`estimator`, `genotype`, `score`, `cpu_seconds`), rewritten whole after each arm; a killed run
+resumes (finished arms are skipped, the shared weights' search resumes from its state).
+
+    python benchmarks/estimator_rank.py                       # every arm
+    python benchmarks/estimator_rank.py --arms shared train1  # some
+"""
+
+import argparse
+import json
+import pathlib
+import resource
+import time
+
+from cell_recipe import (
+    DEFAULT_DATA,
+    RECIPE,
+    SPACE,
+    _key,
+    bench_splits,
+    draw_genotypes,
+    load_bench,
+    quiet,
+    rank_stats,
+    train_standalone,
+)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "estimator_rank.json"
+WORK = ROOT / ".estimator_rank_work"
+ARMS = ("shared", "train1", "fresh", "train3")
+MODES = ("moving", "batch", "recalibrate")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    p.add_argument("--archs", type=int, default=30, help="architectures of the benchmark draw")
+    p.add_argument("--shared-epochs", type=int, nargs="+", default=[5, 10],
+                   help="S: score the shared weights after these many epochs")
+    p.add_argument("--data-dir", default=str(DEFAULT_DATA))
+    p.add_argument("--bench", default=str(ROOT / "benchmarks" / "cell_bench.json"))
+    p.add_argument("--out", default=str(OUT))
+    p.add_argument("--workdir", default=str(WORK))
+    return p.parse_args(argv)
+
+
+def cpu():
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
+def hypermodel(classes):
+    import keras
+
+    from tuners import NASNetHyperModel
+
+    return NASNetHyperModel(
+        num_blocks=SPACE["num_blocks"], ops=SPACE["ops"], combine_ops=SPACE["combine_ops"],
+        num_cells=RECIPE["num_cells"], penultimate_filters=RECIPE["penultimate_filters"],
+        input_shape=(32, 32, 3), classes=classes,
+        optimizer=keras.optimizers.Adam(RECIPE["learning_rate"]),
+        batch_norm_momentum=0.9)  # the hypermodel default, as a search uses it
+
+
+def arm_train(epochs, genotypes, splits, classes):
+    records = []
+    for genotype in genotypes:
+        start = cpu()
+        accuracy, _ = train_standalone(genotype, splits["train"], splits["search_val"], classes,
+                                       seed=0, epochs=epochs)
+        records.append({"estimator": f"train{epochs}", "genotype": genotype.to_dict(),
+                        "score": accuracy, "cpu_seconds": round(cpu() - start, 2)})
+        print(f"  train{epochs}: {accuracy:.4f} ({records[-1]['cpu_seconds']:.0f} CPU s)",
+              flush=True)
+    return records
+
+
+def arm_fresh(genotypes, splits, classes, workdir):
+    from tuners.estimation import Child
+    from tuners.weight_sharing import FreshWeights
+
+    model = hypermodel(classes)
+    estimator = FreshWeights(seed=0)
+    (x, y), val = splits["train"], splits["search_val"]
+    records = []
+    for i, genotype in enumerate(genotypes):
+        start = cpu()
+        child = Child(genotype, None, None, str(i), str(workdir / "fresh" / f"trial_{i}"),
+                      hypermodel=model)
+        logs = estimator.estimate(child, x, y, validation_data=val, epochs=1,
+                                  batch_size=RECIPE["batch_size"])
+        records.append({"estimator": "fresh", "genotype": genotype.to_dict(),
+                        "score": float(logs["val_accuracy"]),
+                        "cpu_seconds": round(cpu() - start, 2)})
+        print(f"  fresh: {logs['val_accuracy']:.4f} ({records[-1]['cpu_seconds']:.0f} CPU s)",
+              flush=True)
+    return records
+
+
+def arm_shared(genotypes, splits, classes, workdir, epochs_list, done, write):
+    import keras_tuner
+
+    from tuners import NASTuner, SharedWeights
+
+    (x, y), val = splits["train"], splits["search_val"]
+    model = hypermodel(classes)
+    supernet, spent = None, 0.0
+    state_file = workdir / "shared_cpu.json"
+    if state_file.exists():
+        spent = json.loads(state_file.read_text())["cpu_seconds"]
+    records = []
+    for epochs in sorted(epochs_list):
+        names = [f"shared-{epochs}-{m}" for m in MODES]
+        if all(n in done for n in names):
+            continue
+        estimator = SharedWeights(candidates_per_trial=0, seed=0, supernet=supernet)
+        tuner = NASTuner(model, keras_tuner.oracles.RandomSearchOracle(
+            objective="val_accuracy", max_trials=epochs, seed=1),
+            estimator=estimator, final_selection=None, directory=str(workdir),
+            project_name="shared", overwrite=False)
+        start = cpu()
+        tuner.search(x, y, validation_data=val, batch_size=RECIPE["batch_size"], verbose=0)
+        spent += cpu() - start
+        state_file.write_text(json.dumps({"cpu_seconds": spent}))
+        supernet = estimator.supernet
+        print(f"  shared weights: {estimator.epochs_done} epochs, {spent:.0f} CPU s", flush=True)
+        for mode, name in zip(MODES, names):
+            estimator.statistics = mode
+            arm = []
+            for genotype in genotypes:
+                start = cpu()
+                score = estimator.score_architectures(
+                    [genotype], val, batch_size=RECIPE["batch_size"],
+                    recalibration_data=(x, y))[0]["val_accuracy"]
+                arm.append({"estimator": name, "genotype": genotype.to_dict(), "score": score,
+                            "cpu_seconds": round(cpu() - start, 3),
+                            "shared_training_cpu_seconds": round(spent, 1)})
+            print(f"  {name}: scored {len(arm)}", flush=True)
+            records += arm
+            write(arm)
+    return records
+
+
+def table(records, truth):
+    by_estimator = {}
+    for r in records:
+        by_estimator.setdefault(r["estimator"], []).append(r)
+    lines = ["| estimator | archs | Kendall tau | Spearman rho | top-5 overlap | CPU s per arch"
+             " | CPU s total |", "|---|---|---|---|---|---|---|"]
+    for name, rows in by_estimator.items():
+        rows = [r for r in rows if _key(r["genotype"]) in truth]
+        if len(rows) < 3:
+            continue
+        stats = rank_stats([r["score"] for r in rows], [truth[_key(r["genotype"])] for r in rows])
+        shared = max((r.get("shared_training_cpu_seconds", 0.0) for r in rows), default=0.0)
+        total = shared + sum(r["cpu_seconds"] for r in rows)
+        lines.append(f"| {name} | {len(rows)} | {stats['kendall_tau']:.3f} | "
+                     f"{stats['spearman_rho']:.3f} | {stats['top5_overlap']} | "
+                     f"{total / len(rows):.1f} | {total:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    quiet()
+    out = pathlib.Path(args.out)
+    workdir = pathlib.Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    from nasnet_tf.io_utils import atomic_write
+
+    data = json.loads(out.read_text()) if out.exists() else {"records": []}
+    data.update(space=SPACE, recipe=RECIPE, split="train -> search_val (see cell_recipe.SPLIT)")
+
+    def write(new):
+        data["records"] += new
+        text = json.dumps(data, indent=1) + "\n"
+        atomic_write(out, lambda f: f.write(text), suffix=".json")
+
+    done = {r["estimator"] for r in data["records"]}
+    genotypes = draw_genotypes(args.archs, 0)
+    splits, classes = bench_splits(args.data_dir)
+    for arm in args.arms:
+        t = time.perf_counter()
+        print(f"arm {arm}", flush=True)
+        if arm == "shared":
+            arm_shared(genotypes, splits, classes, workdir, args.shared_epochs, done, write)
+        elif arm not in done:
+            records = (arm_fresh(genotypes, splits, classes, workdir) if arm == "fresh"
+                       else arm_train(int(arm[-1]), genotypes, splits, classes))
+            write(records)
+        print(f"arm {arm}: {time.perf_counter() - t:.0f} s wall", flush=True)
+    _, truth = load_bench(args.bench)
+    print(f"\nAgainst the cell benchmark ({len(truth)} architectures with every seed):")
+    print(table(data["records"], truth))
+
+
+if __name__ == "__main__":
+    main()

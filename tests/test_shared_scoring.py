@@ -1,0 +1,187 @@
+"""Weight-sharing scores that can be trusted: statistics, common batches, cost, final pick."""
+
+import hashlib
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tuners import FinalSelection, NASNetTuner, SharedWeights
+from tuners.final_selection import FILE_NAME
+from tuners.weight_sharing import STATISTICS, weights_digest
+
+OPS = ("identity", "sep_conv_3x3", "max_pool_3x3")
+CHILD = dict(num_blocks=1, ops=OPS, num_cells=1, penultimate_filters=48, input_shape=(8, 8, 3),
+             classes=3)
+
+
+def _data(n=96, n_val=16, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (n + n_val, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 3, n + n_val)
+    return x[:n], y[:n], x[n:], y[n:]
+
+
+def _batch_ids(batches):
+    return [hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest()[:12]
+            for x, _, _ in batches]
+
+
+class Recording(SharedWeights):
+    """Records what each scoring saw, and the weights after training and after each trial."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seen, self.trained, self.after = [], [], []
+
+    def _score(self, genotype, batches, recalibration=None):
+        self.seen.append((self.epochs_done, _batch_ids(batches)))
+        return super()._score(genotype, batches, recalibration)
+
+    def _train_shared(self, *args):
+        super()._train_shared(*args)
+        self.trained.append(weights_digest(self.supernet))
+
+    def estimate(self, child, *args, **kwargs):
+        logs = super().estimate(child, *args, **kwargs)
+        self.after.append(weights_digest(self.supernet))
+        return logs
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A 3-epoch shared search (controller), candidates on 2 of 4 validation batches."""
+    x, y, vx, vy = _data()
+    estimator = Recording(candidates_per_trial=3, validation_batches=2, seed=1,
+                          statistics="recalibrate", recalibration_batches=2)
+    tuner = NASNetTuner(**CHILD, max_trials=3, seed=5, estimator=estimator,
+                        oracle_kwargs={"units": 16}, final_selection=None,
+                        directory=tmp_path_factory.mktemp("shared"), overwrite=True)
+    tuner.search(x, y, validation_data=(vx, vy), batch_size=4, steps_per_epoch=4, verbose=0)
+    return tuner, (x, y, vx, vy)
+
+
+def test_scoring_leaves_the_shared_weights_and_statistics_unchanged(searched):
+    tuner, (x, y, vx, vy) = searched
+    estimator = tuner.estimator
+    # In the search: scoring the candidates and the trial's architecture after an epoch's
+    # training changed nothing (the moving statistics included).
+    assert len(estimator.trained) == 3 and estimator.after == estimator.trained
+    net = estimator.supernet
+    before = [np.array(keras.ops.convert_to_numpy(v)) for v in net.weights]
+    assert net.non_trainable_weights  # the moving statistics are among the weights compared
+    genotypes = tuner.get_best_genotypes(2)
+    scores = {}
+    for mode in STATISTICS:
+        estimator.statistics = mode
+        scores[mode] = estimator.score_architectures(genotypes, (vx, vy), batch_size=4,
+                                                     recalibration_data=(x, y))
+        for a, v in zip(before, net.weights):
+            np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(v), err_msg=mode)
+    # The three treatments of batch normalization are really different scorings.
+    losses = {mode: round(s[0]["val_loss"], 6) for mode, s in scores.items()}
+    assert len(set(losses.values())) == 3, losses
+    estimator.statistics = "recalibrate"
+
+
+def test_candidates_of_an_epoch_share_their_validation_batches(searched):
+    tuner, _ = searched
+    estimator = tuner.estimator
+    all_batches = max(len(ids) for _, ids in estimator.seen)
+    by_epoch = {}
+    for epoch, ids in estimator.seen:
+        if len(ids) < all_batches:  # candidates; the trial's own score reads them all
+            by_epoch.setdefault(epoch, []).append(tuple(ids))
+    assert sorted(by_epoch) == [1, 2, 3]
+    for epoch, lists in by_epoch.items():
+        assert len(lists) == 3 and len(set(lists)) == 1, (epoch, lists)
+        assert len(lists[0]) == 2
+    # Drawn afresh each epoch, and recorded with the trial's progress.
+    assert len({lists[0] for lists in by_epoch.values()}) > 1
+    recorded = [p["validation_batches"] for p in estimator.progress.values()]
+    assert all(len(r) == 2 for r in recorded)
+
+
+def _writes(tmp_path, steps, supernet):
+    x, y, vx, vy = _data()
+    tuner = NASNetTuner(**CHILD, max_trials=3, seed=5,
+                        estimator=SharedWeights(candidates_per_trial=2, seed=1,
+                                                supernet=supernet),
+                        oracle_kwargs={"units": 16}, final_selection=None,
+                        directory=tmp_path / str(steps), overwrite=True)
+    oracle, count = tuner.oracle, [0]
+    write = oracle._write_oracle_state
+
+    def counted(state):
+        count[0] += 1
+        return write(state)
+
+    oracle._write_oracle_state = counted
+    tuner.search(x, y, validation_data=(vx, vy), batch_size=4, steps_per_epoch=steps,
+                 verbose=0)
+    assert tuner.estimator.epochs_done == 3
+    return count[0]
+
+
+def test_oracle_state_is_written_per_epoch_not_per_step(tmp_path, searched):
+    # 4 and 16 minibatches per epoch: the same number of state writes (KerasTuner's own at
+    # the trial's start, report and end, and ours: the epoch's training architectures drawn
+    # in one call, the candidates, their rewards).
+    supernet = searched[0].estimator.supernet
+    few, many = _writes(tmp_path, 4, supernet), _writes(tmp_path, 16, supernet)
+    assert few == many, (few, many)
+    assert few <= 7 * 3
+
+
+class Interrupted(Exception):
+    pass
+
+
+class Selection(FinalSelection):
+    def __init__(self, fail_after=None, **kwargs):
+        super().__init__(**kwargs)
+        self.fail_after, self.trained = fail_after, []
+
+    def _train_standalone(self, tuner, values, rank, fit_args, fit_kwargs):
+        if self.fail_after is not None and len(self.trained) == self.fail_after:
+            raise Interrupted()  # a kill at this point: what is on disk is what remains
+        self.trained.append(rank)
+        return super()._train_standalone(tuner, values, rank, fit_args, fit_kwargs)
+
+
+def test_final_selection_ranks_trains_and_resumes_inside(tmp_path, searched):
+    x, y, vx, vy = _data()
+    supernet = searched[0].estimator.supernet
+    settings = dict(num_samples=4, top_k=2, num_standalone=2, standalone_epochs=1)
+
+    def make(selection, overwrite):
+        return NASNetTuner(**CHILD, max_trials=2, seed=5,
+                           estimator=SharedWeights(candidates_per_trial=2, seed=1,
+                                                   supernet=supernet),
+                           oracle_kwargs={"units": 16}, final_selection=selection,
+                           directory=tmp_path, overwrite=overwrite)
+
+    fit = dict(validation_data=(vx, vy), batch_size=4, steps_per_epoch=4, verbose=0)
+    first = Selection(fail_after=1, **settings)
+    with pytest.raises(Interrupted):
+        make(first, True).search(x, y, **fit)
+    assert first.trained == [0]
+    state = json.loads((tmp_path / "untitled_project" / FILE_NAME).read_text())
+    assert len(state["standalone"]) == 1 and "ranking" not in state
+
+    second = Selection(**settings)
+    tuner = make(second, False)
+    tuner.search(x, y, **fit)
+    assert second.trained == [1]  # the finished standalone training was not redone
+    ranking = tuner.final_ranking
+    assert [r["standalone_val_accuracy"] is not None for r in ranking[:3]] == [
+        True, True, False]
+    assert ranking[0]["standalone_val_accuracy"] >= ranking[1]["standalone_val_accuracy"]
+    assert ranking[0]["estimate_kind"].startswith("weight-sharing")
+    # Proposals: the final policy's samples plus the best trials and candidates, once each.
+    assert 2 < len(ranking) <= 4 + 2 + 2
+    assert len({json.dumps(r["values"], sort_keys=True) for r in ranking}) == len(ranking)
+    best = tuner.get_best_genotypes(1)[0]
+    assert best == tuner.hypermodel.decode(ranking[0]["values"])
+    assert tuner.estimator.best_architectures(1)[0][0] == ranking[0]["values"]

@@ -1,0 +1,239 @@
+"""The final pick of a search whose scores are estimates: re-rank, then train the best few.
+
+Under weight sharing every trial's score is an estimate made with the weights of its own
+epoch, so the best *trial* is mostly one of the last, and a reward measured on one
+minibatch is noisy. `FinalSelection` ends such a search as NAS papers do (ENAS samples from
+the final policy and keeps the best on a validation batch; DARTS and the one-shot papers
+retrain the finalists):
+
+1. propose: `num_samples` architectures from the final policy or population
+   (`oracle.final_candidates`, or uniform draws for an oracle without it), plus the `top_k`
+   best trials and rewarded candidates seen;
+2. re-rank: score every proposal with the *final* shared weights, all on the same validation
+   batches (`SharedWeights.score_architectures`): the weight-sharing estimate;
+3. train the best `num_standalone` standalone (built and trained from scratch, the tuner's
+   hypermodel, `standalone_epochs` on the search's training data) and score them on its
+   validation data: the standalone score. The best standalone score wins.
+
+With fresh weights (`FreshWeights`) or children trained outright, step 2 is skipped: the
+trials' scores rank the proposals (the best trials). Each phase is written to
+`final_selection.json` in the project directory as it ends, so a search killed inside the
+selection resumes it without redoing finished parts.
+"""
+
+import json
+import math
+import os
+
+import keras_tuner
+import numpy as np
+
+from nasnet_tf.io_utils import atomic_write
+from tuners.estimation import Child, TrainAndEvaluate, trial_seed
+
+__all__ = ["FinalSelection"]
+
+FILE_NAME = "final_selection.json"
+
+
+def _key(values):
+    return json.dumps(values, sort_keys=True)
+
+
+class FinalSelection:
+    """Ends a weight-sharing search with a re-ranking and a standalone check of the best few.
+
+    `NASTuner.search` runs it after the last trial when its estimator is a
+    `SharedWeights` or a `FreshWeights` (pass `final_selection=None` to skip it, or an
+    instance to change the settings); `tuner.final_ranking` and `get_best_genotypes()` then
+    give its ranking.
+
+    Args:
+        num_samples: architectures proposed by the final policy or population.
+        top_k: the best trials and the best rewarded candidates added to them.
+        num_standalone: how many of the best (by weight-sharing estimate) are trained
+            standalone.
+        standalone_epochs: epochs of each standalone training.
+        validation_batches: validation minibatches for the re-ranking (None: all of them).
+        seed: int >= 0, seeds the standalone trainings.
+
+    Example:
+
+    ```python
+    tuner = NASTuner(space, estimator=SharedWeights(), max_trials=30,
+                     final_selection=FinalSelection(num_samples=100, num_standalone=3))
+    tuner.search(x, y, validation_data=(x_val, y_val), batch_size=64)
+    print(tuner.final_ranking[0])  # {"genotype", "standalone_val_accuracy", ...}
+    ```
+    """
+
+    def __init__(self, num_samples=100, top_k=10, num_standalone=3, standalone_epochs=3,
+                 validation_batches=None, seed=0):
+        for value, name, low in ((num_samples, "num_samples", 0), (top_k, "top_k", 0),
+                                 (num_standalone, "num_standalone", 0),
+                                 (standalone_epochs, "standalone_epochs", 1), (seed, "seed", 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(
+                    f"`{name}` must be an integer >= {low}. Received: {name}={value!r}")
+        if validation_batches is not None and (
+            isinstance(validation_batches, bool) or not isinstance(validation_batches, int)
+            or validation_batches < 1
+        ):
+            raise ValueError("`validation_batches` must be an integer >= 1 or None. "
+                             f"Received: validation_batches={validation_batches!r}")
+        if num_samples + top_k == 0:
+            raise ValueError("`num_samples` and `top_k` cannot both be 0: nothing to select.")
+        self.num_samples = num_samples
+        self.top_k = top_k
+        self.num_standalone = num_standalone
+        self.standalone_epochs = standalone_epochs
+        self.validation_batches = validation_batches
+        self.seed = seed
+
+    def get_config(self):
+        return {"num_samples": self.num_samples, "top_k": self.top_k,
+                "num_standalone": self.num_standalone,
+                "standalone_epochs": self.standalone_epochs,
+                "validation_batches": self.validation_batches, "seed": self.seed}
+
+    # -- the steps -----------------------------------------------------------------------------
+    def _proposals(self, tuner, estimator):
+        oracle = tuner.oracle
+        completed = [t for t in oracle.trials.values()
+                     if t.status == "COMPLETED" and t.score is not None]
+        direction = -1.0 if oracle.objective.direction == "max" else 1.0
+        completed.sort(key=lambda t: direction * t.score)
+        proposals = []
+        shared = hasattr(estimator, "score_architectures")
+        if shared and self.num_samples:
+            if hasattr(oracle, "final_candidates"):
+                proposals += [dict(v) for v in oracle.final_candidates(self.num_samples)]
+            else:
+                proposals += [c["values"] for c in estimator._uniform(
+                    _ChildStub(tuner.hypermodel), self.num_samples)]
+        proposals += [dict(t.hyperparameters.values) for t in completed[: self.top_k]]
+        if shared:
+            ranked = sorted(estimator.candidates, key=lambda c: -c[1])
+            proposals += [dict(c[0]) for c in ranked[: self.top_k]]
+        unique, seen = [], set()
+        for values in proposals:
+            if _key(values) not in seen:
+                seen.add(_key(values))
+                unique.append(values)
+        trial_scores = {}
+        for t in completed:
+            trial_scores.setdefault(_key(t.hyperparameters.values), float(t.score))
+        return unique, trial_scores
+
+    def run(self, tuner, *fit_args, **fit_kwargs):
+        """Runs (or resumes) the selection of `tuner`'s finished search; returns the ranking.
+
+        Args:
+            tuner: the `NASTuner` whose search ended.
+            *fit_args, **fit_kwargs: the `search()` arguments (training data,
+                `validation_data`, `batch_size`, ...).
+
+        Returns:
+            A list of dicts, best first: `values`, `genotype` (its dict), `estimate` (the
+            weight-sharing or trial score, with `estimate_kind` saying which),
+            `standalone_val_accuracy` (None for those not trained) and `score` (the
+            standalone score where there is one, else the estimate).
+        """
+        estimator = tuner.estimator
+        path = os.path.join(tuner.project_dir, FILE_NAME)
+        completed = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
+        stamp = {"completed_trials": completed, "config": self.get_config()}
+        state = _read(path)
+        if state is None or state.get("stamp") != stamp:
+            state = {"stamp": stamp}
+        save = lambda: _write(path, state)  # noqa: E731
+        shared = hasattr(estimator, "score_architectures")
+        if "proposals" not in state:
+            proposals, trial_scores = self._proposals(tuner, estimator)
+            state.update(proposals=proposals, trial_scores=trial_scores)
+            save()
+        proposals = state["proposals"]
+        decode = tuner.hypermodel.decode
+        if "estimates" not in state:
+            if shared:
+                validation = fit_kwargs.get("validation_data")
+                train = (fit_args[0], fit_args[1]) if len(fit_args) > 1 else (
+                    fit_args[0] if fit_args else fit_kwargs.get("x"))
+                if isinstance(train, tuple) and train[1] is None:
+                    train = train[0]
+                scores = estimator.score_architectures(
+                    [decode(v) for v in proposals], validation,
+                    batch_size=fit_kwargs.get("batch_size"),
+                    num_batches=self.validation_batches, recalibration_data=train)
+                state["estimates"] = [s["val_accuracy"] for s in scores]
+                state["estimate_kind"] = "weight-sharing val_accuracy (final weights)"
+            else:
+                state["estimates"] = [state["trial_scores"].get(_key(v), math.nan)
+                                      for v in proposals]
+                state["estimate_kind"] = f"trial {tuner.oracle.objective.name}"
+            save()
+        estimates = state["estimates"]
+        order = sorted(range(len(proposals)),
+                       key=lambda i: (-_finite(estimates[i]), i))
+        standalone = state.setdefault("standalone", {})
+        for rank, i in enumerate(order[: self.num_standalone]):
+            if str(i) in standalone:
+                continue
+            standalone[str(i)] = self._train_standalone(tuner, proposals[i], rank, fit_args,
+                                                        fit_kwargs)
+            save()
+        ranking = []
+        for i in order:
+            alone = standalone.get(str(i))
+            ranking.append({
+                "values": proposals[i], "genotype": decode(proposals[i]).to_dict(),
+                "estimate": estimates[i], "estimate_kind": state["estimate_kind"],
+                "standalone_val_accuracy": alone,
+                "score": alone if alone is not None else estimates[i],
+            })
+        ranking.sort(key=lambda r: (r["standalone_val_accuracy"] is None,
+                                    -_finite(r["score"])))
+        state["ranking"] = ranking
+        save()
+        return ranking
+
+    def _train_standalone(self, tuner, values, rank, fit_args, fit_kwargs):
+        hypermodel = tuner.hypermodel
+        hp = keras_tuner.HyperParameters()
+        hypermodel.declare_hyperparameters(hp)
+        hp.values.update(values)
+        child = Child(
+            architecture=hypermodel.decode(values), hyperparameters=hp,
+            build=lambda: hypermodel.build(hp), trial_id=f"final{rank}",
+            directory=os.path.join(tuner.project_dir, f"final_{rank}"), hypermodel=hypermodel)
+        kwargs = dict(fit_kwargs, verbose=0)
+        trainer = TrainAndEvaluate(fit_overrides={"epochs": self.standalone_epochs},
+                                   seed=trial_seed(self.seed, rank))
+        history = trainer.estimate(child, *fit_args, **kwargs)
+        values_seen = history.history.get("val_accuracy") if hasattr(history, "history") else None
+        if not values_seen:
+            raise ValueError("The standalone training reported no `val_accuracy`: pass "
+                             "`validation_data=` to `search()`.")
+        return float(values_seen[-1])
+
+
+class _ChildStub:
+    def __init__(self, hypermodel):
+        self.hypermodel = hypermodel
+
+
+def _finite(value):
+    return value if value is not None and np.isfinite(value) else -math.inf
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _write(path, state):
+    text = json.dumps(state, indent=1, default=float)
+    atomic_write(path, lambda f: f.write(text), suffix=".json")

@@ -1,5 +1,6 @@
 """The RNN controller: sampling, probabilities, learning, exact state round trip."""
 
+import gc
 import itertools
 
 import numpy as np
@@ -261,3 +262,55 @@ def test_default_preset_learns_the_nasnet_space_within_200_rewards_and_nasnet_is
     assert chance == pytest.approx(0.247, abs=1e-3)
     assert default > 1.3 * chance, (default, chance)
     assert paper < 1.15 * chance and default > paper + 0.05, (default, paper, chance)
+
+
+def _run_one(seed):
+    controller = Controller(CHOICES, units=8, learning_rate=0.05, seed=seed)
+    decisions, log_probs = controller.sample(6, return_log_prob=True)
+    controller.update(decisions, decisions.sum(axis=1) / 10.0, log_probs)
+    state = controller.get_state()
+    return controller, decisions, controller.sample(3), state
+
+
+def test_compiled_networks_are_reused_by_later_controllers_with_the_same_results():
+    first, decisions, after, state = _run_one(seed=4)
+    network = first._policy
+    del first
+    gc.collect()
+    second, decisions2, after2, state2 = _run_one(seed=4)
+    assert second._policy is network  # the compiled network of a controller that is gone
+    np.testing.assert_array_equal(decisions, decisions2)
+    np.testing.assert_array_equal(after, after2)
+    for x, y in zip(state["weights"] + state["optimizer"], state2["weights"] + state2["optimizer"]):
+        np.testing.assert_array_equal(x, y)  # the optimizer restarted from its fresh state
+    third = Controller(CHOICES, units=8, learning_rate=0.05, seed=4)
+    assert third._policy is not network  # never shared by two living controllers
+    np.testing.assert_array_equal(third.sample(6), decisions)
+    other = Controller(CHOICES, units=8, learning_rate=0.01, seed=4)  # other settings
+    assert other._policy is not network and other._policy is not third._policy
+
+
+def test_arrays_and_a_state_without_them():
+    controller = Controller(CHOICES, units=8, seed=2)
+    weights, optimizer = controller.arrays()
+    state = controller.get_state(include_arrays=False)
+    assert "weights" not in state and "optimizer" not in state
+    assert set(state) == {"config", "baseline", "num_updates", "rng", "history"}
+    full = controller.get_state()
+    for x, y in zip(weights + optimizer, full["weights"] + full["optimizer"]):
+        assert isinstance(x, np.ndarray)
+        np.testing.assert_array_equal(x, y)
+    weights[0][...] = 5.0  # copies: the controller is untouched
+    assert controller.get_state()["weights"][0].max() <= 0.1
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 9, 33])
+def test_batches_of_any_size_give_the_unpadded_results(n):
+    controller = Controller(CHOICES, units=8, seed=6)
+    twin = Controller(CHOICES, units=8, seed=6)
+    decisions, log_probs = controller.sample(n, return_log_prob=True)
+    assert decisions.shape == (n, 4) and log_probs.shape == (n,)
+    np.testing.assert_allclose(controller.log_prob(decisions), log_probs, rtol=1e-5)
+    # Row by row (batches of one) gives the same numbers as the padded batch.
+    rows = np.concatenate([twin.sample(1) for _ in range(n)])
+    np.testing.assert_array_equal(rows, decisions)

@@ -19,6 +19,8 @@ which needs about a thousand rewards to move off uniform over the NASNet space;
 
 import logging
 import math
+import threading
+import weakref
 
 import keras
 import numpy as np
@@ -80,6 +82,15 @@ CONTROLLER_SETTINGS = (
 )
 _MASKED = -1e9  # Logit of a choice a decision does not have (finite: 0 * it stays 0).
 _INIT_RANGE = 0.1  # NASNet / NAS 2016: every controller weight uniform in [-0.1, 0.1].
+_MAX_BATCH = 1024  # rows per compiled policy call; longer inputs run in chunks
+
+
+def _batch_bucket(n):
+    """The padded batch size for `n` rows: 1, then powers of two from 8 up to `_MAX_BATCH`
+    (a handful of compiled shapes whatever the callers ask for)."""
+    if n <= 1:
+        return 1
+    return min(_MAX_BATCH, max(8, 1 << (int(n) - 1).bit_length()))
 
 
 class _Policy(keras.Model):
@@ -248,9 +259,83 @@ class _Runner(keras.Model):
         return self.policy.run()
 
 
+def _to_numpy(variable):
+    """A NumPy copy of a Keras variable's value.
+
+    Converting the variable itself (or, under TensorFlow, its `tf.Variable`) goes through an
+    `__array__` without a `copy` argument, which NumPy 2 warns about on every call; a tensor
+    read from it (`ops.copy`) converts cleanly under every backend.
+    """
+    return ops.convert_to_numpy(ops.copy(variable))
+
+
 def _per_sequence_loss(y_true, y_pred):
     del y_true  # The policy computes its own loss; Keras only averages and differentiates it.
     return y_pred
+
+
+class _NetworkPool:
+    """Compiled policy networks, reused by the controllers of one process.
+
+    Building a `_Policy` and compiling its sampling, scoring and training steps costs about a
+    second per controller (several under JAX), which a search pays at its first trial and a
+    test or benchmark pays for every controller it makes. Here a new controller takes the
+    network (policy, optimizer, runners) of a controller of the same shape and settings that
+    has been garbage-collected, resets the optimizer to its fresh state (the controller then
+    sets its own seeded weights), and so runs the already compiled functions: the same
+    numbers as a network built afresh. A network is never shared by two living controllers.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._networks = {}  # key -> [[weakref to the controller using it, network]]
+
+    @staticmethod
+    def _key(controller):
+        names = ("units", "embedding_dim", "algorithm", "clip_epsilon", "entropy_weight",
+                 "logit_clip", "temperature", "learning_rate")  # fmt: skip
+        return (tuple(controller.num_choices),) + tuple(getattr(controller, n) for n in names)
+
+    def take(self, controller):
+        """`(policy, optimizer, runners)` for `controller`, reused or built."""
+        key = self._key(controller)
+        with self._lock:
+            for slot in self._networks.get(key, []):
+                if slot[0]() is None:
+                    slot[0] = weakref.ref(controller)
+                    policy, optimizer, runners, fresh = slot[1]
+                    for variable, value in zip(optimizer.variables, fresh):
+                        variable.assign(value)
+                    return policy, optimizer, runners
+        network = self._build(controller)
+        with self._lock:
+            self._networks.setdefault(key, []).append([weakref.ref(controller), network])
+        return network[:3]
+
+    @staticmethod
+    def _build(controller):
+        policy = _Policy(
+            controller.num_choices,
+            controller.units,
+            controller.embedding_dim,
+            clip_epsilon=controller.clip_epsilon if controller.algorithm == "ppo" else None,
+            entropy_weight=controller.entropy_weight,
+            logit_clip=controller.logit_clip,
+            temperature=controller.temperature,
+            name="controller_policy",
+        )
+        optimizer = keras.optimizers.Adam(learning_rate=controller.learning_rate)
+        optimizer.build(policy.trainable_variables)
+        policy.compile(optimizer=optimizer, loss=_per_sequence_loss)
+        runners = {
+            mode: _Runner(policy, mode, name=f"controller_{mode}")
+            for mode in ("teacher", "sample", "greedy")
+        }
+        fresh = [_to_numpy(v) for v in optimizer.variables]
+        return policy, optimizer, runners, fresh
+
+
+_NETWORKS = _NetworkPool()
 
 
 def _is_number(value):
@@ -458,28 +543,12 @@ class Controller:
             setattr(self, key, settings[key])
         self.seed = int(seed)
 
-        self._policy = _Policy(
-            self.num_choices,
-            self.units,
-            self.embedding_dim,
-            clip_epsilon=self.clip_epsilon if self.algorithm == "ppo" else None,
-            entropy_weight=self.entropy_weight,
-            logit_clip=self.logit_clip,
-            temperature=self.temperature,
-            name="controller_policy",
-        )
+        self._policy, self._optimizer, self._runners = _NETWORKS.take(self)
         init_rng = np.random.default_rng([self.seed, 0])
         for variable in self._policy.weights:
             variable.assign(
                 init_rng.uniform(-_INIT_RANGE, _INIT_RANGE, tuple(variable.shape)).astype("float32")
             )
-        self._optimizer = keras.optimizers.Adam(learning_rate=self.learning_rate)
-        self._optimizer.build(self._policy.trainable_variables)
-        self._policy.compile(optimizer=self._optimizer, loss=_per_sequence_loss)
-        self._runners = {
-            mode: _Runner(self._policy, mode, name=f"controller_{mode}")
-            for mode in ("teacher", "sample", "greedy")
-        }
         self._rng = np.random.default_rng([self.seed, 1])
         self.baseline = None
         self.num_updates = 0
@@ -540,15 +609,31 @@ class Controller:
         # Inverse-CDF sampling from NumPy uniforms keeps the draws reproducible and the
         # generator state plain data, whatever the backend.
         uniforms = self._rng.random((n, self.num_decisions)).astype("float32")
-        decisions, log_probs, _ = self._runners["sample"].predict_on_batch(uniforms)
-        decisions = np.asarray(decisions).astype("int32")
+        decisions, log_probs, _ = self._run("sample", uniforms)
+        decisions = decisions.astype("int32")
         if return_log_prob:
-            return decisions, np.asarray(log_probs, "float64").sum(axis=1)
+            return decisions, log_probs.astype("float64").sum(axis=1)
         return decisions
 
+    def _run(self, mode, rows):
+        """Runs a `_Runner` on `rows` (`[n, D]`), in chunks padded to a few batch sizes.
+
+        Each new batch size compiles the scan again under JAX (and retraces it once under
+        TensorFlow), so batches are padded to `_batch_bucket(n)` and cut back afterwards.
+        """
+        outputs = []
+        for start in range(0, len(rows), _MAX_BATCH):
+            chunk = rows[start : start + _MAX_BATCH]
+            n = len(chunk)
+            padded = np.zeros((_batch_bucket(n), chunk.shape[1]), chunk.dtype)
+            padded[:n] = chunk
+            result = self._runners[mode].predict_on_batch(padded)
+            outputs.append([np.asarray(r)[:n] for r in result])  # NumPy already
+        return [np.concatenate(parts) for parts in zip(*outputs)]
+
     def _evaluate(self, decisions):
-        _, log_probs, entropies = self._runners["teacher"].predict_on_batch(decisions)
-        return np.asarray(log_probs), np.asarray(entropies)
+        _, log_probs, entropies = self._run("teacher", decisions)
+        return log_probs, entropies
 
     def log_prob(self, decisions):
         """Log-probability of each whole sequence under the policy, shape `[n]`."""
@@ -696,22 +781,36 @@ class Controller:
         )
         return stats
 
-    def get_state(self):
+    def get_state(self, include_arrays=True):
         """Everything needed to resume exactly: weights, optimizer, baseline, random state.
+
+        Args:
+            include_arrays: bool. With `False` the `weights` and `optimizer` entries are left
+                out (copying them is most of the cost), e.g. for a caller that saves the
+                arrays only when they changed (`arrays()`).
 
         Returns:
             A dict with `config`, `weights` and `optimizer` (lists of NumPy arrays) and the
             JSON-serialisable `baseline`, `num_updates`, `rng` and `history`.
         """
-        return {
+        state = {
             "config": self.get_config(),
-            "weights": [np.array(ops.convert_to_numpy(v)) for v in self._policy.weights],
-            "optimizer": [np.array(ops.convert_to_numpy(v)) for v in self._optimizer.variables],
             "baseline": self.baseline,
             "num_updates": self.num_updates,
             "rng": self._rng.bit_generator.state,
             "history": [dict(h) for h in self.history],
         }
+        if include_arrays:
+            state["weights"], state["optimizer"] = self.arrays()
+        return state
+
+    def arrays(self):
+        """`(weights, optimizer)`: copies of the policy's weights and of the optimizer's
+        variables, as lists of NumPy arrays (what `get_state` holds under those keys)."""
+        return (
+            [_to_numpy(v) for v in self._policy.weights],
+            [_to_numpy(v) for v in self._optimizer.variables],
+        )
 
     def set_state(self, state):
         """Restores a state returned by `get_state` (of a controller of the same shape)."""

@@ -100,6 +100,33 @@ class ToyTuner(keras_tuner.Tuner):
         return {"score": toy_score(values)}
 
 
+PEAK = {"x0": 3, "x1": 1, "x2": 4, "x3": 0, "x4": 5}
+
+
+class PeakedHyperModel(keras_tuner.HyperModel):
+    """Five 7-way Choices: 7**5 = 16,807 configurations."""
+
+    def build(self, hp):
+        for name in PEAK:
+            hp.Choice(name, list(range(7)))
+
+
+def peaked_score(values):
+    """0 at `PEAK`, lower by the L1 distance from it: one best configuration."""
+    return -float(sum(abs(values[name] - best) for name, best in PEAK.items()))
+
+
+class ScoreTuner(keras_tuner.Tuner):
+    """Scores each trial with `score_fn(values)` at once (no model)."""
+
+    def __init__(self, score_fn, *args, **kwargs):
+        self.score_fn = score_fn
+        super().__init__(*args, **kwargs)
+
+    def run_trial(self, trial, *args, **kwargs):
+        return {"score": self.score_fn(trial.hyperparameters.values)}
+
+
 def make_tuner(
     directory,
     max_trials,

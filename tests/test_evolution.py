@@ -139,8 +139,10 @@ def _fill(oracle, rewards):
 @pytest.mark.parametrize("combine_ops", [None, ("add",)])
 def test_mutations_on_the_nasnet_space_change_one_op_or_input(combine_ops):
     nasnet = NASNetSearchSpace(num_blocks=2, combine_ops=combine_ops)
+    # Batches of children only (no re-scores), to see many mutations.
     oracle = EvolutionOracle(objective=MAX, hyperparameters=nasnet.hyperparameters(),
-                             population_size=6, sample_size=3, seed=4)  # fmt: skip
+                             population_size=6, sample_size=3, seed=4,
+                             children_per_batch=10)  # fmt: skip
     _fill(oracle, [float(i) for i in range(6)])
     space = _Space(oracle.hyperparameters)
     members = {m["id"]: m["values"] for m in oracle.population}
@@ -169,7 +171,8 @@ def test_identity_mutation_keeps_the_parent():
     for name in "xyz":
         hp.Choice(name, list(range(50)))  # many neighbours: new children never run out
     oracle = EvolutionOracle(objective=MAX, hyperparameters=hp, population_size=4,
-                             sample_size=2, identity_prob=0.5, seed=1)  # fmt: skip
+                             sample_size=2, identity_prob=0.5, seed=1,
+                             children_per_batch=100)  # fmt: skip
     _fill(oracle, [1.0, 2.0, 3.0, 4.0])
     parents = {m["id"]: m["values"] for m in oracle.population}
     children = oracle.sample_candidates(100)
@@ -205,7 +208,7 @@ def test_tournament_picks_the_best_of_its_sample():
 
     # A tournament over the whole population always picks its best.
     oracle = EvolutionOracle(objective=MAX, hyperparameters=hp, population_size=8,
-                             sample_size=8, seed=11)  # fmt: skip
+                             sample_size=8, seed=11, children_per_batch=10)  # fmt: skip
     _fill(oracle, rewards)
     best = oracle.population[int(np.argmax(rewards))]["id"]
     for child in oracle.sample_candidates(10):
@@ -281,6 +284,40 @@ def test_a_small_space_is_exhausted_then_stopped(tmp_path):
     Tuner(oracle=oracle, hypermodel=TwoByTwo(), directory=str(tmp_path)).search(verbose=0)
     values = {tuple(sorted(t.hyperparameters.values.items())) for t in oracle.trials.values()}
     assert len(oracle.trials) == len(values) == 4  # every configuration once, then stopped
+
+    # Under weight sharing a repeat is a new measurement: the whole budget runs.
+    oracle = EvolutionOracle(objective=MAX, max_trials=10, population_size=2, sample_size=2,
+                             seed=1, rescore_repeats=True)  # fmt: skip
+    tuner = Tuner(oracle=oracle, hypermodel=TwoByTwo(), directory=str(tmp_path / "rescore"))
+    tuner.search(verbose=0)
+    values = [tuple(sorted(t.hyperparameters.values.items())) for t in oracle.trials.values()]
+    assert len(values) == 10 and len(set(values)) < 10
+    assert [h["id"] for h in oracle.history] == _ids(10)  # each joined once
+
+
+def test_a_budget_as_large_as_the_space_runs_every_configuration(tmp_path):
+    class Small(keras_tuner.HyperModel):
+        def build(self, hp):
+            hp.Choice("x", [0, 1, 2])
+            hp.Choice("y", [0, 1, 2])
+            hp.Choice("z", [0, 1, 2, 3])
+
+    class Tuner(keras_tuner.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            v = trial.hyperparameters.values
+            return {"score": -float(abs(v["x"] - 2) + abs(v["y"] - 1) + abs(v["z"] - 3))}
+
+    # 36 configurations: near the end, 21 mutations and 21 random samples can all miss the
+    # few left (KerasTuner's rule, and this oracle's before, then stopped the search).
+    for seed in range(3):  # the seeds under which the old rule stopped early
+        oracle = EvolutionOracle(objective=MAX, max_trials=36, population_size=4,
+                                 sample_size=2, seed=seed)  # fmt: skip
+        Tuner(oracle=oracle, hypermodel=Small(), directory=str(tmp_path / str(seed))).search(
+            verbose=0
+        )
+        values = {tuple(sorted(t.hyperparameters.values.items()))
+                  for t in oracle.trials.values()}  # fmt: skip
+        assert len(oracle.trials) == len(values) == 36, seed
 
 
 @pytest.mark.parametrize(
@@ -462,7 +499,7 @@ def test_sample_candidates_and_add_rewards(tmp_path):
 
     def make():
         oracle = EvolutionOracle(objective=MAX, hyperparameters=hp.copy(), population_size=4,
-                                 sample_size=2, seed=5)  # fmt: skip
+                                 sample_size=2, seed=5, children_per_batch=3)  # fmt: skip
         oracle._set_project_dir(str(tmp_path), "shared")
         return oracle
 
@@ -572,3 +609,85 @@ def test_runs_inside_the_nasnet_tuner(tmp_path):
                  oracle.trials["2"].hyperparameters.values, child["mutation"],
                  _Space(oracle.hyperparameters))  # fmt: skip
     assert len(tuner.get_best_genotypes(3)) == 3
+
+
+def _space_hp():
+    hp = keras_tuner.HyperParameters()
+    for name in NAMES:
+        hp.Choice(name, [0, 1, 2, 3, 4])
+    return hp
+
+
+def test_weight_sharing_batches_rescore_members_and_keep_their_ages():
+    # A batch as large as the population: before, every candidate joined and the whole
+    # population was replaced at each batch (no aging left).
+    oracle = EvolutionOracle(objective=MAX, hyperparameters=_space_hp(), population_size=8,
+                             sample_size=2, seed=3)  # fmt: skip
+    assert oracle.children_per_batch == 2  # population_size // 4
+    first = oracle.sample_candidates(8)  # not full yet: 8 new random members
+    assert not any("rescore" in r for r in oracle.recorded_candidates.values())
+    oracle.add_rewards([c["id"] for c in first], [toy_score(c["values"]) for c in first])
+    assert [m["id"] for m in oracle.population] == [c["id"] for c in first]
+    for step in range(5):
+        before = oracle.population
+        by_id = {m["id"]: m for m in before}
+        batch = oracle.sample_candidates(8)
+        records = oracle.recorded_candidates
+        children = [c for c in batch if "rescore" not in records[c["id"]]]
+        rescores = [c for c in batch if "rescore" in records[c["id"]]]
+        assert len(children) == 2 and len(rescores) == 6
+        assert batch == children + rescores  # the children first
+        assert all(records[c["id"]]["parent"] in by_id for c in children)  # tournament children
+        # Six distinct members, the least recently scored, each with its own values.
+        targets = [records[c["id"]]["rescore"] for c in rescores]
+        stalest = sorted(by_id, key=lambda i: by_id[i]["scored"])[:6]
+        assert sorted(targets) == sorted(stalest)
+        assert all(c["values"] == by_id[t]["values"] for c, t in zip(rescores, targets))
+        rewards = [100.0 * (step + 1) + k for k in range(8)]
+        oracle.add_rewards([c["id"] for c in batch], rewards)
+        after = oracle.population
+        ids = [m["id"] for m in after]
+        # Members keep their places (ages): the two oldest died, the two children joined
+        # at the young end.
+        assert ids == [m["id"] for m in before][2:] + [c["id"] for c in children]
+        reward_of = dict(zip((c["id"] for c in batch), rewards))
+        for candidate, target in zip(rescores, targets):
+            if target in ids:  # a re-scored member's reward is the new one
+                assert after[ids.index(target)]["reward"] == reward_of[candidate["id"]]
+        entries = oracle.history[-8:]
+        assert [h["source"] for h in entries] == ["rescore"] * 6 + ["candidate"] * 2
+        assert [h["member"] for h in entries[:6]] == targets
+    # Architectures to train the shared weights on: children only, nothing recorded.
+    pending, joined = oracle.recorded_candidates, len(oracle.history)
+    free = oracle.sample_candidates(8, record=False)
+    assert len(free) == 8 and oracle.recorded_candidates == pending
+    members = [m["values"] for m in oracle.population]
+    assert not any(c["values"] in members for c in free) and len(oracle.history) == joined
+
+
+def test_final_candidates_are_the_population_best_first_then_children(tmp_path):
+    def make():
+        oracle = EvolutionOracle(objective=MAX, hyperparameters=_space_hp(), population_size=4,
+                                 sample_size=2, seed=5)  # fmt: skip
+        oracle._set_project_dir(str(tmp_path), "final")
+        return oracle
+
+    oracle = make()
+    batch = oracle.sample_candidates(4)
+    oracle.add_rewards([c["id"] for c in batch], [1.0, 4.0, 2.0, 3.0])
+    state = _evolution_state(oracle)
+    final = oracle.final_candidates(10)
+    assert final[:4] == [batch[i]["values"] for i in (1, 3, 2, 0)]  # best first
+    assert len(final) == 10
+    assert len({json.dumps(v, sort_keys=True) for v in final}) == 10
+    # Nothing recorded, no reward expected; the random state moved and was saved.
+    assert oracle.recorded_candidates == {} and len(oracle.history) == 4
+    assert _evolution_state(oracle)["rng"] != state["rng"]
+    assert _saved(tmp_path / "final")["rng"] == _evolution_state(oracle)["rng"]
+    # Seeded: the same search gives the same finalists; a small n cuts the population.
+    again = make()
+    again.add_rewards([c["id"] for c in again.sample_candidates(4)], [1.0, 4.0, 2.0, 3.0])
+    assert again.final_candidates(10) == final
+    assert again.final_candidates(2) == final[:2]
+    with pytest.raises(ValueError, match="n=0"):
+        oracle.final_candidates(0)

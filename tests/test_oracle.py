@@ -1,5 +1,6 @@
 """`ControllerOracle` inside real KerasTuner searches: rewards, failures, space checks, resume."""
 
+import itertools
 import json
 import math
 import os
@@ -8,16 +9,27 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import keras
 import keras_tuner
 import numpy as np
 import pytest
-from _oracle_toy import BEST, ToyHyperModel, ToyTuner, make_tuner, toy_score
+from _oracle_toy import (
+    BEST,
+    PeakedHyperModel,
+    ScoreTuner,
+    ToyHyperModel,
+    ToyTuner,
+    make_tuner,
+    peaked_score,
+    toy_score,
+)
 
-from tuners.oracle import ControllerOracle, decision_values
+from tuners.oracle import ControllerOracle, decision_values, nearest_untried
 
 TOY = pathlib.Path(__file__).with_name("_oracle_toy.py")
+MAX = keras_tuner.Objective("score", "max")
 COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED
 FAILED = keras_tuner.engine.trial.TrialStatus.FAILED
 
@@ -104,6 +116,52 @@ def test_small_space_is_exhausted_not_repeated(tmp_path):
     repeats = [r for r in oracle.rewards if r[2] == "repeat"]
     assert repeats
     assert all(r[1] == oracle.trials[r[0]].score for r in oracle.rewards)
+
+    # Under weight sharing a repeat is a new measurement: the whole budget runs.
+    oracle = ControllerOracle(objective=MAX, max_trials=10, units=8, update_every=2, seed=1,
+                              rescore_repeats=True)  # fmt: skip
+    tuner = Tuner(oracle=oracle, hypermodel=TwoByTwo(), directory=str(tmp_path / "rescore"))
+    tuner.search(verbose=0)
+    values = [tuple(t.hyperparameters.values.items()) for t in oracle.trials.values()]
+    assert len(values) == 10 and len(set(values)) < 10
+    assert [r[2] for r in oracle.rewards] == ["trial"] * 10  # each run once, none "repeat"
+
+
+def _longest_run(items, wanted):
+    longest = run = 0
+    for item in items:
+        run = run + 1 if item == wanted else 0
+        longest = max(longest, run)
+    return longest
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_converged_controller_runs_the_whole_budget(tmp_path, seed):
+    # 7**5 = 16,807 configurations and a reward peaked at one: a fast learner converges
+    # within some 20 trials, after which most of its draws are configurations it tried.
+    max_trials, max_collisions = 30, 5
+    oracle = ControllerOracle(
+        objective=MAX, max_trials=max_trials, units=8, update_every=2, learning_rate=0.2,
+        ppo_epochs=1, max_collisions=max_collisions, seed=seed,
+    )  # fmt: skip
+    tuner = ScoreTuner(peaked_score, oracle=oracle, hypermodel=PeakedHyperModel(),
+                       directory=str(tmp_path), overwrite=True)  # fmt: skip
+    tuner.search(verbose=0)
+    assert sorted(oracle.trials) == _ids(max_trials)
+    values = {json.dumps(t.hyperparameters.values, sort_keys=True) for t in oracle.trials.values()}
+    assert len(values) == max_trials  # no configuration trained twice
+    # At some trial, max_collisions + 1 draws in a row were tried configurations (each
+    # rewarded as a "repeat"): KerasTuner's rule, and this oracle's before, stopped there.
+    assert _longest_run([r[2] for r in oracle.rewards], "repeat") >= max_collisions + 1
+
+
+def test_nearest_untried_searches_rings_around_the_start():
+    tried = set(itertools.product(range(3), range(3))) - {(2, 2)}
+    assert nearest_untried((0, 0), [3, 3], lambda d: d not in tried) == [(2, 2)]
+    assert nearest_untried((2, 1), [3, 3], lambda d: d not in tried) == [(2, 2)]
+    assert nearest_untried((1, 1), [3, 3], lambda d: False) == []  # all tried: exhausted
+    around = nearest_untried((0, 0, 0), [2, 3, 2], lambda d: d != (0, 0, 0))
+    assert around == [(1, 0, 0), (0, 1, 0), (0, 2, 0), (0, 0, 1)]  # one decision changed
 
 
 def test_failed_and_nan_trials_are_penalised_and_search_goes_on(tmp_path):
@@ -437,7 +495,9 @@ def test_minimised_objective_with_a_failing_choice_makes_it_rarer(tmp_path):
     p_before = oracle.controller.probabilities([[0, 0]])[0, 0]
     tuner.search(verbose=0)
     failed = {t for t, trial in oracle.trials.items() if trial.status == FAILED}
-    assert failed and oracle.num_failures == len(failed)
+    # Each failed trial, and each draw that repeated one ("repeat"), got the failure reward.
+    assert failed and {r[0] for r in oracle.rewards if r[0] in failed} == failed
+    assert oracle.num_failures == sum(r[0] in failed for r in oracle.rewards)
     real = [r[1] for r in oracle.rewards if r[0] not in failed]
     for trial_id, reward, _ in oracle.rewards:
         if trial_id in failed:
@@ -521,3 +581,58 @@ def test_numeric_ranges_are_counted_without_being_listed():
     assert decision_values(log_int) == tuple(2**i for i in range(11))
     fine = hp_module.Float("y", 0.0, 1.0, step=0.001)  # KerasTuner counts 1000 values
     assert decision_values(fine) == tuple(fine.values) and len(tuple(fine.values)) <= 1024
+
+
+def test_final_candidates_are_distinct_policy_draws(tmp_path):
+    tuner = make_tuner(tmp_path, max_trials=6, overwrite=True, update_every=3)
+    tuner.search(verbose=0)
+    oracle = tuner.oracle
+    rewards, pending = oracle.rewards, oracle.pending_rewards
+    rng = oracle.controller.get_state(include_arrays=False)["rng"]
+    final = oracle.final_candidates(40)
+    keys = [json.dumps(v, sort_keys=True) for v in final]
+    assert 1 <= len(final) <= 30 and len(set(keys)) == len(final)  # 30 configurations
+    assert all(set(v) == {"a", "b", "c", "f"} and v["f"] == 7 for v in final)
+    # Nothing recorded and no reward expected; the random state moved and was saved.
+    assert oracle.rewards == rewards and oracle.pending_rewards == pending
+    assert oracle.recorded_candidates == {}
+    saved = json.loads((tmp_path / "toy" / "oracle.json").read_text())["controller_oracle"]
+    assert saved["controller"]["rng"] == oracle.controller.get_state()["rng"] != rng
+    # The same as the policy's own draws, in the order drawn (one batched call).
+    probe = make_tuner(tmp_path / "probe", max_trials=6, overwrite=True, update_every=3)
+    probe.search(verbose=0)
+    drawn = probe.oracle.controller.sample(40)
+    expected = [probe.oracle._values_for([int(d) for d in row]) for row in drawn]
+    assert final == list({json.dumps(v, sort_keys=True): v for v in expected}.values())
+    with pytest.raises(ValueError, match="n=0"):
+        oracle.final_candidates(0)
+
+
+def _oracle_warnings(make_oracle, trials, directory):
+    """Warnings raised during a search of `trials` trials, less KerasTuner's own (its
+    `synchronized` calls `threading.currentThread`, deprecated, on every oracle call)."""
+    tuner = ScoreTuner(peaked_score, oracle=make_oracle(trials), hypermodel=PeakedHyperModel(),
+                       directory=str(directory), overwrite=True)  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tuner.search(verbose=0)
+    assert len(tuner.oracle.trials) == trials
+    package = os.path.dirname(keras_tuner.__file__)
+    return [f"{w.category.__name__}: {w.message}" for w in caught
+            if not w.filename.startswith(package)]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["controller", "evolution"])
+def test_no_warning_per_trial(tmp_path, name):
+    from tuners.evolution import EvolutionOracle
+
+    def make_oracle(trials):
+        if name == "controller":
+            return ControllerOracle(objective=MAX, max_trials=trials, units=8, update_every=1,
+                                    seed=0)  # fmt: skip
+        return EvolutionOracle(objective=MAX, max_trials=trials, population_size=4,
+                               sample_size=2, seed=0)  # fmt: skip
+
+    few = _oracle_warnings(make_oracle, 5, tmp_path / "few")
+    many = _oracle_warnings(make_oracle, 10, tmp_path / "many")
+    assert many == few == [], many  # controller files written, updates made: none

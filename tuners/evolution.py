@@ -25,7 +25,7 @@ from keras_tuner.engine import trial as trial_module
 
 from nasnet_tf.validators import positive_int
 from tuners.nasnet_space import BLOCK_FIELDS, CELL_TYPES
-from tuners.oracle import decision_values, is_declared
+from tuners.oracle import decision_values, index_of, is_declared, nearest_untried
 from tuners.state_files import DEFAULT_TRIAL_LEASE, CheckedStateMixin
 from tuners.values import candidate_rewards, values_hash
 
@@ -96,9 +96,16 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
     rate) those are a third kind, drawn as often as each of the other two. With probability
     `identity_prob` the child is the parent unchanged (the paper's identity mutation; it
     re-evaluates the parent, which KerasTuner then runs again as a duplicate trial, hence
-    the default 0). A mutation that gives a configuration already tried is drawn again (21
-    draws), then a random sample is tried (21 draws); when all of those were tried too, the
-    space is deemed exhausted and the search stops, as KerasTuner's own oracles do.
+    the default 0).
+
+    Repeats. With `rescore_repeats=False` (the default: a child trained from scratch would
+    only score the same) a mutation that gives a configuration already tried is drawn again
+    (`max_collisions + 1`, 21 draws), then a random sample is tried (21 draws); when all of
+    those were tried too, the trial is an untried configuration nearest (fewest decisions
+    changed) to the last random sample, drawn at random among the nearest. So a budgeted
+    search stops before `max_trials` only when every configuration of the space was tried.
+    With `rescore_repeats=True` (set by weight-sharing estimators: under shared weights a
+    repeat is a new measurement) the first child drawn is the trial, tried or not.
 
     Rewards. A completed trial's reward is its score (negated when the objective is
     minimised), or `reward_fn(trial)` if given. A FAILED trial (it raised, or its objective
@@ -114,7 +121,11 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
 
     Weight sharing. An estimator that trains shared weights needs no trials per child: it
     calls `sample_candidates(n)` to draw architectures and `add_rewards(ids, rewards)` to
-    hand their rewards back; each rewarded candidate joins the population as a trial would.
+    hand their rewards back. Once the population is full, a batch holds at most
+    `children_per_batch` new children, which join the population as trials would (the oldest
+    die); its other candidates re-score living members (the least recently scored first),
+    whose rewards are then replaced while their ages stay: the shared weights have changed
+    since they were scored, and aging still works when a batch is as large as the population.
 
     Resuming. Its state is saved with the oracle, so a search killed at any moment and
     restarted with `overwrite=False` goes on with the same population and random state: the
@@ -144,8 +155,13 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
             to 3600 (KerasTuner's own RPC timeout); `None` keeps KerasTuner's behaviour
             (see `docs/distributed.md`).
         max_collisions: int >= 0. A draw of values already tried is drawn again, up to
-            `max_collisions + 1` draws, before the space counts as exhausted. Defaults to
-            20, as KerasTuner's own oracles.
+            `max_collisions + 1` draws, before the nearest untried configuration is taken.
+            Defaults to 20, as KerasTuner's own oracles.
+        rescore_repeats: bool, hand out children of values already tried as new trials (see
+            "Repeats" above). Defaults to False.
+        children_per_batch: int, the most new children in one `sample_candidates(n)` batch
+            once the population is full; the rest of the batch re-scores members. Defaults
+            to `max(1, population_size // 4)`.
 
     Example:
 
@@ -184,6 +200,8 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
         max_consecutive_failed_trials=3,
         trial_lease=DEFAULT_TRIAL_LEASE,
         max_collisions=20,
+        rescore_repeats=False,
+        children_per_batch=None,
     ):
         super().__init__(
             objective=objective,
@@ -219,6 +237,16 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
             )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise ValueError(f"`seed` must be an int >= 0 or None. Received: seed={seed!r}")
+        if not isinstance(rescore_repeats, bool):
+            raise ValueError(
+                "`rescore_repeats` must be True or False. "
+                f"Received: rescore_repeats={rescore_repeats!r}"
+            )
+        if children_per_batch is None:
+            children_per_batch = max(1, population_size // 4)
+        positive_int(children_per_batch, "children_per_batch")
+        self.rescore_repeats = rescore_repeats
+        self.children_per_batch = children_per_batch
         self.population_size = population_size
         self.sample_size = sample_size
         self.identity_prob = float(identity_prob)
@@ -226,8 +254,8 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
         # KerasTuner turns seed=0 (and None) into a random seed; keep the user's 0.
         self._evolution_seed = seed if seed is not None else self.seed
         self._rng = np.random.default_rng(self._evolution_seed)
-        self._population = []  # [{"id", "reward", "values"}], oldest first
-        self._history = []  # [{"id", "reward", "parent", "mutation", "source"}], join order
+        self._population = []  # [{"id", "reward", "values", "scored"}], oldest first
+        self._history = []  # [{"id", "reward", "parent", "mutation", "source"}], in order
         self._pending_trials = {}  # trial_id -> [parent_id, mutation]
         self._pending_values = {}  # trial_id -> values, to run it again if its file is lost
         self._candidates = {}  # candidate_id -> {"values", "parent", "mutation"}
@@ -288,7 +316,7 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
         kind = kinds[int(self._rng.integers(len(kinds)))]
         name, options = groups[kind][int(self._rng.integers(len(groups[kind])))]
         old = values[name]
-        current = _index_of(options, old)
+        current = index_of(options, old)
         if current is None:
             new = options[int(self._rng.integers(len(options)))]
         else:
@@ -304,8 +332,17 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
         sample = [self._population[int(i)] for i in drawn]
         return max(sample, key=lambda member: member["reward"])
 
-    def _draw(self, is_new):
-        """(values, parent_id, mutation) of the next architecture, or None when exhausted."""
+    def _draw(self, taken=None):
+        """(values, parent_id, mutation) of the next architecture, or None.
+
+        A child of a tournament winner once the population is full, else a random sample.
+        With `taken` (a set of `values_hash`es) the architecture's hash is not in it: after
+        the collision draws, an untried configuration nearest the last random sample; None
+        when every configuration of the space is taken.
+        """
+        def is_new(values):
+            return taken is None or values_hash(values) not in taken
+
         tries = self.max_collisions + 1
         if len(self._population) >= self.population_size:
             for _ in range(tries):
@@ -320,15 +357,43 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
             values = self._random_sample()
             if is_new(values):
                 return values, None, None
-        return None
+        values = self._nearest_new(values, is_new)
+        return None if values is None else (values, None, None)
+
+    def _nearest_new(self, start, is_new):
+        """A configuration for which `is_new` holds, drawn among those nearest to `start`
+        (`tuners.oracle.nearest_untried`), or None when there is none in the space."""
+        base = self._complete(start)
+        tunable = [
+            (hp.name, options)
+            for hp, options in self._options()
+            if options is not None and len(options) > 1
+        ]
+        origin = [index_of(options, base[name]) for name, options in tunable]
+        origin = [0 if d is None else d for d in origin]  # a value the space no longer has
+
+        def values_of(decisions):
+            values = dict(base)
+            values.update({name: options[d] for (name, options), d in zip(tunable, decisions)})
+            return values
+
+        found = nearest_untried(
+            origin, [len(options) for _, options in tunable], lambda d: is_new(values_of(d))
+        )
+        if not found:
+            return None
+        return values_of(found[int(self._rng.integers(len(found)))])
 
     def populate_space(self, trial_id):
-        """A random sample or a mutated tournament winner (`RUNNING`), or `STOPPED`."""
+        """A random sample or a mutated tournament winner (`RUNNING`), or `STOPPED` once every
+        configuration of the space was tried (see "Repeats" in the class docstring)."""
         self._add_ended_trials()
-        tried = self.tried_hashes()
-        drawn = self._draw(lambda values: not self.is_tried(values, tried))
+        drawn = self._draw(None if self.rescore_repeats else self.tried_hashes())
         if drawn is None:
-            logger.info("EvolutionOracle: the space looks exhausted; stopping the search.")
+            logger.info(
+                "EvolutionOracle: every configuration of the space was tried; stopping the "
+                "search."
+            )
             self.save()  # keep the random state `create_trial` will not save
             return {"status": trial_module.TrialStatus.STOPPED, "values": None}
         values, parent, mutation = drawn
@@ -338,7 +403,10 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
 
     # ------------------------------------------------------------ population
     def _join(self, member_id, reward, values, parent, mutation, source):
-        self._population.append({"id": member_id, "reward": reward, "values": dict(values)})
+        self._population.append(
+            {"id": member_id, "reward": reward, "values": dict(values),
+             "scored": len(self._history)}
+        )  # fmt: skip
         self._history.append(
             {"id": member_id, "reward": reward, "parent": parent, "mutation": mutation,
              "source": source}
@@ -387,24 +455,48 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
         self._add_ended_trials()
 
     # ------------------------------------------------------- weight sharing
+    def _rescore_order(self, n):
+        """`n` living members to re-score: the least recently scored first, going round the
+        population again when `n` exceeds it."""
+        order = sorted(
+            range(len(self._population)),
+            key=lambda i: (self._population[i].get("scored", -1), i),
+        )
+        return [self._population[order[i % len(order)]] for i in range(n)]
+
     @keras_tuner.synchronized
     def sample_candidates(self, n, record=True):
         """Draws n architectures without creating trials.
 
-        Random samples while the population is not full, else mutated children of tournament
-        winners, as for trials; a draw that repeats a trial, a member or a pending candidate
-        is drawn again as in `populate_space`, and taken anyway when nothing new is found
-        (candidates are cheap to re-score, and there is no trial to stop).
+        Random samples while the population is not full; once it is, with `record=True`, at
+        most `children_per_batch` mutated children of tournament winners, the other
+        candidates being re-scores of living members (their values; the least recently
+        scored first): `add_rewards` replaces such a member's reward and leaves its age. With
+        `record=False` every candidate is a child (or random sample), as for trials. A child
+        that repeats a trial, a member or a pending candidate is drawn again as in
+        `populate_space`, and taken anyway when the space has nothing new (candidates are
+        cheap to re-score, and there is no trial to stop).
 
         Args:
             n: positive int, how many.
-            record: bool. With True the oracle remembers each candidate's (parent, mutation)
-                until `add_rewards` names it; with False it does not (e.g. architectures
-                sampled only to train shared weights; they never join).
+            record: bool. With True the oracle remembers each candidate (its parent and
+                mutation, or the member it re-scores) until `add_rewards` names it; with
+                False it does not (e.g. architectures sampled only to train shared weights;
+                they never join).
 
         Returns:
             A list of n dicts `{"id": str, "values": {hp_name: value, ...}}` holding every
-            hyperparameter of the space; ids (`"c000001"`, ...) are unique across resumes.
+            hyperparameter of the space, the children first; ids (`"c000001"`, ...) are
+            unique across resumes. `recorded_candidates` tells a re-score (`"rescore"`: the
+            member's id) from a child.
+
+        Example:
+
+        ```python
+        oracle = EvolutionOracle(objective="score", population_size=8, sample_size=2)
+        batch = oracle.sample_candidates(8)  # once 8 members joined: 2 children, 6 re-scores
+        oracle.add_rewards([c["id"] for c in batch], [evaluate(c["values"]) for c in batch])
+        ```
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"`n` must be a positive int. Received: n={n!r}")
@@ -412,33 +504,41 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
         if not isinstance(record, bool):
             raise ValueError(f"`record` must be a bool. Received: record={record!r}")
         self._add_ended_trials()
+        children = n
+        if record and len(self._population) >= self.population_size:
+            children = min(n, self.children_per_batch)
         taken = self.tried_hashes()
         taken.update(values_hash(m["values"]) for m in self._population)
         taken.update(values_hash(c["values"]) for c in self._candidates.values())
+        batch = []
+        for _ in range(children):
+            drawn = self._draw(taken) or self._draw()
+            taken.add(values_hash(drawn[0]))
+            batch.append({"values": drawn[0], "parent": drawn[1], "mutation": drawn[2]})
+        for member in self._rescore_order(n - children):
+            batch.append({"values": dict(member["values"]), "parent": None, "mutation": None,
+                          "rescore": member["id"]})  # fmt: skip
         candidates = []
-        for _ in range(n):
-            drawn = self._draw(lambda v: values_hash(v) not in taken)
-            if drawn is None:
-                drawn = self._draw(lambda v: True)
-            values, parent, mutation = drawn
-            taken.add(values_hash(values))
+        for candidate in batch:
             self._candidate_counter += 1
             candidate_id = f"c{self._candidate_counter:06d}"
             if record:
-                self._candidates[candidate_id] = {
-                    "values": values, "parent": parent, "mutation": mutation
-                }  # fmt: skip
-            candidates.append({"id": candidate_id, "values": dict(values)})
+                self._candidates[candidate_id] = candidate
+            candidates.append({"id": candidate_id, "values": dict(candidate["values"])})
         self._save_if_attached()
         return candidates
 
     @keras_tuner.synchronized
     def add_rewards(self, candidate_ids, rewards):
-        """Rewards recorded candidates: each joins the population as a member (aging applies).
+        """Rewards recorded candidates: children join the population (aging applies), re-scores
+        replace their member's reward.
 
         The same protocol as `ControllerOracle.add_rewards`, so one weight-sharing estimator
-        drives either strategy. The state is saved afterwards (when the oracle has a project
-        directory, i.e. is in a tuner).
+        drives either strategy. The re-scores of a call are applied first, in order, each
+        replacing the reward of its member (if still alive) and leaving its place in the
+        population; then the children join at the young end, in order, and the oldest
+        members die. `history` records both (source `"candidate"` or `"rescore"`). The state
+        is saved afterwards (when the oracle has a project directory, i.e. is in a tuner).
 
         Args:
             candidate_ids: ids from `sample_candidates(..., record=True)`, each once and not
@@ -452,26 +552,100 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
                 one finite number per id; nothing is added then.
         """
         ids, values = candidate_rewards(candidate_ids, rewards, self._candidates)
-        for candidate_id, reward in zip(ids, values):
-            candidate = self._candidates.pop(candidate_id)
-            self._join(
-                candidate_id, float(reward), candidate["values"], candidate["parent"],
-                candidate["mutation"], "candidate",
+        pairs = [(c, float(r), self._candidates.pop(c)) for c, r in zip(ids, values)]
+        living = {m["id"]: m for m in self._population}
+        for candidate_id, reward, candidate in pairs:
+            member_id = candidate.get("rescore")
+            if member_id is None:
+                continue
+            member = living.get(member_id)
+            if member is not None:
+                member["reward"], member["scored"] = reward, len(self._history)
+            self._history.append(
+                {"id": candidate_id, "reward": reward, "parent": None, "mutation": None,
+                 "source": "rescore", "member": member_id, "alive": member is not None}
             )  # fmt: skip
+        for candidate_id, reward, candidate in pairs:
+            if candidate.get("rescore") is None:
+                self._join(
+                    candidate_id, reward, candidate["values"], candidate["parent"],
+                    candidate["mutation"], "candidate",
+                )  # fmt: skip
         self._save_if_attached()
+
+    @keras_tuner.synchronized
+    def final_candidates(self, n):
+        """Architectures for the final selection: the population, best first, then children.
+
+        The living members, highest reward first (the older first among equals), then
+        mutated children of tournament winners (random samples while there is no member),
+        until `n` distinct architectures or `max_collisions + 1` draws in a row bring
+        nothing new. Nothing is recorded and no reward is expected; the draws use the
+        oracle's seeded random state, which is saved afterwards (as `sample_candidates`
+        does), so a resumed search draws the same ones.
+
+        Args:
+            n: positive int, how many.
+
+        Returns:
+            A list of at most `n` dicts `{hp_name: value, ...}` (every hyperparameter of the
+            space), all different.
+
+        Example:
+
+        >>> import keras_tuner
+        >>> hp = keras_tuner.HyperParameters()
+        >>> _ = hp.Choice("a", [0, 1, 2]), hp.Choice("b", [0, 1, 2])
+        >>> oracle = EvolutionOracle(objective="score", hyperparameters=hp,
+        ...                          population_size=2, sample_size=1, seed=0)
+        >>> batch = oracle.sample_candidates(2)
+        >>> oracle.add_rewards([c["id"] for c in batch], [1.0, 2.0])
+        >>> finalists = oracle.final_candidates(4)
+        >>> finalists[0] == batch[1]["values"], len(finalists)
+        (True, 4)
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"`n` must be a positive int. Received: n={n!r}")
+        n = int(n)
+        self._add_ended_trials()
+        chosen = {}
+        ranked = sorted(enumerate(self._population), key=lambda im: (-im[1]["reward"], im[0]))
+        for _, member in ranked:
+            values = self._complete(member["values"])
+            chosen.setdefault(values_hash(values), values)
+        misses = 0
+        while len(chosen) < n and misses <= self.max_collisions:
+            if self._population:
+                size = min(self.sample_size, len(self._population))
+                drawn = self._rng.choice(len(self._population), size=size, replace=False)
+                parent = max((self._population[int(i)] for i in drawn),
+                             key=lambda member: member["reward"])  # fmt: skip
+                mutated = self._mutate(parent["values"])
+                values = self._random_sample() if mutated is None else mutated[0]
+            else:
+                values = self._random_sample()
+            key = values_hash(values)
+            misses = misses + 1 if key in chosen else 0
+            chosen.setdefault(key, values)
+        self._save_if_attached()
+        return list(chosen.values())[:n]
 
     # ------------------------------------------------------------- results
     @property
     def population(self):
-        """The living members, oldest first: dicts `{"id", "reward", "values"}`."""
+        """The living members, oldest first: dicts `{"id", "reward", "values", "scored"}`;
+        `scored` is the index in `history` of the entry that gave the member its current
+        reward (its joining, or its last re-score)."""
         return [dict(m, values=dict(m["values"])) for m in self._population]
 
     @property
     def history(self):
-        """Every member that ever joined, in join order: dicts `{"id", "reward", "parent",
-        "mutation", "source"}`. `parent` is None for a random sample; `mutation` is None then,
-        else `{"kind": "input" | "op" | "hyperparameter", "name", "old", "new"}` or
-        `{"kind": "identity"}`; `source` is `"trial"` or `"candidate"`."""
+        """Every member that ever joined, and every re-score, in order: dicts `{"id",
+        "reward", "parent", "mutation", "source"}`. `parent` is None for a random sample;
+        `mutation` is None then, else `{"kind": "input" | "op" | "hyperparameter", "name",
+        "old", "new"}` or `{"kind": "identity"}`; `source` is `"trial"`, `"candidate"` or
+        `"rescore"`. A re-score (`id`: the candidate's) also names the `"member"` it re-scored
+        and whether that member was still `"alive"` (else the reward changed nothing)."""
         return [dict(h) for h in self._history]
 
     @property
@@ -481,7 +655,8 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
 
     @property
     def recorded_candidates(self):
-        """Candidates awaiting a reward: `{id: {"values", "parent", "mutation"}}`."""
+        """Candidates awaiting a reward: `{id: {"values", "parent", "mutation"}}`, plus
+        `"rescore"` (the member's id) for a re-score."""
         return {k: dict(v) for k, v in self._candidates.items()}
 
     # --------------------------------------------------------- persistence
@@ -491,6 +666,9 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
             "seed": self._evolution_seed,
             "population_size": self.population_size,
             "sample_size": self.sample_size,
+            # Recorded only: a resumed search takes the arguments (as for `population_size`).
+            "children_per_batch": self.children_per_batch,
+            "rescore_repeats": self.rescore_repeats,
             "rng": self._rng.bit_generator.state,
             "population": self._population,
             "history": self._history,
@@ -549,15 +727,3 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
             if member["id"] == trial_id:
                 return dict(member["values"])
         return None
-
-
-def _index_of(options, value):
-    for i, option in enumerate(options):
-        if type(option) is type(value) and option == value:
-            return i
-    for i, option in enumerate(options):
-        if option == value:
-            return i
-    return None
-
-

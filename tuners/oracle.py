@@ -142,6 +142,83 @@ def is_declared(hyperparameters, hp):
     )
 
 
+def index_of(options, value):
+    """The index of `value` among a decision's `options` (same type first, then `==`), or
+    `None` when it is not one of them.
+
+    Example:
+
+    >>> index_of((0, 1, 2), 2), index_of((False, True), 1), index_of(("a",), "b")
+    (2, 1, None)
+    """
+    for i, option in enumerate(options):
+        if type(option) is type(value) and option == value:
+            return i
+    for i, option in enumerate(options):
+        if option == value:
+            return i
+    return None
+
+
+def space_size(num_choices):
+    """How many configurations a sequence of decisions has: the product of their numbers of
+    choices, as an exact Python int (never enumerated).
+
+    Example:
+
+    >>> space_size([3, 2, 5]), space_size([8] * 40) == 8**40, space_size([])
+    (30, True, 1)
+    """
+    return math.prod(int(k) for k in num_choices)
+
+
+def nearest_untried(start, num_choices, is_untried):
+    """The untried configurations nearest to `start`, fewest decisions changed first.
+
+    Searches rings of growing Hamming distance around `start` (itself, then every change of
+    one decision, then of two, ...) and returns the first ring's configurations for which
+    `is_untried` holds, in a fixed order. A ring is only built once every configuration of
+    the one before was tried, so the work is bounded by the tried configurations near
+    `start`; only when nearly all of a small space is tried does it cover the whole space.
+
+    Args:
+        start: a sequence of decision indices.
+        num_choices: the number of choices of each decision.
+        is_untried: callable `tuple of indices -> bool`.
+
+    Returns:
+        A list of tuples of decision indices; empty when every configuration is tried.
+
+    Example:
+
+    >>> tried = {(0, 0), (0, 1), (1, 0)}
+    >>> nearest_untried((0, 0), [2, 3], lambda d: d not in tried)
+    [(0, 2)]
+    >>> nearest_untried((0, 0), [2, 2], lambda d: d not in tried)
+    [(1, 1)]
+    """
+    start = tuple(int(d) for d in start)
+    if is_untried(start):
+        return [start]
+    seen, ring = {start}, [start]
+    while ring:
+        outer = []
+        for config in ring:
+            for i, k in enumerate(num_choices):
+                for choice in range(int(k)):
+                    if choice == config[i]:
+                        continue
+                    neighbour = config[:i] + (choice,) + config[i + 1 :]
+                    if neighbour not in seen:
+                        seen.add(neighbour)
+                        outer.append(neighbour)
+        found = [config for config in outer if is_untried(config)]
+        if found:
+            return found
+        ring = outer
+    return []
+
+
 class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
     """A KerasTuner `Oracle` whose trials are sampled by an RNN controller trained by RL.
 
@@ -177,12 +254,20 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
     `default_update_every(max_trials)`; a cadence that gives fewer than 5 updates in
     `max_trials` warns.
 
-    When the controller samples a set of values that was already tried, it is not run again:
-    if that trial has ended, its reward is fed to the controller again (the policy gradient
-    stays unbiased); otherwise another sample is drawn. After `max_collisions + 1` (21) such
-    draws in a row the space is deemed exhausted and the search stops, as KerasTuner's own
-    oracles do: in a small space, a controller that has converged can thus end the search
-    before `max_trials`.
+    Repeats. When the controller samples a set of values that was already tried, it is not
+    run again (`rescore_repeats=False`, the default: a trained-from-scratch child would only
+    score the same): if that trial has ended, its reward is fed to the controller again (the
+    policy gradient stays unbiased), and another sample is drawn, up to `max_collisions + 1`
+    (21) draws. When all of them were tried, the trial is the most probable untried
+    configuration nearest the policy's mode: starting from the greedy decisions, the
+    configurations one decision away (then two, ...) are scored by the controller in one
+    batched call and the most probable untried one is taken, with the current policy's
+    log-probability as its sampling-time one. So a converged controller never ends a
+    budgeted search early; the search stops before `max_trials` only when every
+    configuration of the space was tried (counted exactly, without listing a large space).
+    With `rescore_repeats=True` (set by weight-sharing estimators: under shared weights, a
+    repeat is a new measurement, not a collision) every draw is a trial, tried or not, and
+    the search runs its whole budget.
 
     Weight-sharing estimators (ENAS-style: one trial trains shared weights, then scores many
     architectures) feed rewards without creating trials through `sample_candidates(n)` and
@@ -219,8 +304,10 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
             to 3600 (KerasTuner's own RPC timeout); `None` keeps KerasTuner's behaviour
             (see `docs/distributed.md`).
         max_collisions: int >= 0. A draw of values already tried is drawn again, up to
-            `max_collisions + 1` draws, before the space counts as exhausted. Defaults to
-            20, as KerasTuner's own oracles.
+            `max_collisions + 1` draws, before the nearest untried configuration is taken.
+            Defaults to 20, as KerasTuner's own oracles.
+        rescore_repeats: bool, hand out draws of values already tried as new trials (see
+            "Repeats" above). Defaults to False.
         **controller_kwargs: further `Controller` arguments (`embedding_dim`, `clip_epsilon`,
             `ppo_epochs`, `normalize_advantages`, `logit_clip`, `temperature`, `max_kl`).
 
@@ -265,6 +352,7 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
         max_consecutive_failed_trials=3,
         trial_lease=DEFAULT_TRIAL_LEASE,
         max_collisions=20,
+        rescore_repeats=False,
         **controller_kwargs,
     ):
         super().__init__(
@@ -312,6 +400,12 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
                 "Unrecognized arguments for ControllerOracle: "
                 f"{sorted(unknown)}. Accepted extra controller arguments: {sorted(extra)}."
             )
+        if not isinstance(rescore_repeats, bool):
+            raise ValueError(
+                "`rescore_repeats` must be True or False. "
+                f"Received: rescore_repeats={rescore_repeats!r}"
+            )
+        self.rescore_repeats = rescore_repeats
         self.update_every = update_every
         self.failure_reward = None if failure_reward is None else float(failure_reward)
         self.reward_fn = reward_fn
@@ -421,48 +515,90 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
                 values[hp.name] = hp.value if candidates is None else candidates[0]
         return values
 
-    def _ended_trial_with_hash(self, wanted):
+    def _ended_trials_by_hash(self):
+        """`{values_hash: trial}` of the ended, rewarded trials (the first of each hash)."""
+        ended = {}
         for trial_id, trial_hash in self._values_hashes.items():
-            if trial_hash != wanted or trial_id not in self._rewarded:
+            if trial_hash in ended or trial_id not in self._rewarded:
                 continue
             trial = self.trials.get(trial_id)
             if trial is not None and trial.status in (
                 trial_module.TrialStatus.COMPLETED,
                 trial_module.TrialStatus.FAILED,
             ):
-                return trial
-        return None
+                ended[trial_hash] = trial
+        return ended
 
     def _draw(self, n):
         """`n` decision lists and their sampling-time log-probabilities."""
         decisions, log_probs = self.controller.sample(n, return_log_prob=True)
         return [[int(d) for d in row] for row in decisions], [float(lp) for lp in log_probs]
 
+    def _running(self, trial_id, decisions, log_prob, values=None):
+        self._trial_decisions[trial_id] = list(decisions)
+        self._trial_log_probs[trial_id] = log_prob
+        if values is None:
+            values = self._values_for(decisions)
+        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+
+    def _nearest_untried(self, tried):
+        """`(decisions, log_prob)` of the most probable untried configuration nearest the
+        greedy decisions (see "Repeats"), or `None` when every configuration was tried."""
+        num_choices = [len(values) for _, values in self._specs]
+
+        def is_untried(decisions):
+            return not self.is_tried(self._values_for(decisions), tried)
+
+        # A ring is built only when the one inside it was all tried, so this costs about the
+        # tried configurations near the mode; it covers the whole space (and answers None)
+        # only when every configuration was tried, i.e. in a space no larger than the trials.
+        found = nearest_untried(self.controller.greedy(), num_choices, is_untried)
+        if not found:
+            return None
+        log_probs = self.controller.log_prob(np.asarray(found, dtype="int32"))
+        best = int(np.argmax(log_probs))
+        return [int(d) for d in found[best]], float(log_probs[best])
+
     def populate_space(self, trial_id):
-        """Samples the trial's values from the controller (`RUNNING`), or `STOPPED`."""
+        """Samples the trial's values from the controller (`RUNNING`), or `STOPPED` once every
+        configuration of the space was tried (see "Repeats" in the class docstring)."""
         self._ensure_controller()
         if self.controller is None:
-            # Nothing to decide: run the one configuration once.
+            # Nothing to decide: run the one configuration (once, unless repeats are rescored).
             values = self._values_for([])
-            if self.is_tried(values):
+            if not self.rescore_repeats and self.is_tried(values):
                 return {"status": trial_module.TrialStatus.STOPPED, "values": None}
             self._trial_decisions[trial_id] = []
             return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+        (decisions,), (log_prob,) = self._draw(1)
+        if self.rescore_repeats:
+            return self._running(trial_id, decisions, log_prob)
         tried = self.tried_hashes()
-        for _ in range(self.max_collisions + 1):
-            (decisions,), (log_prob,) = self._draw(1)
+        ended = None
+        more = ([], [])
+        for attempt in range(self.max_collisions + 1):
+            if attempt:
+                if attempt == 1:  # A collision: the further draws in one batched call.
+                    more = self._draw(self.max_collisions)
+                decisions, log_prob = more[0][attempt - 1], more[1][attempt - 1]
             values = self._values_for(decisions)
             if not self.is_tried(values, tried):
-                self._trial_decisions[trial_id] = decisions
-                self._trial_log_probs[trial_id] = log_prob
-                return {"status": trial_module.TrialStatus.RUNNING, "values": values}
-            earlier = self._ended_trial_with_hash(values_hash(values))
+                return self._running(trial_id, decisions, log_prob, values)
+            if ended is None:
+                ended = self._ended_trials_by_hash()
+            earlier = ended.get(values_hash(values))
             if earlier is not None:
                 # Evaluated already: reward the draw from that result instead of retraining.
                 self._receive_reward(
                     earlier.trial_id, decisions, self._reward_of(earlier), "repeat", log_prob
                 )
-        logger.info("ControllerOracle: the space looks exhausted; stopping the search.")
+        nearest = self._nearest_untried(tried)
+        if nearest is not None:
+            return self._running(trial_id, *nearest)
+        logger.info(
+            "ControllerOracle: all %d configurations of the space were tried; stopping the "
+            "search.", space_size(len(options) for _, options in self._specs),
+        )  # fmt: skip
         self.save()  # `create_trial` saves only running trials; keep the rewards just received.
         return {"status": trial_module.TrialStatus.STOPPED, "values": None}
 
@@ -626,6 +762,45 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
             self._receive_reward(candidate_id, decisions, float(reward), "candidate", log_prob)
         self.save()
 
+    @keras_tuner.synchronized
+    def final_candidates(self, n):
+        """Architectures for the final selection: up to `n` distinct draws from the policy.
+
+        `n` sequences are drawn from the current controller in one batched call and their
+        values returned in the order drawn, repeats removed (so a converged policy gives
+        fewer than `n`). Nothing is recorded and no reward is expected; the draws use the
+        controller's seeded random state, which is saved afterwards (as `sample_candidates`
+        does), so a resumed search draws the same ones.
+
+        Args:
+            n: positive int, how many draws.
+
+        Returns:
+            A list of at most `n` dicts `{hp_name: value, ...}` (every hyperparameter of the
+            space), all different.
+
+        Example:
+
+        ```python
+        tuner.search(...)
+        finalists = oracle.final_candidates(10)
+        scores = [train_from_scratch(values) for values in finalists]
+        ```
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"`n` must be a positive int. Received: n={n!r}")
+        self._ensure_controller()
+        if self.controller is None:
+            drawn = [[]]
+        else:
+            drawn = self.controller.sample(int(n)).tolist()
+        unique = {}
+        for decisions in drawn:
+            values = self._values_for([int(d) for d in decisions])
+            unique.setdefault(values_hash(values), values)
+        self.save()
+        return list(unique.values())
+
     # ---------------------------------------------------------------- results
     @property
     def history(self):
@@ -662,10 +837,8 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
         state = super().get_state()
         controller_state = None
         if self.controller is not None:
-            full = self.controller.get_state()
-            controller_state = {
-                key: value for key, value in full.items() if key not in ("weights", "optimizer")
-            }
+            # The arrays go to the controller file, written by `save` only when they changed.
+            controller_state = self.controller.get_state(include_arrays=False)
         state[_STATE_KEY] = {
             "signature": self._signature,
             "decision_names": self.decision_names,
@@ -687,6 +860,7 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
             "rewarded": sorted(self._rewarded),
             "candidates": self._candidates,
             "candidate_count": self._candidate_count,
+            "rescore_repeats": self.rescore_repeats,  # recorded only: a resume takes the argument
         }
         return state
 
@@ -728,11 +902,11 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
             self.controller is not None
             and self._saved_controller_version != self._controller_version
         ):
-            full = self.controller.get_state()
-            arrays = {f"w{i}": w for i, w in enumerate(full["weights"])}
-            arrays.update({f"o{i}": o for i, o in enumerate(full["optimizer"])})
-            arrays["num_weights"] = np.array(len(full["weights"]))
-            arrays["num_optimizer"] = np.array(len(full["optimizer"]))
+            weights, optimizer = self.controller.arrays()
+            arrays = {f"w{i}": w for i, w in enumerate(weights)}
+            arrays.update({f"o{i}": o for i, o in enumerate(optimizer)})
+            arrays["num_weights"] = np.array(len(weights))
+            arrays["num_optimizer"] = np.array(len(optimizer))
             atomic_write(
                 self._controller_fname(self._controller_version),
                 lambda f: np.savez(f, **arrays),

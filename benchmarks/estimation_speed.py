@@ -56,7 +56,7 @@ def load_data(args):
     n = args.train_size + args.val_size
     if data_dir.is_dir():
         sys.path.insert(0, str(ROOT / "benchmarks"))
-        from search_efficiency import load_cifar_splits
+        from cell_recipe import load_cifar_splits
 
         (train, val), classes = load_cifar_splits(data_dir, (args.train_size, args.val_size),
                                                   image_size=args.image_size)

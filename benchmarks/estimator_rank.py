@@ -57,6 +57,8 @@ def parse_args(argv=None):
     p.add_argument("--archs", type=int, default=30, help="architectures of the benchmark draw")
     p.add_argument("--shared-epochs", type=int, nargs="+", default=[5, 10],
                    help="S: score the shared weights after these many epochs")
+    p.add_argument("--shared-optimizer", choices=("sgd", "adam"), default="sgd",
+                   help="the shared weights' optimizer (SharedWeights' `optimizer`)")
     p.add_argument("--data-dir", default=str(DEFAULT_DATA))
     p.add_argument("--bench", default=str(ROOT / "benchmarks" / "cell_bench.json"))
     p.add_argument("--out", default=str(OUT))
@@ -117,7 +119,7 @@ def arm_fresh(genotypes, splits, classes, workdir):
     return records
 
 
-def arm_shared(genotypes, splits, classes, workdir, epochs_list, done, write):
+def arm_shared(genotypes, splits, classes, workdir, epochs_list, done, write, optimizer):
     import keras_tuner
 
     from tuners import NASTuner, SharedWeights
@@ -125,19 +127,21 @@ def arm_shared(genotypes, splits, classes, workdir, epochs_list, done, write):
     (x, y), val = splits["train"], splits["search_val"]
     model = hypermodel(classes)
     supernet, spent = None, 0.0
-    state_file = workdir / "shared_cpu.json"
+    state_file = workdir / f"shared_{optimizer}_cpu.json"
     if state_file.exists():
         spent = json.loads(state_file.read_text())["cpu_seconds"]
     records = []
     for epochs in sorted(epochs_list):
-        names = [f"shared-{epochs}-{m}" for m in MODES]
+        tag = "" if optimizer == "sgd" else f"{optimizer}-"
+        names = [f"shared-{tag}{epochs}-{m}" for m in MODES]
         if all(n in done for n in names):
             continue
-        estimator = SharedWeights(candidates_per_trial=0, seed=0, supernet=supernet)
+        estimator = SharedWeights(candidates_per_trial=0, seed=0, supernet=supernet,
+                                  optimizer=optimizer)
         tuner = NASTuner(model, keras_tuner.oracles.RandomSearchOracle(
             objective="val_accuracy", max_trials=epochs, seed=1),
             estimator=estimator, final_selection=None, directory=str(workdir),
-            project_name="shared", overwrite=False)
+            project_name=f"shared-{optimizer}", overwrite=False)
         start = cpu()
         tuner.search(x, y, validation_data=val, batch_size=RECIPE["batch_size"], verbose=0)
         spent += cpu() - start
@@ -203,7 +207,8 @@ def main(argv=None):
         t = time.perf_counter()
         print(f"arm {arm}", flush=True)
         if arm == "shared":
-            arm_shared(genotypes, splits, classes, workdir, args.shared_epochs, done, write)
+            arm_shared(genotypes, splits, classes, workdir, args.shared_epochs, done, write,
+                       args.shared_optimizer)
         elif arm not in done:
             records = (arm_fresh(genotypes, splits, classes, workdir) if arm == "fresh"
                        else arm_train(int(arm[-1]), genotypes, splits, classes))

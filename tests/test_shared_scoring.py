@@ -174,6 +174,9 @@ def test_final_selection_ranks_trains_and_resumes_inside(tmp_path, searched):
     tuner = make(second, False)
     tuner.search(x, y, **fit)
     assert second.trained == [1]  # the finished standalone training was not redone
+    # The shared weights came back from disk (a tuner handed a compiled super-network
+    # resumes the weights it saved, not the network's current ones).
+    assert tuner.estimator.epochs_done == 2
     ranking = tuner.final_ranking
     assert [r["standalone_val_accuracy"] is not None for r in ranking[:3]] == [
         True, True, False]
@@ -185,3 +188,43 @@ def test_final_selection_ranks_trains_and_resumes_inside(tmp_path, searched):
     best = tuner.get_best_genotypes(1)[0]
     assert best == tuner.hypermodel.decode(ranking[0]["values"])
     assert tuner.estimator.best_architectures(1)[0][0] == ranking[0]["values"]
+
+
+def test_estimators_trace_their_functions_once(tmp_path, monkeypatch):
+    # Every trace of a train or predict function runs `SuperNet.call` in Python once (both
+    # backends); eager calls do not happen in the estimators' loops. Five architectures,
+    # validation data that ends in a padded batch, fresh and shared weights, all three
+    # treatments of batch normalization: each compiled function is traced once.
+    from nasnet_tf.supernet import SuperNet
+    from tuners import FreshWeights, NASNetHyperModel
+    from tuners.estimation import Child
+
+    traces = []
+    original = SuperNet.call
+
+    def counted(self, inputs, training=None, mask=None, **kwargs):
+        traces.append((bool(training), self._batch_statistics))
+        return original(self, inputs, training=training, mask=mask, **kwargs)
+
+    monkeypatch.setattr(SuperNet, "call", counted)
+    x, y, vx, vy = _data(n=40, n_val=10)  # batches of 8: the last validation batch is padded
+    hypermodel = NASNetHyperModel(**CHILD)
+    fresh = FreshWeights(seed=0)
+    genotypes = [hypermodel.decode(v["values"]) for v in SharedWeights(seed=3)._uniform(
+        Child(None, None, None, "0", str(tmp_path), hypermodel=hypermodel), 5)]
+    for i, genotype in enumerate(genotypes):
+        fresh.estimate(Child(genotype, None, None, str(i), str(tmp_path), hypermodel=hypermodel),
+                       x, y, validation_data=(vx, vy), epochs=1, batch_size=8)
+    after_fresh = len(traces)
+    assert after_fresh <= 3, traces  # built once, one train and one predict function
+    shared = SharedWeights(candidates_per_trial=2, validation_batches=1, seed=0,
+                           supernet=fresh.supernet, optimizer="adam")
+    tuner = NASNetTuner(hypermodel, max_trials=2, seed=1, estimator=shared,
+                        oracle_kwargs={"units": 8}, final_selection=None,
+                        directory=tmp_path, overwrite=True)
+    tuner.search(x, y, validation_data=(vx, vy), batch_size=8, verbose=0)
+    assert len(traces) - after_fresh <= 1, traces  # + the batch-statistics predict function
+    for mode in STATISTICS:
+        shared.statistics = mode
+        shared.score_architectures(genotypes, (vx, vy), batch_size=8, recalibration_data=(x, y))
+    assert len(traces) - after_fresh <= 1, traces

@@ -65,6 +65,32 @@ def test_equals_each_child_it_holds(supernet):
         np.testing.assert_allclose(back.predict(x, verbose=0), expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
+def test_equals_children_over_all_thirteen_ops():
+    """Every op of the NASNet space, in both cell types, with add and concat."""
+    from nasnet_tf import OP_NAMES
+
+    net = SuperNet(num_blocks=1, num_cells=1, penultimate_filters=48, input_shape=SHAPE,
+                   classes=4, name="all_ops")
+    x = np.random.default_rng(3).normal(size=(2,) + SHAPE).astype("float32")
+    names = list(OP_NAMES)
+    covered = set()
+    for i in range(0, len(names), 2):
+        a, b = names[i], names[(i + 1) % len(names)]
+        combine = ("add", "concat")[(i // 2) % 2]
+        normal = CellGenotype([Block(0, 1, a, b, combine)])
+        reduction = CellGenotype([Block(1, 0, b, a, ("concat", "add")[(i // 2) % 2])])
+        genotype = Genotype(normal, reduction)
+        covered.update((a, b))
+        child = build_nasnet(genotype, **net.child_config())
+        _perturb(child, i)
+        net.load_child_weights(child, genotype)
+        expected = child.predict(x, verbose=0)
+        got = net.predict_on_batch(net.inputs_for(x, genotype))
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0, err_msg=f"{a}, {b}")
+    assert covered == set(OP_NAMES)
+
+
 def test_switching_architectures_traces_once(monkeypatch):
     traces = []
     original = SuperCell._edge

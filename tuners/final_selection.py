@@ -24,6 +24,7 @@ selection resumes it without redoing finished parts.
 import json
 import math
 import os
+import types
 
 import keras_tuner
 import numpy as np
@@ -110,7 +111,7 @@ class FinalSelection:
                 proposals += [dict(v) for v in oracle.final_candidates(self.num_samples)]
             else:
                 proposals += [c["values"] for c in estimator._uniform(
-                    _ChildStub(tuner.hypermodel), self.num_samples)]
+                    types.SimpleNamespace(hypermodel=tuner.hypermodel), self.num_samples)]
         proposals += [dict(t.hyperparameters.values) for t in completed[: self.top_k]]
         if shared:
             ranked = sorted(estimator.candidates, key=lambda c: -c[1])
@@ -140,6 +141,8 @@ class FinalSelection:
             standalone score where there is one, else the estimate).
         """
         estimator = tuner.estimator
+        if hasattr(estimator, "score_architectures"):
+            estimator.prepare(tuner.hypermodel)  # a resumed process may have run no trial
         path = os.path.join(tuner.project_dir, FILE_NAME)
         completed = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
         stamp = {"completed_trials": completed, "config": self.get_config()}
@@ -215,11 +218,6 @@ class FinalSelection:
             raise ValueError("The standalone training reported no `val_accuracy`: pass "
                              "`validation_data=` to `search()`.")
         return float(values_seen[-1])
-
-
-class _ChildStub:
-    def __init__(self, hypermodel):
-        self.hypermodel = hypermodel
 
 
 def _finite(value):

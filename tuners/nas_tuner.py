@@ -451,6 +451,12 @@ class NASTuner(keras_tuner.Tuner):
         if is_worker():
             # KerasTuner made `self.oracle` a gRPC client of the chief: ride out its restarts.
             self.oracle = ReconnectingClient(self.oracle)
+        elif getattr(estimator, "repeats_are_informative", False) and hasattr(
+            self.oracle, "rescore_repeats"
+        ):
+            # Under shared weights a repeated architecture is scored again with newer
+            # weights: information, not a collision.
+            self.oracle.rescore_repeats = True
 
     def _populate_initial_space(self):
         # The NAS spaces have no conditional scopes, so declaring them is enough; KerasTuner's

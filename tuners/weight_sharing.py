@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import time
+import types
 import weakref
 
 import keras
@@ -206,6 +207,24 @@ class _SuperNetEstimator(PerformanceEstimator):
 
     def _start_weights(self):
         """What a new estimator does to the super-network before its first child."""
+
+    def _maybe_restore(self, child):
+        """Applies a state `reload` announced (estimators that keep state)."""
+
+    def prepare(self, hypermodel):
+        """Builds (or takes) the super-network and restores the saved state, as the first
+        trial would: for work after a search, e.g. `tuners.FinalSelection` in a resumed
+        process that ran no trial.
+
+        Args:
+            hypermodel: the tuner's `NASNetHyperModel`.
+
+        Returns:
+            The `SuperNet`.
+        """
+        net = self._ensure_supernet(types.SimpleNamespace(hypermodel=hypermodel))
+        self._maybe_restore(None)
+        return net
 
     def _reset_optimizer(self):
         for variable, value in zip(self.supernet.optimizer.variables, self._initial_optimizer):
@@ -403,6 +422,9 @@ class SharedWeights(_SuperNetEstimator):
     tuner.search(x, y, validation_data=(x_val, y_val), batch_size=64)
     ```
     """
+
+    repeats_are_informative = True
+    """A repeated architecture is scored again with the current weights (see `NASTuner`)."""
 
     def __init__(self, candidates_per_trial=20, validation_batches=4, statistics="batch",
                  recalibration_batches=4, optimizer="sgd", learning_rate=None,
@@ -711,8 +733,9 @@ class SharedWeights(_SuperNetEstimator):
         changed) under a new version, then `shared_state.json` naming them with their
         checksums, the previous state kept as `shared_state.prev.json`; files of older
         versions are removed. A kill between any two writes leaves a usable unit."""
-        if self._directory is None or self.supernet is None:
-            return
+        if (self._directory is None or self.supernet is None
+                or self._initial_optimizer is None or getattr(self, "_pending_restore", False)):
+            return  # nothing trained in this process yet: what is on disk is the state
         state, previous = self._state_paths(self._directory)
         if weights_changed or not self._version:
             self._version += 1

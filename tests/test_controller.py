@@ -1,6 +1,5 @@
 """The RNN controller: sampling, probabilities, learning, exact state round trip."""
 
-import gc
 import itertools
 
 import numpy as np
@@ -264,30 +263,41 @@ def test_default_preset_learns_the_nasnet_space_within_200_rewards_and_nasnet_is
     assert paper < 1.15 * chance and default > paper + 0.05, (default, paper, chance)
 
 
-def _run_one(seed):
-    controller = Controller(CHOICES, units=8, learning_rate=0.05, seed=seed)
-    decisions, log_probs = controller.sample(6, return_log_prob=True)
-    controller.update(decisions, decisions.sum(axis=1) / 10.0, log_probs)
-    state = controller.get_state()
-    return controller, decisions, controller.sample(3), state
+def _steps(controller, rounds=2):
+    """Draws, updates, draws again; returns everything it saw."""
+    seen = []
+    for _ in range(rounds):
+        decisions, log_probs = controller.sample(6, return_log_prob=True)
+        controller.update(decisions, decisions.sum(axis=1) / 10.0, log_probs)
+        seen.append((decisions, controller.log_prob(decisions), controller.greedy()))
+    return seen
 
 
-def test_compiled_networks_are_reused_by_later_controllers_with_the_same_results():
-    first, decisions, after, state = _run_one(seed=4)
-    network = first._policy
-    del first
-    gc.collect()
-    second, decisions2, after2, state2 = _run_one(seed=4)
-    assert second._policy is network  # the compiled network of a controller that is gone
-    np.testing.assert_array_equal(decisions, decisions2)
-    np.testing.assert_array_equal(after, after2)
-    for x, y in zip(state["weights"] + state["optimizer"], state2["weights"] + state2["optimizer"]):
-        np.testing.assert_array_equal(x, y)  # the optimizer restarted from its fresh state
-    third = Controller(CHOICES, units=8, learning_rate=0.05, seed=4)
-    assert third._policy is not network  # never shared by two living controllers
-    np.testing.assert_array_equal(third.sample(6), decisions)
+def _assert_same(a, b):
+    for x, y in zip(a, b):
+        for u, v in zip(x, y):
+            np.testing.assert_array_equal(u, v)
+
+
+def test_one_compiled_network_serves_every_controller_of_the_same_settings():
+    alone = [_steps(Controller(CHOICES, units=8, learning_rate=0.05, seed=s)) for s in (4, 5)]
+    a = Controller(CHOICES, units=8, learning_rate=0.05, seed=4)
+    b = Controller(CHOICES, units=8, learning_rate=0.05, seed=5)
+    assert a._network is b._network  # compiled once in the process
+    # Used in turns, each controller sees exactly what it saw alone: its weights and its
+    # optimizer state move in and out of the shared network.
+    seen_a, seen_b = [], []
+    for _ in range(2):
+        seen_a += _steps(a, rounds=1)
+        seen_b += _steps(b, rounds=1)
+    _assert_same(seen_a, alone[0])
+    _assert_same(seen_b, alone[1])
+    state_a = a.get_state()
+    b.sample(2)  # b takes the network; a's state is kept aside, whole
+    for x, y in zip(state_a["weights"] + state_a["optimizer"], a.arrays()[0] + a.arrays()[1]):
+        np.testing.assert_array_equal(x, y)
     other = Controller(CHOICES, units=8, learning_rate=0.01, seed=4)  # other settings
-    assert other._policy is not network and other._policy is not third._policy
+    assert other._network is not a._network
 
 
 def test_arrays_and_a_state_without_them():

@@ -17,6 +17,7 @@ which needs about a thousand rewards to move off uniform over the NASNet space;
 `benchmarks/controller_sweep.py` and `benchmarks/RESULTS_controller.md`).
 """
 
+import contextlib
 import logging
 import math
 import threading
@@ -274,47 +275,20 @@ def _per_sequence_loss(y_true, y_pred):
     return y_pred
 
 
-class _NetworkPool:
-    """Compiled policy networks, reused by the controllers of one process.
+class _Network:
+    """One compiled policy network (policy, its optimizer, the runners), lent to controllers.
 
     Building a `_Policy` and compiling its sampling, scoring and training steps costs about a
-    second per controller (several under JAX), which a search pays at its first trial and a
-    test or benchmark pays for every controller it makes. Here a new controller takes the
-    network (policy, optimizer, runners) of a controller of the same shape and settings that
-    has been garbage-collected, resets the optimizer to its fresh state (the controller then
-    sets its own seeded weights), and so runs the already compiled functions: the same
-    numbers as a network built afresh. A network is never shared by two living controllers.
+    second (several under JAX). Every controller of the same shape and settings in a process
+    shares one network, so that cost is paid once per process: the controller using it
+    holds its weights and optimizer state in the network's variables; when another one
+    needs it, those are copied out to the first controller (`stash`) and the second's are
+    put in. A process that runs one search never swaps; the numbers are those of a network
+    of one's own.
     """
 
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._networks = {}  # key -> [[weakref to the controller using it, network]]
-
-    @staticmethod
-    def _key(controller):
-        names = ("units", "embedding_dim", "algorithm", "clip_epsilon", "entropy_weight",
-                 "logit_clip", "temperature", "learning_rate")  # fmt: skip
-        return (tuple(controller.num_choices),) + tuple(getattr(controller, n) for n in names)
-
-    def take(self, controller):
-        """`(policy, optimizer, runners)` for `controller`, reused or built."""
-        key = self._key(controller)
-        with self._lock:
-            for slot in self._networks.get(key, []):
-                if slot[0]() is None:
-                    slot[0] = weakref.ref(controller)
-                    policy, optimizer, runners, fresh = slot[1]
-                    for variable, value in zip(optimizer.variables, fresh):
-                        variable.assign(value)
-                    return policy, optimizer, runners
-        network = self._build(controller)
-        with self._lock:
-            self._networks.setdefault(key, []).append([weakref.ref(controller), network])
-        return network[:3]
-
-    @staticmethod
-    def _build(controller):
-        policy = _Policy(
+    def __init__(self, controller):
+        self.policy = _Policy(
             controller.num_choices,
             controller.units,
             controller.embedding_dim,
@@ -324,18 +298,64 @@ class _NetworkPool:
             temperature=controller.temperature,
             name="controller_policy",
         )
-        optimizer = keras.optimizers.Adam(learning_rate=controller.learning_rate)
-        optimizer.build(policy.trainable_variables)
-        policy.compile(optimizer=optimizer, loss=_per_sequence_loss)
-        runners = {
-            mode: _Runner(policy, mode, name=f"controller_{mode}")
+        self.optimizer = keras.optimizers.Adam(learning_rate=controller.learning_rate)
+        self.optimizer.build(self.policy.trainable_variables)
+        self.policy.compile(optimizer=self.optimizer, loss=_per_sequence_loss)
+        self.runners = {
+            mode: _Runner(self.policy, mode, name=f"controller_{mode}")
             for mode in ("teacher", "sample", "greedy")
         }
-        fresh = [_to_numpy(v) for v in optimizer.variables]
-        return policy, optimizer, runners, fresh
+        self.fresh_optimizer = [_to_numpy(v) for v in self.optimizer.variables]
+        self.lock = threading.RLock()
+        self._user = None  # weak reference to the controller whose state is in the variables
+
+    def arrays(self):
+        return (
+            [_to_numpy(v) for v in self.policy.weights],
+            [_to_numpy(v) for v in self.optimizer.variables],
+        )
+
+    def load(self, weights, optimizer):
+        for variable, value in zip(self.policy.weights, weights):
+            variable.assign(np.asarray(value))
+        for variable, value in zip(self.optimizer.variables, optimizer):
+            variable.assign(np.asarray(value))
+
+    @contextlib.contextmanager
+    def lent_to(self, controller):
+        """Holds the network for `controller`, with its state in the variables."""
+        with self.lock:
+            user = None if self._user is None else self._user()
+            if user is not controller:
+                if user is not None:
+                    user._stash = self.arrays()
+                self.load(*controller._stash)
+                controller._stash = None
+                self._user = weakref.ref(controller)
+            yield self
 
 
-_NETWORKS = _NetworkPool()
+class _Networks:
+    """The process's `_Network`s, one per controller shape and compiled settings."""
+
+    _SETTINGS = ("units", "embedding_dim", "algorithm", "clip_epsilon", "entropy_weight",
+                 "logit_clip", "temperature", "learning_rate")  # fmt: skip
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._networks = {}
+
+    def get(self, controller):
+        key = (tuple(controller.num_choices),) + tuple(
+            getattr(controller, name) for name in self._SETTINGS
+        )
+        with self._lock:
+            if key not in self._networks:
+                self._networks[key] = _Network(controller)
+            return self._networks[key]
+
+
+_NETWORKS = _Networks()
 
 
 def _is_number(value):
@@ -543,12 +563,14 @@ class Controller:
             setattr(self, key, settings[key])
         self.seed = int(seed)
 
-        self._policy, self._optimizer, self._runners = _NETWORKS.take(self)
+        self._network = _NETWORKS.get(self)
         init_rng = np.random.default_rng([self.seed, 0])
-        for variable in self._policy.weights:
-            variable.assign(
-                init_rng.uniform(-_INIT_RANGE, _INIT_RANGE, tuple(variable.shape)).astype("float32")
-            )
+        weights = [
+            init_rng.uniform(-_INIT_RANGE, _INIT_RANGE, tuple(v.shape)).astype("float32")
+            for v in self._network.policy.weights
+        ]
+        # Put in when the network is next lent to this controller.
+        self._stash = (weights, self._network.fresh_optimizer)
         self._rng = np.random.default_rng([self.seed, 1])
         self.baseline = None
         self.num_updates = 0
@@ -627,7 +649,8 @@ class Controller:
             n = len(chunk)
             padded = np.zeros((_batch_bucket(n), chunk.shape[1]), chunk.dtype)
             padded[:n] = chunk
-            result = self._runners[mode].predict_on_batch(padded)
+            with self._network.lent_to(self) as network:
+                result = network.runners[mode].predict_on_batch(padded)
             outputs.append([np.asarray(r)[:n] for r in result])  # NumPy already
         return [np.concatenate(parts) for parts in zip(*outputs)]
 
@@ -659,7 +682,8 @@ class Controller:
 
     def _greedy(self):
         dummy = np.zeros((1, self.num_decisions), dtype="float32")
-        decisions, _, _, probs = self._runners["greedy"].predict_on_batch(dummy)
+        with self._network.lent_to(self) as network:
+            decisions, _, _, probs = network.runners["greedy"].predict_on_batch(dummy)
         return np.asarray(decisions)[0].astype("int32"), np.asarray(probs)[0]
 
     def greedy(self):
@@ -748,7 +772,8 @@ class Controller:
         for _ in range(max_steps):
             ratio = np.exp(current - behaviour)
             clipped.append(float(np.mean(np.abs(ratio - 1.0) > self.clip_epsilon)))
-            loss = self._policy.train_on_batch(inputs, targets)
+            with self._network.lent_to(self) as network:
+                loss = network.policy.train_on_batch(inputs, targets)
             steps += 1
             current = self.log_prob(decisions).astype("float64")
             if self.max_kl > 0 and _k3_kl(start, current) > self.max_kl:
@@ -807,10 +832,8 @@ class Controller:
     def arrays(self):
         """`(weights, optimizer)`: copies of the policy's weights and of the optimizer's
         variables, as lists of NumPy arrays (what `get_state` holds under those keys)."""
-        return (
-            [_to_numpy(v) for v in self._policy.weights],
-            [_to_numpy(v) for v in self._optimizer.variables],
-        )
+        with self._network.lent_to(self) as network:
+            return network.arrays()
 
     def set_state(self, state):
         """Restores a state returned by `get_state` (of a controller of the same shape)."""
@@ -823,17 +846,16 @@ class Controller:
                     f"{key}={mine}."
                 )
         weights, optimizer = list(state["weights"]), list(state["optimizer"])
-        expected = [tuple(v.shape) for v in self._policy.weights + self._optimizer.variables]
+        network = self._network
+        expected = [tuple(v.shape) for v in network.policy.weights + network.optimizer.variables]
         received = [tuple(np.shape(a)) for a in weights + optimizer]
-        if len(weights) != len(self._policy.weights) or received != expected:
+        if len(weights) != len(network.policy.weights) or received != expected:
             raise ValueError(
                 "The state's arrays do not fit this controller. Expected shapes "
                 f"{expected}. Received: {received}"
             )
-        for variable, value in zip(self._policy.weights, weights):
-            variable.assign(np.asarray(value))
-        for variable, value in zip(self._optimizer.variables, optimizer):
-            variable.assign(np.asarray(value))
+        with network.lent_to(self):
+            network.load(weights, optimizer)
         self.baseline = None if state["baseline"] is None else float(state["baseline"])
         self.num_updates = int(state["num_updates"])
         self._rng.bit_generator.state = state["rng"]

@@ -228,3 +228,81 @@ def test_estimators_trace_their_functions_once(tmp_path, monkeypatch):
         shared.statistics = mode
         shared.score_architectures(genotypes, (vx, vy), batch_size=8, recalibration_data=(x, y))
     assert len(traces) - after_fresh <= 1, traces
+
+
+class Killed(BaseException):
+    """Stops a search as a kill would: KerasTuner records an `Exception` in a trial as its
+    failure and goes on, but lets this through."""
+
+
+class _KillAt(SharedWeights):
+    """Raises (as a SIGKILL would stop it) before the `boundary`-th file write of the save that
+    follows the second epoch's training."""
+
+    boundary = None
+
+    def _save(self, weights_changed=True):
+        if not (weights_changed and self.epochs_done == 2 and self.boundary is not None):
+            return super()._save(weights_changed)
+        import tuners.weight_sharing as module
+
+        calls, originals = [0], (module.atomic_write, module.atomic_save)
+
+        def counted(original):
+            def write(*args, **kwargs):
+                if calls[0] == self.boundary:
+                    raise Killed()
+                calls[0] += 1
+                return original(*args, **kwargs)
+
+            return write
+
+        module.atomic_write, module.atomic_save = counted(originals[0]), counted(originals[1])
+        try:
+            return super()._save(weights_changed)
+        finally:
+            module.atomic_write, module.atomic_save = originals
+
+
+@pytest.mark.parametrize("boundary", [0, 1, 2, 3, 4])
+def test_shared_state_survives_a_kill_at_each_write(tmp_path, searched, boundary):
+    # The writes of one save: weights, optimizer, the previous state, the state (4: after all).
+    x, y, vx, vy = _data()
+    supernet = searched[0].estimator.supernet
+
+    def make(max_trials, estimator):
+        return NASNetTuner(**CHILD, max_trials=max_trials, seed=5, estimator=estimator,
+                           oracle_kwargs={"units": 16}, final_selection=None,
+                           directory=tmp_path, overwrite=max_trials == 1)
+
+    fit = dict(validation_data=(vx, vy), batch_size=4, steps_per_epoch=4, verbose=0)
+    make(1, SharedWeights(candidates_per_trial=2, seed=1, supernet=supernet)).search(x, y, **fit)
+    killed = _KillAt(candidates_per_trial=2, seed=1, supernet=supernet)
+    killed.boundary = boundary
+    if boundary < 4:
+        with pytest.raises(Killed):
+            make(2, killed).search(x, y, **fit)
+    else:
+        make(2, killed).search(x, y, **fit)
+    project = tmp_path / "untitled_project"
+    # What a kill inside a write leaves: a private temporary file.
+    stale = project / ".tmp-k1ll3d-shared_weights_000099.weights.h5"
+    stale.write_bytes(b"half")
+    stale.chmod(0o600)
+    state = json.loads((project / "shared_state.json").read_text())
+    resumed = SharedWeights(candidates_per_trial=2, seed=1, supernet=supernet)
+    tuner = make(3, resumed)
+    resumed.prepare(tuner.hypermodel)  # restores; never refuses
+    assert resumed.epochs_done in (1, 2)
+    assert resumed.epochs_done == state["epochs_done"] or boundary < 4
+    recorded = [json.loads((project / name).read_text())
+                for name in ("shared_state.json", "shared_state.prev.json")
+                if (project / name).exists()]
+    assert weights_digest(supernet) in [r["values_sha256"] for r in recorded]
+    tuner.search(x, y, **fit)  # and goes on to the end
+    assert resumed.epochs_done == 3
+    # No temporary file of the interrupted write is left, none private.
+    leftovers = [p.name for p in project.iterdir() if p.name.startswith(".tmp-")]
+    assert leftovers == []
+    for p in project.glob("shared_*"):
+        assert p.stat().st_mode & 0o044 == 0o044, p.name

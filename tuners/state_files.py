@@ -153,6 +153,7 @@ class CheckedStateMixin:
     _sf_synced = False  # whether `oracle.json` holds `_sf_text`
     _sf_prev_text = None  # the text in `oracle.prev.json`, when known
     _sf_prev_companions = None  # the companion files it names; None: unknown
+    _sf_swept = None  # the (kept files, pruning) of the last sweep of stale files
 
     # ------------------------------------------------------ own bookkeeping
     def _init_checked_state(self, trial_lease=DEFAULT_TRIAL_LEASE, max_collisions=20):
@@ -397,7 +398,13 @@ class CheckedStateMixin:
             self._sf_prev_text, self._sf_prev_companions = old, self._sf_companions
         self._write_state_text(self._get_oracle_fname(), text)
         self._sf_text, self._sf_companions, self._sf_synced = text, companions, True
-        self._remove_stale_files()
+        # Stale files appear only when the files to keep change, and temporary ones only
+        # when a process was killed while writing: sweep then, and once per process, not on
+        # every save (listing a project of many trials costs more than the save).
+        swept = (self._sf_companions, self._sf_prev_companions)
+        if swept != self._sf_swept:
+            self._remove_stale_files()
+            self._sf_swept = swept
 
     def _write_state_text(self, path, text):
         atomic_write(path, lambda f: f.write(text), prefix=self._state_tmp_prefix,

@@ -235,7 +235,7 @@ def test_search_train_export_predict_end_to_end(capsys, tmp_path):
     model_path = train_dir / "model.keras"
     meta = ex.read_metadata(model_path)
     assert meta["dataset"] == "digits" and meta["output"]["class_names"][3] == "3"
-    assert meta["genotype"] == json.loads(best.read_text())
+    assert meta["genotype"] == json.loads(best.read_text())["genotype"]
 
     saved = tmp_path / "served"
     status, out, err = _run(capsys, "export", str(model_path), "-o", str(saved),

@@ -55,10 +55,10 @@ def test_search_samples_rewards_updates_and_learns(tmp_path):
     tuner.search(verbose=0)
     oracle = tuner.oracle
     trials = oracle.trials
-    # The toy space has 30 configurations: the search either ran its whole budget or stopped
-    # once it only drew configurations it had tried (20 repeat draws in a row).
+    # The toy space has 30 configurations: the whole budget runs, however often the
+    # controller draws configurations it tried.
     n = len(trials)
-    assert sorted(trials) == _ids(max_trials)[:n] and n >= 12
+    assert sorted(trials) == _ids(max_trials)
     assert all(t.status == COMPLETED for t in trials.values())
     # One decision per tunable hp, in the space's order; Fixed is not one.
     assert oracle.controller.num_choices == [3, 2, 5]

@@ -264,6 +264,7 @@ class _KillAt(SharedWeights):
             module.atomic_write, module.atomic_save = originals
 
 
+@pytest.mark.tf_only  # the file handling is the backends' same; one run of it is enough
 @pytest.mark.parametrize("boundary", [0, 1, 2, 3, 4])
 def test_shared_state_survives_a_kill_at_each_write(tmp_path, searched, boundary):
     # The writes of one save: weights, optimizer, the previous state, the state (4: after all).

@@ -29,8 +29,9 @@ import types
 import keras_tuner
 import numpy as np
 
-from nasnet_tf.io_utils import atomic_write
+from nasnet_tf.io_utils import write_json
 from tuners.estimation import Child, TrainAndEvaluate, trial_seed
+from tuners.weight_sharing import read_json_or_none
 
 __all__ = ["FinalSelection"]
 
@@ -146,10 +147,10 @@ class FinalSelection:
         path = os.path.join(tuner.project_dir, FILE_NAME)
         completed = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
         stamp = {"completed_trials": completed, "config": self.get_config()}
-        state = _read(path)
+        state = read_json_or_none(path)
         if state is None or state.get("stamp") != stamp:
             state = {"stamp": stamp}
-        save = lambda: _write(path, state)  # noqa: E731
+        save = lambda: write_json(path, state)  # noqa: E731
         shared = hasattr(estimator, "score_architectures")
         if "proposals" not in state:
             proposals, trial_scores = self._proposals(tuner, estimator)
@@ -224,14 +225,3 @@ def _finite(value):
     return value if value is not None and np.isfinite(value) else -math.inf
 
 
-def _read(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def _write(path, state):
-    text = json.dumps(state, indent=1, default=float)
-    atomic_write(path, lambda f: f.write(text), suffix=".json")

@@ -34,7 +34,13 @@ import keras
 import keras_tuner
 import numpy as np
 
-from nasnet_tf.io_utils import atomic_save, atomic_write
+from nasnet_tf.io_utils import (
+    CorruptFileError,
+    atomic_save,
+    atomic_write,
+    read_json,
+    sha256_file,
+)
 from nasnet_tf.supernet import SuperNet
 from tuners.estimation import PerformanceEstimator, trial_seed
 from tuners.state_files import json_default
@@ -741,13 +747,13 @@ class SharedWeights(_SuperNetEstimator):
             self._version += 1
             weights, optimizer = self._paths(self._directory, self._version)
             atomic_save(weights, self.supernet.save_weights)
-            self._weights_sha256 = _file_digest(weights)
+            self._weights_sha256 = sha256_file(weights)
             self._values_sha256 = weights_digest(self.supernet)
             arrays = {f"o{i}": np.asarray(keras.ops.convert_to_numpy(v))
                       for i, v in enumerate(self.supernet.optimizer.variables)}
             atomic_write(optimizer, lambda f: np.savez(f, **arrays), binary=True,
                          suffix=".npz")
-            self._optimizer_sha256 = _file_digest(optimizer)
+            self._optimizer_sha256 = sha256_file(optimizer)
         weights, optimizer = self._paths(self._directory, self._version)
         payload = {
             "format": SHARED_STATE_VERSION,
@@ -778,7 +784,7 @@ class SharedWeights(_SuperNetEstimator):
     def _remove_unreferenced(self):
         keep = set()
         for path in self._state_paths(self._directory):
-            payload = _read_json_or_none(path)
+            payload = read_json_or_none(path)
             if payload:
                 keep.update((payload.get("weights_file"), payload.get("optimizer_file")))
         for name in os.listdir(self._directory):
@@ -802,7 +808,7 @@ class SharedWeights(_SuperNetEstimator):
         self._pending_restore = False
         problems = []
         for path in self._state_paths(self._directory):
-            payload = _read_json_or_none(path)
+            payload = read_json_or_none(path)
             if payload is None:
                 if os.path.exists(path):
                     problems.append(f"{path}: not readable JSON")
@@ -829,7 +835,7 @@ class SharedWeights(_SuperNetEstimator):
                              (optimizer, payload["optimizer_sha256"])):
             if not os.path.exists(path):
                 return f"{path} is missing"
-            if _file_digest(path) != digest:
+            if sha256_file(path) != digest:
                 return f"{path} does not match its checksum"
         self.supernet.load_weights(weights)
         with np.load(optimizer) as arrays:
@@ -866,19 +872,13 @@ def _comparable(config):
     return {k: v for k, v in config.items() if k not in ("name", "learning_rate")}
 
 
-def _file_digest(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _read_json_or_none(path):
+def read_json_or_none(path):
+    """The JSON at `path`, or None when it is missing or damaged (a state that may fall back)."""
+    if not os.path.exists(path):
+        return None
     try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+        return read_json(path)
+    except CorruptFileError:
         return None
 
 _OPTIMIZER_STATES = weakref.WeakKeyDictionary()

@@ -7,10 +7,12 @@
 - `SharedWeights`: ENAS (Pham et al. 2018). The super-network's weights are shared by every
   architecture. Each KerasTuner trial is one ENAS epoch: (1) the shared weights train for an
   epoch, an architecture sampled from the search strategy for each minibatch; (2) the strategy
-  receives the validation accuracy of `candidates_per_trial` sampled architectures, each on
-  one validation minibatch (`oracle.add_rewards`); (3) the trial's own architecture is scored
-  on the whole validation set and reported as the trial's metrics. A search thus scores many
-  architectures per trial.
+  receives the validation accuracy of `candidates_per_trial` architectures it proposes, all
+  scored on the same validation minibatches (`oracle.add_rewards`); (3) the trial's own
+  architecture is scored on the whole validation set and reported as the trial's metrics.
+  Scores use batch (or recalibrated) statistics, never the moving statistics pooled over
+  every architecture trained. A search thus scores many architectures per trial; its final
+  pick is `tuners.FinalSelection`'s.
 
 Both train with fixed-size minibatches (a partial last training batch is dropped, a partial
 validation batch is padded), so a JAX search compiles its step once. The metrics reported are

@@ -7,6 +7,7 @@ the architecture trained standalone (`benchmarks/cell_bench.json`): Kendall tau,
 and the overlap of the top 5, with each estimator's CPU seconds.
 
 Estimators:
+- `params`: the child's parameter count (a zero-cost baseline, as NAS-Bench papers report).
 - `train1`, `train3`: the child built and trained from scratch for 1 or 3 epochs (the
   benchmark's recipe, shortened), scored on `search_val`.
 - `fresh`: `FreshWeights`, one epoch per child through one compiled super-network.
@@ -47,7 +48,7 @@ from cell_recipe import (
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "estimator_rank.json"
 WORK = ROOT / ".estimator_rank_work"
-ARMS = ("shared", "train1", "fresh", "train3")
+ARMS = ("params", "shared", "train1", "fresh", "train3")
 MODES = ("moving", "batch", "recalibrate")
 
 
@@ -94,6 +95,23 @@ def arm_train(epochs, genotypes, splits, classes):
                         "score": accuracy, "cpu_seconds": round(cpu() - start, 2)})
         print(f"  train{epochs}: {accuracy:.4f} ({records[-1]['cpu_seconds']:.0f} CPU s)",
               flush=True)
+    return records
+
+
+def arm_params(genotypes, classes):
+    from nasnet_tf import build_nasnet
+
+    records = []
+    for genotype in genotypes:
+        start = cpu()
+        model = build_nasnet(
+            genotype, preset="cifar", num_cells=RECIPE["num_cells"],
+            penultimate_filters=RECIPE["penultimate_filters"],
+            stem_multiplier=RECIPE["stem_multiplier"], input_shape=(32, 32, 3), classes=classes,
+            auxiliary_head=False, drop_path_keep_prob=1.0)
+        records.append({"estimator": "params", "genotype": genotype.to_dict(),
+                        "score": float(model.count_params()),
+                        "cpu_seconds": round(cpu() - start, 2)})
     return records
 
 
@@ -210,8 +228,12 @@ def main(argv=None):
             arm_shared(genotypes, splits, classes, workdir, args.shared_epochs, done, write,
                        args.shared_optimizer)
         elif arm not in done:
-            records = (arm_fresh(genotypes, splits, classes, workdir) if arm == "fresh"
-                       else arm_train(int(arm[-1]), genotypes, splits, classes))
+            if arm == "params":
+                records = arm_params(genotypes, classes)
+            elif arm == "fresh":
+                records = arm_fresh(genotypes, splits, classes, workdir)
+            else:
+                records = arm_train(int(arm[-1]), genotypes, splits, classes)
             write(records)
         print(f"arm {arm}: {time.perf_counter() - t:.0f} s wall", flush=True)
     _, truth = load_bench(args.bench)

@@ -207,14 +207,15 @@ class _SuperNetEstimator(PerformanceEstimator):
                         "`NASNetTuner(estimator=...)`."
                     )
                 self.supernet = supernet_for(child.hypermodel)
-            self._initial_optimizer = _fresh_optimizer_state(self.supernet)
             self._start_weights()
         if self._clock_start is None:
             self._clock_start = time.time()
         return self.supernet
 
     def _start_weights(self):
-        """What a new estimator does to the super-network before its first child."""
+        """What a new estimator does to the super-network before its first child: records
+        the optimizer state to reset to."""
+        self._initial_optimizer = _fresh_optimizer_state(self.supernet)
 
     def _maybe_restore(self, child):
         """Applies a state `reload` announced (estimators that keep state)."""
@@ -520,7 +521,7 @@ class SharedWeights(_SuperNetEstimator):
         # Seeded shared weights and a fresh optimizer, also for a super-network another
         # estimator compiled (reusing it skips the compilation).
         self._compile(self.supernet)
-        self._initial_optimizer = _fresh_optimizer_state(self.supernet)
+        super()._start_weights()
         self.supernet.reinitialize(self.seed)
         self._reset_optimizer()
 
@@ -528,8 +529,6 @@ class SharedWeights(_SuperNetEstimator):
     def _sampler(self, child):
         oracle = child.oracle
         if hasattr(oracle, "sample_candidates") and hasattr(oracle, "add_rewards"):
-            if getattr(oracle, "rescore_repeats", True) is False:
-                oracle.rescore_repeats = True
             return oracle
         return None
 
@@ -568,10 +567,9 @@ class SharedWeights(_SuperNetEstimator):
                    else net.predict_on_batch)
         return self._evaluate(None, net.encode(genotype), batches, predict=predict)
 
-    def _epoch_batches(self, val, epoch):
-        """The validation minibatches every candidate of `epoch` is scored on (full ones
-        first), drawn from the epoch's own seed; and their indices."""
-        batches = list(val.evaluate())
+    def _epoch_batches(self, batches, epoch):
+        """Of the padded validation `batches`, those every candidate of `epoch` is scored on
+        (full ones first), drawn from the epoch's own seed; and their indices."""
         full = [i for i, (_, _, n) in enumerate(batches) if n == len(batches[i][0])]
         pool = full if len(full) >= self.validation_batches else list(range(len(batches)))
         rng = np.random.default_rng([self.seed, 3, epoch])
@@ -606,9 +604,10 @@ class SharedWeights(_SuperNetEstimator):
         epoch = progress.get("epoch", self.epochs_done - 1)
         snapshot = net.moving_statistics()
         recalibration = self._recalibration_images(train, epoch)
+        val_batches = list(val.evaluate())
         if progress["phase"] == "trained" and self.candidates_per_trial:
             samples = self._sample(child, self.candidates_per_trial, record=True)
-            picked, indices = self._epoch_batches(val, epoch)
+            picked, indices = self._epoch_batches(val_batches, epoch)
             progress["validation_batches"] = indices
             rewards = []
             for sample in samples:
@@ -624,7 +623,7 @@ class SharedWeights(_SuperNetEstimator):
             if sampler is not None and samples:
                 sampler.add_rewards([s["id"] for s in samples], rewards)
         logs = dict(progress.get("logs", {}))
-        logs.update(self._score(child.architecture, list(val.evaluate()), recalibration))
+        logs.update(self._score(child.architecture, val_batches, recalibration))
         net.restore_moving_statistics(snapshot)
         self._record(logs["val_accuracy"], "trial")
         progress.update(phase="done")
@@ -651,7 +650,7 @@ class SharedWeights(_SuperNetEstimator):
             key = json.dumps(values, sort_keys=True)
             if key not in encoded:
                 encoded[key] = net.encode(decode(values))
-            fraction = step / float(known or max(self._train_batches or 1, step + 1))
+            fraction = step / known if known else 0.0
             net.optimizer.learning_rate = self.learning_rate_at(self.epochs_done + fraction)
             return encoded[key]
 
@@ -671,7 +670,7 @@ class SharedWeights(_SuperNetEstimator):
         the same validation batches; the shared weights are left as they were.
 
         Args:
-            architectures: genotypes (or hyperparameter-values dicts, with `decode`).
+            architectures: genotypes (or their dicts).
             validation_data: `(x, y)` arrays or an iterable of batches.
             batch_size: the batch size for arrays (default: the search's).
             num_batches: score on the first `num_batches` batches only (default: all).
@@ -718,8 +717,8 @@ class SharedWeights(_SuperNetEstimator):
             return [(r["values"], r["score"]) for r in selection[:k]]
         if not self.candidates:
             return []
-        newest = max(c[2] if len(c) > 2 else 0 for c in self.candidates)
-        recent = [c for c in self.candidates if (c[2] if len(c) > 2 else 0) == newest]
+        newest = max(c[2] for c in self.candidates)
+        recent = [c for c in self.candidates if c[2] == newest]
         order = sorted(range(len(recent)), key=lambda i: (-recent[i][1], i))
         return [(recent[i][0], recent[i][1]) for i in order[:k]]
 

@@ -551,9 +551,7 @@ def run_search(args, data=None):
     if not top:
         raise utils.CLIError("no trial completed, so there is no best genotype (see the table "
                              "above)")
-    best = [tuner.hypermodel.decode(entry["values"]) for entry in top]
-    for entry in top:
-        del entry["values"]
+    best, top = [g for g, _ in top], [entry for _, entry in top]
     write_json(os.path.join(out, BEST_FILE), top[0])
     write_json(os.path.join(out, TOP_FILE), top)
     summary = {"best_genotype": os.path.join(out, BEST_FILE),
@@ -583,28 +581,29 @@ def run_search(args, data=None):
 
 
 def _best_entries(tuner, args):
-    """The best genotypes as `best_genotype(s).json` write them, each number labelled: the
-    final selection's ranking (standalone score and the estimate it was picked by), or the best
-    trials (children trained standalone by the search itself)."""
+    """`(genotype, entry)` of the best, each entry as `best_genotype(s).json` write it, every
+    number labelled: the final selection's ranking (standalone score and the estimate it was
+    picked by), or the best trials (children trained standalone by the search itself)."""
+    decode = tuner.hypermodel.decode
     if tuner.final_ranking:
         epochs = tuner.final_selection.standalone_epochs
-        return [{
-            "genotype": r["genotype"], "values": r["values"], "trial": None,
+        return [(decode(r["values"]), {
+            "genotype": r["genotype"], "trial": None,
             "score": r["score"], "standalone_val_accuracy": r["standalone_val_accuracy"],
             "standalone": f"trained from scratch for {epochs} epochs, scored on the "
                           "validation data (final selection)",
             "estimate": r["estimate"], "estimate_kind": r["estimate_kind"],
-        } for r in tuner.final_ranking[: args.top]]
-    return [{
-        "genotype": tuner.hypermodel.decode(t.hyperparameters).to_dict(),
-        "values": t.hyperparameters.values, "trial": t.trial_id, "score": float(t.score),
+        }) for r in tuner.final_ranking[: args.top]]
+    return [(decode(t.hyperparameters), {
+        "genotype": decode(t.hyperparameters).to_dict(),
+        "trial": t.trial_id, "score": float(t.score),
         "standalone_val_accuracy": float(t.score) if args.estimator == "train" else None,
         "standalone": f"the trial's child trained from scratch for {args.epochs} epochs"
                       if args.estimator == "train" else None,
         "estimate": None if args.estimator == "train" else float(t.score),
         "estimate_kind": None if args.estimator == "train" else f"trial val_accuracy "
                          f"({args.estimator} estimator)",
-    } for t in best_trials(tuner.oracle, args.top)]
+    }) for t in best_trials(tuner.oracle, args.top)]
 
 
 def run(args):

@@ -45,7 +45,28 @@ RECIPE = {
     "batch_size": 64,
     "augmentation": "none",
 }
-"""The standalone recipe: a 1@96 NASNet of the cell, trained from scratch on the train split."""
+"""The short standalone recipe: a 1@96 NASNet of the cell, trained from scratch on the train
+split (about 195 CPU seconds a run on the project's 2-core machine)."""
+
+LONG_RECIPE = {
+    "num_cells": 1,
+    "penultimate_filters": 96,
+    "stem_multiplier": 3,
+    "batch_norm_momentum": 0.99,
+    "optimizer": "adam",
+    "learning_rate": 3e-3,
+    "schedule": "cosine decay to 0 over all steps",
+    "epochs": 20,
+    "batch_size": 256,
+    "augmentation": "flip_crop4",
+}
+"""The long standalone recipe: the same child trained 4x the images, with random horizontal
+flips and random 32 px crops of the 4-pixel zero-padded image, drawn per run and epoch from the
+run's seed. Its purpose is a lower seed noise than `RECIPE`'s (measured in
+`benchmarks/RESULTS.md`). It is meant for an accelerator: 43 s a run on an H200 beside seven
+other runs; here its 780 steps of 256 images are about 4x the short recipe's compute."""
+
+RECIPES = {"short": RECIPE, "long": LONG_RECIPE}
 
 
 def quiet():
@@ -59,10 +80,20 @@ def quiet():
 
 def load_cifar_splits(data_dir, sizes, seed=1234, image_size=32):
     """Consecutive slices of sizes `sizes` of one seeded permutation of the class folders'
-    files, normalized by the first slice's per-channel mean and sd: `[(x, y), ...]`, classes."""
+    files, normalized by the first slice's per-channel mean and sd: `[(x, y), ...]`, classes.
+
+    `data_dir` may also be an `.npz` file written by `export_splits` (the same images, already
+    permuted and sliced), for a machine without the image folder."""
+    data_dir = pathlib.Path(data_dir)
+    if data_dir.suffix == ".npz":
+        return _load_npz(data_dir, sizes, seed, image_size)
+    pixels, y, classes = _read_images(data_dir, sizes, seed, image_size)
+    return _normalized(pixels, y, sizes), len(classes)
+
+
+def _read_images(data_dir, sizes, seed, image_size):
     from PIL import Image
 
-    data_dir = pathlib.Path(data_dir)
     if not data_dir.is_dir():
         raise SystemExit(f"No image folder at {data_dir} (pass --data-dir)")
     classes = sorted(d.name for d in data_dir.iterdir() if d.is_dir())
@@ -73,7 +104,7 @@ def load_cifar_splits(data_dir, sizes, seed=1234, image_size=32):
     if total > len(files):
         raise SystemExit(f"Asked for {total} images; {data_dir} holds {len(files)}")
     picked = np.random.default_rng(seed).permutation(len(files))[:total]
-    x = np.empty((total, image_size, image_size, 3), "float32")
+    pixels = np.empty((total, image_size, image_size, 3), "uint8")
     y = np.empty((total,), "int32")
     for i, k in enumerate(picked):
         path, label = files[k]
@@ -81,12 +112,42 @@ def load_cifar_splits(data_dir, sizes, seed=1234, image_size=32):
             im = im.convert("RGB")
             if im.size != (image_size, image_size):
                 im = im.resize((image_size, image_size), Image.BILINEAR)
-            x[i] = np.asarray(im, "float32") / 255.0
+            pixels[i] = np.asarray(im)
         y[i] = label
+    return pixels, y, classes
+
+
+def _normalized(pixels, y, sizes):
+    x = pixels.astype("float32") / 255.0
     mean, std = x[: sizes[0]].mean(axis=(0, 1, 2)), x[: sizes[0]].std(axis=(0, 1, 2))
     x = (x - mean) / std
     bounds = np.cumsum([0] + list(sizes))
-    return [(x[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])], len(classes)
+    return [(x[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def export_splits(data_dir, path, sizes=None, seed=None, image_size=None):
+    """Writes the benchmark's images (every split, permuted and sliced as `SPLIT` says, as
+    8-bit pixels) to the `.npz` file `path`: `bench_splits(path)` then reads them without the
+    image folder, e.g. on a machine the folder is not copied to. `sizes`, `seed` and
+    `image_size` default to `SPLIT`'s."""
+    if sizes is None:
+        sizes = [SPLIT[n][1] - SPLIT[n][0] for n in ("train", "heldout", "search_val")]
+    seed = SPLIT["permutation_seed"] if seed is None else seed
+    pixels, y, classes = _read_images(pathlib.Path(data_dir), sizes, seed,
+                                      image_size or SPLIT["image_size"])
+    np.savez_compressed(path, pixels=pixels, labels=y, classes=np.asarray(classes),
+                        sizes=np.asarray(sizes), seed=seed)
+
+
+def _load_npz(path, sizes, seed, image_size):
+    with np.load(path) as f:
+        pixels, y, classes = f["pixels"], f["labels"], [str(c) for c in f["classes"]]
+        stored_sizes, stored_seed = [int(n) for n in f["sizes"]], int(f["seed"])
+    if (stored_sizes, stored_seed, pixels.shape[1]) != (list(sizes), seed, image_size):
+        raise SystemExit(f"{path} holds splits {stored_sizes} of permutation {stored_seed} at "
+                         f"{pixels.shape[1]} px; asked for {list(sizes)} of {seed} at "
+                         f"{image_size} px")
+    return _normalized(pixels, y, sizes), len(classes)
 
 
 def bench_splits(data_dir=DEFAULT_DATA, image_size=None):
@@ -131,6 +192,18 @@ def draw_genotypes(n, seed=0):
     return out
 
 
+def augment(x, rng, pad=4):
+    """Random horizontal flips and random crops of the `pad`-pixel zero-padded images."""
+    n, h, w, _ = x.shape
+    flip = rng.random(n) < 0.5
+    out = np.where(flip[:, None, None, None], x[:, :, ::-1], x)
+    padded = np.pad(out, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    dy, dx = rng.integers(0, 2 * pad + 1, size=(2, n))
+    for i in range(n):
+        out[i] = padded[i, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+    return out
+
+
 def train_standalone(genotype, train, evaluate_on, classes, seed, recipe=None, epochs=None):
     """Trains `genotype` from scratch with `recipe` on `train`; accuracy on `evaluate_on`."""
     import keras
@@ -156,7 +229,12 @@ def train_standalone(genotype, train, evaluate_on, classes, seed, recipe=None, e
     n = (len(x) // recipe["batch_size"]) * recipe["batch_size"]
     for _ in range(epochs):  # seeded order, full batches only: one traced step
         order = rng.permutation(len(x))[:n]
-        model.fit(x[order], y[order], batch_size=recipe["batch_size"], epochs=1,
+        images = x[order]
+        if recipe.get("augmentation", "none") == "flip_crop4":
+            images = augment(images, rng)
+        elif recipe.get("augmentation", "none") != "none":
+            raise ValueError(f"Unknown augmentation: {recipe['augmentation']!r}")
+        model.fit(images, y[order], batch_size=recipe["batch_size"], epochs=1,
                   shuffle=False, verbose=0)
     result = model.evaluate(evaluate_on[0], evaluate_on[1], batch_size=250, verbose=0,
                             return_dict=True)

@@ -9,7 +9,8 @@ and the overlap of the top 5, with each estimator's CPU seconds.
 Estimators:
 - `params`: the child's parameter count (a zero-cost baseline, as NAS-Bench papers report).
 - `train1`, `train3`: the child built and trained from scratch for 1 or 3 epochs (the
-  benchmark's recipe, shortened), scored on `search_val`.
+  benchmark's short recipe, shortened, with the hypermodel's batch-norm momentum of 0.9 as the
+  search's `train` estimator uses it), scored on `search_val`.
 - `fresh`: `FreshWeights`, one epoch per child through one compiled super-network.
 - `shared-S-moving`, `shared-S-batch`, `shared-S-recalibrate`: `SharedWeights` after S epochs
   of shared training on uniformly sampled architectures (random search with weight sharing,
@@ -60,10 +61,14 @@ def parse_args(argv=None):
                    help="S: score the shared weights after these many epochs")
     p.add_argument("--shared-optimizer", choices=("sgd", "adam"), default="sgd",
                    help="the shared weights' optimizer (SharedWeights' `optimizer`)")
-    p.add_argument("--data-dir", default=str(DEFAULT_DATA))
-    p.add_argument("--bench", default=str(ROOT / "benchmarks" / "cell_bench.json"))
+    p.add_argument("--data-dir", default=str(DEFAULT_DATA),
+                   help="the image folder, or an .npz file of cell_recipe.export_splits")
+    p.add_argument("--bench", nargs="+", default=[str(ROOT / "benchmarks" / "cell_bench.json")],
+                   help="the cell benchmark(s) to rank against (a missing file is skipped)")
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--workdir", default=str(WORK))
+    p.add_argument("--try-small", type=int, default=None, metavar="N",
+                   help="a quick try of the machinery: N images per split")
     return p.parse_args(argv)
 
 
@@ -89,8 +94,11 @@ def arm_train(epochs, genotypes, splits, classes):
     records = []
     for genotype in genotypes:
         start = cpu()
+        # As the search's `train` estimator trains a child: the hypermodel's batch-norm
+        # momentum (0.9), whose statistics settle within one epoch (0.99's do not).
         accuracy, _ = train_standalone(genotype, splits["train"], splits["search_val"], classes,
-                                       seed=0, epochs=epochs)
+                                       seed=0, epochs=epochs,
+                                       recipe=dict(RECIPE, batch_norm_momentum=0.9))
         records.append({"estimator": f"train{epochs}", "genotype": genotype.to_dict(),
                         "score": accuracy, "cpu_seconds": round(cpu() - start, 2)})
         print(f"  train{epochs}: {accuracy:.4f} ({records[-1]['cpu_seconds']:.0f} CPU s)",
@@ -146,8 +154,10 @@ def arm_shared(genotypes, splits, classes, workdir, epochs_list, done, write, op
     model = hypermodel(classes)
     supernet, spent = None, 0.0
     state_file = workdir / f"shared_{optimizer}_cpu.json"
+    wall = 0.0
     if state_file.exists():
-        spent = json.loads(state_file.read_text())["cpu_seconds"]
+        state = json.loads(state_file.read_text())
+        spent, wall = state["cpu_seconds"], state.get("wall_seconds", 0.0)
     records = []
     for epochs in sorted(epochs_list):
         tag = "" if optimizer == "sgd" else f"{optimizer}-"
@@ -160,15 +170,17 @@ def arm_shared(genotypes, splits, classes, workdir, epochs_list, done, write, op
             objective="val_accuracy", max_trials=epochs, seed=1),
             estimator=estimator, final_selection=None, directory=str(workdir),
             project_name=f"shared-{optimizer}", overwrite=False)
-        start = cpu()
+        start, t = cpu(), time.perf_counter()
         tuner.search(x, y, validation_data=val, batch_size=RECIPE["batch_size"], verbose=0)
         spent += cpu() - start
-        state_file.write_text(json.dumps({"cpu_seconds": spent}))
+        wall += time.perf_counter() - t
+        state_file.write_text(json.dumps({"cpu_seconds": spent, "wall_seconds": wall}))
         supernet = estimator.supernet
-        print(f"  shared weights: {estimator.epochs_done} epochs, {spent:.0f} CPU s", flush=True)
+        print(f"  shared weights: {estimator.epochs_done} epochs, {spent:.0f} CPU s, "
+              f"{wall:.0f} s wall", flush=True)
         for mode, name in zip(MODES, names):
             estimator.statistics = mode
-            arm = []
+            arm, t = [], time.perf_counter()
             for genotype in genotypes:
                 start = cpu()
                 score = estimator.score_architectures(
@@ -176,8 +188,10 @@ def arm_shared(genotypes, splits, classes, workdir, epochs_list, done, write, op
                     recalibration_data=(x, y))[0]["val_accuracy"]
                 arm.append({"estimator": name, "genotype": genotype.to_dict(), "score": score,
                             "cpu_seconds": round(cpu() - start, 3),
-                            "shared_training_cpu_seconds": round(spent, 1)})
-            print(f"  {name}: scored {len(arm)}", flush=True)
+                            "shared_training_cpu_seconds": round(spent, 1),
+                            "shared_training_wall_seconds": round(wall, 1)})
+            print(f"  {name}: scored {len(arm)} in {time.perf_counter() - t:.0f} s wall",
+                  flush=True)
             records += arm
             write(arm)
     return records
@@ -212,6 +226,11 @@ def main(argv=None):
 
     data = json.loads(out.read_text()) if out.exists() else {"records": []}
     data.update(space=SPACE, recipe=RECIPE, split="train -> search_val (see cell_recipe.SPLIT)")
+    from cell_bench import device
+
+    data.setdefault("device", device())
+    if args.try_small:
+        data["try_small"] = args.try_small
 
     def write(new):
         data["records"] += new
@@ -221,6 +240,8 @@ def main(argv=None):
     done = {r["estimator"] for r in data["records"]}
     genotypes = draw_genotypes(args.archs, 0)
     splits, classes = bench_splits(args.data_dir)
+    if args.try_small:
+        splits = {k: (x[: args.try_small], y[: args.try_small]) for k, (x, y) in splits.items()}
     for arm in args.arms:
         t = time.perf_counter()
         print(f"arm {arm}", flush=True)
@@ -236,9 +257,13 @@ def main(argv=None):
                 records = arm_train(int(arm[-1]), genotypes, splits, classes)
             write(records)
         print(f"arm {arm}: {time.perf_counter() - t:.0f} s wall", flush=True)
-    _, truth = load_bench(args.bench)
-    print(f"\nAgainst the cell benchmark ({len(truth)} architectures with every seed):")
-    print(table(data["records"], truth))
+    for bench in args.bench:
+        if not pathlib.Path(bench).exists():
+            continue
+        _, truth = load_bench(bench)
+        print(f"\nAgainst {pathlib.Path(bench).name} ({len(truth)} architectures with every "
+              "seed):")
+        print(table(data["records"], truth))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ or population's samples, or uniform ones for random search, plus the best seen, 
 the final weights, the best few trained standalone), on the benchmark's `train` images with
 the `search_val` images as the validation data. One compiled super-network serves every
 search of the run. Each search's pick is then trained with the benchmark's recipe
-(`cell_recipe.RECIPE`, seed 0) and scored on the `heldout` images no search saw, and placed in
-the benchmark's distribution of mean held-out accuracies (`benchmarks/cell_bench.json`): its
-percentile.
+(`--recipe`: `long`, the ground truth's, by default; seed 0) and scored on the `heldout`
+images no search saw, and placed in that recipe's benchmark's distribution of mean held-out
+accuracies (`benchmarks/cell_bench_long.json`, or `cell_bench.json` for `short`): its
+percentile. With `--picks-only` the searches run and their picks are recorded untrained; a
+later run without it (on a machine with an accelerator, say) trains the picks on file.
 
 Printed: per strategy and seed, the trials run, the pick's standalone validation score (from
 the final selection), its held-out accuracy and percentile; then the mean and sd over seeds,
@@ -53,10 +55,20 @@ def parse_args(argv=None):
     p.add_argument("--final-standalone", type=int, default=3)
     p.add_argument("--final-epochs", type=int, default=2,
                    help="epochs of the final selection's standalone trainings")
-    p.add_argument("--bench", default=str(ROOT / "benchmarks" / "cell_bench.json"))
+    p.add_argument("--recipe", choices=("short", "long"), default="long",
+                   help="the recipe the picks are trained with, and so the benchmark they are "
+                        "placed in")
+    p.add_argument("--bench", default=None,
+                   help="default: benchmarks/cell_bench_long.json (long), cell_bench.json")
+    p.add_argument("--picks-only", action="store_true",
+                   help="run the searches and record their picks without training them")
     p.add_argument("--json", default=None, help="write (and resume from) the raw results here")
     p.add_argument("--workdir", default=None, help="tuner directories (default: a temp dir)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.bench is None:
+        name = "cell_bench_long.json" if args.recipe == "long" else "cell_bench.json"
+        args.bench = str(ROOT / "benchmarks" / name)
+    return args
 
 
 def make_oracle(strategy, seed, args):
@@ -133,7 +145,7 @@ def summarize(results, population):
 
 def main(argv=None):
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from cell_recipe import bench_splits, load_bench, percentile, quiet, train_standalone
+    from cell_recipe import RECIPES, bench_splits, load_bench, percentile, quiet, train_standalone
 
     args = parse_args(argv)
     quiet()
@@ -151,6 +163,22 @@ def main(argv=None):
     print(f"strategies={args.strategies} seeds={args.seeds} {args.max_minutes:g} minutes each, "
           f"workdir={workdir}", flush=True)
     splits, classes = bench_splits(args.data_dir)
+
+    def save():
+        if args.json:
+            text = json.dumps({"args": vars(args), "results": results}, indent=1)
+            atomic_write(args.json, lambda f, t=text: f.write(t), suffix=".json")
+
+    def train_pick(result):
+        result["heldout"], _ = train_standalone(Genotype.from_dict(result["pick"]),
+                                                splits["train"], splits["heldout"], classes,
+                                                seed=0, recipe=RECIPES[args.recipe])
+        result["recipe"] = args.recipe
+        result["percentile"] = percentile(result["heldout"], population)
+        print(f"seed {result['seed']} {result['strategy']}: {result['trials']} trials, pick "
+              f"held-out {result['heldout']:.4f} (percentile {result['percentile']:.0f})",
+              flush=True)
+
     supernet = None
     for seed in args.seeds:
         for strategy in args.strategies:
@@ -160,18 +188,18 @@ def main(argv=None):
                                       seed=seed, supernet=supernet)
             result = run_search(strategy, seed, splits, classes, args, workdir, estimator)
             supernet = estimator.supernet
-            result["heldout"], _ = train_standalone(Genotype.from_dict(result["pick"]),
-                                                    splits["train"], splits["heldout"],
-                                                    classes, seed=0)
-            result["percentile"] = percentile(result["heldout"], population)
+            result["heldout"] = None
             results.append(result)
-            print(f"seed {seed} {strategy}: {result['trials']} trials, pick held-out "
-                  f"{result['heldout']:.4f} (percentile {result['percentile']:.0f})", flush=True)
-            if args.json:
-                text = json.dumps({"args": vars(args), "results": results}, indent=1)
-                atomic_write(args.json, lambda f, t=text: f.write(t), suffix=".json")
-    print()
-    print(summarize(results, population))
+            save()
+    if not args.picks_only:
+        for result in results:  # the picks of this run, and those an earlier run left untrained
+            if result.get("heldout") is None:
+                train_pick(result)
+                save()
+    trained = [r for r in results if r.get("heldout") is not None]
+    if trained:
+        print()
+        print(summarize(trained, population))
 
 
 if __name__ == "__main__":

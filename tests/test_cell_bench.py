@@ -17,10 +17,12 @@ import cell_recipe  # noqa: E402
 BENCH = ROOT / "benchmarks" / "cell_bench.json"
 
 
-def test_the_kept_benchmark_has_its_shape():
-    bench = json.loads(BENCH.read_text())
+@pytest.mark.parametrize("name, recipe", [("cell_bench.json", "short"),
+                                          ("cell_bench_long.json", "long")])
+def test_the_kept_benchmark_has_its_shape(name, recipe):
+    bench = json.loads((BENCH.parent / name).read_text())
     assert bench["space"] == cell_recipe.SPACE
-    assert bench["recipe"] == cell_recipe.RECIPE and bench["split"] == cell_recipe.SPLIT
+    assert bench["recipe"] == cell_recipe.RECIPES[recipe] and bench["split"] == cell_recipe.SPLIT
     split = bench["split"]
     # Training and held-out images are disjoint slices of one permutation, held out >= 2,000.
     assert split["train"][1] - split["train"][0] >= 10_000
@@ -75,14 +77,76 @@ def test_summary_gives_the_noise_ceiling_over_complete_architectures():
     assert summary["seed_abs_diff_mean"] == pytest.approx(0.015)
 
 
-def test_standalone_recipe_trains_a_cell_on_generated_images():
+@pytest.mark.parametrize("recipe", ["short", "long"])
+def test_standalone_recipe_trains_a_cell_on_generated_images(recipe):
     # The benchmark's own training function, on a small generated case (no ../shared).
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 8, 8, 3)).astype("float32")
     y = (x[..., 0].mean(axis=(1, 2)) > 0).astype("int32")
-    recipe = dict(cell_recipe.RECIPE, penultimate_filters=48, epochs=2, batch_size=16)
+    recipe = dict(cell_recipe.RECIPES[recipe], penultimate_filters=48, epochs=2, batch_size=16)
     genotype = cell_recipe.draw_genotypes(1, 0)[0]
     first = cell_recipe.train_standalone(genotype, (x, y), (x, y), 2, seed=0, recipe=recipe)
     again = cell_recipe.train_standalone(genotype, (x, y), (x, y), 2, seed=0, recipe=recipe)
     assert first == again  # same seed, same result
     assert 0.0 <= first[0] <= 1.0 and first[1] > 0
+
+
+def test_device_bench_resumes_every_shard_from_the_merged_file(tmp_path):
+    # A warm machine keeps an earlier call's shard files; resuming must still give each shard
+    # every finished run, so no architecture is trained twice.
+    import device_bench
+
+    genotypes = [g.to_dict() for g in cell_recipe.draw_genotypes(3, 0)]
+
+    def bench(indices):
+        return {"space": cell_recipe.SPACE, "recipe": cell_recipe.LONG_RECIPE,
+                "split": cell_recipe.SPLIT, "draw_seed": 0, "seeds": [0],
+                "records": [{"index": i, "genotype": genotypes[i], "seed": 0,
+                             "heldout_accuracy": 0.5, "seconds": 1.0, "cpu_seconds": 1.0}
+                            for i in indices]}
+
+    merged, shard = tmp_path / "merged.json", tmp_path / "shard_0.json"
+    merged.write_text(json.dumps(bench([0, 1])))
+    shard.write_text(json.dumps(bench([0, 2])))  # the earlier call's own shard
+    device_bench.resume_shard(shard, merged)
+    held = json.loads(shard.read_text())
+    assert sorted(r["index"] for r in held["records"]) == [0, 1, 2]
+    assert held["summary"] == cell_bench.summary(held)
+    fresh = tmp_path / "shard_1.json"  # a fresh machine: no shard yet
+    device_bench.resume_shard(fresh, merged)
+    assert sorted(r["index"] for r in json.loads(fresh.read_text())["records"]) == [0, 1]
+
+
+def test_augment_flips_and_crops_each_image_of_its_padded_self():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 8, 8, 3)).astype("float32")
+    out = cell_recipe.augment(x, np.random.default_rng(1), pad=2)
+    assert out.shape == x.shape and not np.array_equal(out, x)
+    for image, source in zip(out, x):
+        windows = [np.pad(s, ((2, 2), (2, 2), (0, 0)))[dy:dy + 8, dx:dx + 8]
+                   for s in (source, source[:, ::-1]) for dy in range(5) for dx in range(5)]
+        assert any(np.array_equal(image, w) for w in windows)
+    again = cell_recipe.augment(x, np.random.default_rng(1), pad=2)
+    assert np.array_equal(out, again)  # seeded
+
+
+def test_exported_splits_read_back_as_the_image_folder(tmp_path):
+    # The .npz a machine without the image folder reads (generated images, no ../shared).
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        (tmp_path / "images" / c).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype="uint8")).save(
+                tmp_path / "images" / c / f"{i}.png")
+    sizes = [6, 3, 2]
+    cell_recipe.export_splits(tmp_path / "images", tmp_path / "s.npz", sizes, 5, 8)
+    folder, classes = cell_recipe.load_cifar_splits(tmp_path / "images", sizes, 5, 8)
+    packed, packed_classes = cell_recipe.load_cifar_splits(tmp_path / "s.npz", sizes, 5, 8)
+    assert classes == packed_classes == 2
+    for (a, b), (c, d) in zip(folder, packed):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+    with pytest.raises(SystemExit, match="holds splits"):
+        cell_recipe.load_cifar_splits(tmp_path / "s.npz", [5, 3, 2], 5, 8)

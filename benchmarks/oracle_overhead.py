@@ -15,9 +15,10 @@ Columns:
 - `ms/trial`: wall time, the mean over the other trials; `ratio`: over random search's.
 - `cpu ms/trial`, `cpu ratio`: the same in this process's CPU time, which other jobs on the
   machine disturb far less than wall time (waiting for the disk is not counted).
-- `fsync/trial`, `fsync ms`: the durable writes of the oracles' state files (every file is
-  written whole and `fsync`ed by `nasnet_tf.io_utils.atomic_write`; KerasTuner's own writes
-  are not synced), and the wall time they took per trial.
+- `fsync/trial`, `fsync ms`: the `os.fsync` calls per trial and the wall time they took. Every
+  state file is written whole (`nasnet_tf.io_utils.atomic_write`), but only a trial's end is
+  synced: `oracle.json`, its sidecar, the controller file when it changed, the project
+  directory (see "Durability" in `tuners.state_files`); KerasTuner's own writes are not.
 - `learn ms`: wall time per trial in `Controller.update` (for the controller: its updates on
   the trials' rewards and on the rewards of draws that repeat tried configurations).
 - `warnings`: warnings raised in the search that KerasTuner's own code did not raise.

@@ -1,15 +1,23 @@
 """Files written whole or not at all, with the permissions the umask gives, and checked when read.
 
-Every writer here goes through a temporary sibling that is flushed, `fsync`ed, given the mode
-an ordinary `open` would give (`0o666 & ~umask`, where `mkstemp` alone gives `0o600`), then
-`os.replace`d onto its name. With `checksum=True` a sidecar `<file>.sha256` (the
-`sha256sum` format: `sha256sum -c` checks it too) records the file's digest, so a file cut
-short or changed later (a full disk, an interrupted copy, a sync tool) is told from a valid
-one by `verify` / `check_file` before it is used.
+Every writer here goes through a temporary sibling that is flushed, `fsync`ed (unless
+`fsync=False`), given the mode an ordinary `open` would give (`0o666 & ~umask`, where
+`mkstemp` alone gives `0o600`), then `os.replace`d onto its name. With `checksum=True` a
+sidecar `<file>.sha256` (the `sha256sum` format: `sha256sum -c` checks it too) records the
+file's digest, so a file cut short or changed later (a full disk, an interrupted copy, a sync
+tool) is told from a valid one by `verify` / `check_file` before it is used.
 
 A process killed at any moment leaves the old file or the new one, never a part of one. The
 sidecar is removed before the file is replaced and written after, so a kill in between leaves a
 file without a sidecar (unchecked, but whole), never a file beside another file's digest.
+
+That needs no `fsync`: `os.replace` is atomic for every other process, and for this one when
+it is killed. `fsync` is about power loss and OS crashes, and costs a journal commit (a few
+milliseconds) each time. Files rewritten often and recoverable when lost (a state file whose
+damage the checksum detects and a fallback covers) can be written with `fsync=False`, and made
+durable together at a commit point: `fsync_file` on those that must survive, then
+`fsync_directory` on the directory whose renames must (ext4 and XFS journal metadata in
+order, so that commit also carries every rename made before it).
 """
 
 import hashlib
@@ -104,10 +112,10 @@ def _read_sidecar(path):
     return digest
 
 
-def _write_sidecar(path, digest):
+def _write_sidecar(path, digest, fsync=True):
     name = os.path.basename(os.fspath(path))
     _atomic(checksum_path(path), lambda f: f.write(f"{digest}  {name}\n"), binary=False,
-            prefix=".tmp-", suffix=CHECKSUM_SUFFIX)
+            prefix=".tmp-", suffix=CHECKSUM_SUFFIX, fsync=fsync)
 
 
 def check_file(path, *, expected_sha256=None, required=False):
@@ -188,8 +196,40 @@ def verify(path, *, expected_sha256=None, required=False):
     return True
 
 
+# -- durability -----------------------------------------------------------------------------------
+def fsync_file(path):
+    """`fsync`s the file at `path` (its data and size reach the disk)."""
+    fd = os.open(os.fspath(path), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_directory(path):
+    """`fsync`s the directory at `path`, so that the files created, renamed or removed in it
+    survive a power loss. Does nothing where directories cannot be opened or synced (Windows,
+    some network file systems).
+
+    Example:
+
+    >>> import tempfile
+    >>> fsync_directory(tempfile.mkdtemp())
+    """
+    try:
+        fd = os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 # -- writers --------------------------------------------------------------------------------------
-def _finish(tmp, path, checksum):
+def _finish(tmp, path, checksum, fsync=True):
     """Gives `tmp` the ordinary mode, moves it onto `path`, writes the sidecar if asked."""
     os.chmod(tmp, _file_mode())
     digest = sha256_file(tmp) if checksum else None
@@ -202,11 +242,11 @@ def _finish(tmp, path, checksum):
             pass
     os.replace(tmp, path)
     if checksum:
-        _write_sidecar(path, digest)
+        _write_sidecar(path, digest, fsync=fsync)
     return digest
 
 
-def _atomic(path, write_fn, *, binary, prefix, suffix, checksum=False):
+def _atomic(path, write_fn, *, binary, prefix, suffix, checksum=False, fsync=True):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -215,15 +255,17 @@ def _atomic(path, write_fn, *, binary, prefix, suffix, checksum=False):
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write_fn(f)
             f.flush()
-            os.fsync(f.fileno())
-        return _finish(tmp, path, checksum)
+            if fsync:
+                os.fsync(f.fileno())
+        return _finish(tmp, path, checksum, fsync)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
 
 
-def atomic_write(path, write_fn, *, binary=False, prefix=".tmp-", suffix=".tmp", checksum=False):
+def atomic_write(path, write_fn, *, binary=False, prefix=".tmp-", suffix=".tmp", checksum=False,
+                 fsync=True):
     """Calls `write_fn(file)` on a temporary file beside `path`, then moves it onto `path`.
 
     A process killed at any moment leaves either the old file or the new one, never half of
@@ -236,6 +278,10 @@ def atomic_write(path, write_fn, *, binary=False, prefix=".tmp-", suffix=".tmp",
         binary: open the temporary file in binary mode.
         prefix, suffix: of the temporary file's name.
         checksum: also write the sidecar `<path>.sha256` that `check_file` / `verify` read.
+        fsync: `fsync` the file (and its sidecar) before it is moved onto `path`. With
+            `False` the file is still written whole or not at all for any process killed at
+            any moment, but a power loss may leave it (or its sidecar) damaged or empty: for
+            files recoverable then (see the module docstring).
 
     Example:
 
@@ -245,7 +291,8 @@ def atomic_write(path, write_fn, *, binary=False, prefix=".tmp-", suffix=".tmp",
     >>> open(path).read()
     'hello'
     """
-    _atomic(path, write_fn, binary=binary, prefix=prefix, suffix=suffix, checksum=checksum)
+    _atomic(path, write_fn, binary=binary, prefix=prefix, suffix=suffix, checksum=checksum,
+            fsync=fsync)
 
 
 def atomic_save(path, save_fn, *, checksum=False):
@@ -287,14 +334,14 @@ def atomic_save(path, save_fn, *, checksum=False):
         raise
 
 
-def write_json(path, data, *, sort_keys=False, checksum=False):
+def write_json(path, data, *, sort_keys=False, checksum=False, fsync=True):
     """Writes `data` as indented JSON to `path`, whole or not at all (see `atomic_write`)."""
 
     def write(f):
         json.dump(data, f, indent=2, sort_keys=sort_keys)
         f.write("\n")
 
-    atomic_write(path, write, suffix=".json", checksum=checksum)
+    atomic_write(path, write, suffix=".json", checksum=checksum, fsync=fsync)
 
 
 def read_json(path, *, expected_sha256=None, required_checksum=False):
@@ -358,6 +405,8 @@ __all__ = [
     "check_file",
     "checksum_path",
     "current_umask",
+    "fsync_directory",
+    "fsync_file",
     "read_json",
     "set_aside",
     "sha256_file",

@@ -16,6 +16,7 @@ conveniences that make the hypermodel from its own keyword arguments.
 import inspect
 import json
 import math
+import os
 import time
 
 import keras
@@ -582,8 +583,13 @@ class NASTuner(keras_tuner.Tuner):
             self.oracle.save()
             self.estimator.save(self.project_dir)
         state = json.dumps(self.get_state())
-        atomic_write(self._get_tuner_fname(), lambda f: f.write(state), suffix=".json",
-                     checksum=True)
+        fname = self._get_tuner_fname()
+        # Written at every trial's end, and KerasTuner's tuner state does not change: write it
+        # (synced) when it changed since this process last wrote it, or is gone.
+        if state == getattr(self, "_saved_tuner_state", None) and os.path.exists(fname):
+            return
+        atomic_write(fname, lambda f: f.write(state), suffix=".json", checksum=True)
+        self._saved_tuner_state = state
 
     def reload(self):
         # As KerasTuner's `BaseTuner.reload`, with `tuner0.json` read with a check: a damaged

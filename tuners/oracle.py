@@ -13,7 +13,8 @@ The controller's weights and optimizer variables go to `controller_<version>.npz
 decisions and log-probability maps, recorded candidates, the update history,
 `decision_names`) goes into `oracle.json` itself, which names the `.npz` it goes with.
 Both are written whole (temporary file, then `os.replace`) with a `.sha256` checksum
-sidecar, the `.npz` first, as is each trial's `trial.json`; the `.npz` an `oracle.json` names
+sidecar, the `.npz` first (and synced first at a commit: see "Durability" in
+`tuners.state_files`), as is each trial's `trial.json`; the `.npz` an `oracle.json` names
 is kept until a newer `oracle.json` has replaced it, so a search killed at any moment reloads a
 consistent state. `oracle.prev.json` keeps the last state saved with the previous controller
 file (which is kept too): when `oracle.json` or its `.npz` is damaged, the search resumes from
@@ -32,7 +33,7 @@ import numpy as np
 from keras_tuner.engine import hyperparameters as hp_module
 from keras_tuner.engine import trial as trial_module
 
-from nasnet_tf.io_utils import CorruptFileError, atomic_write, check_file
+from nasnet_tf.io_utils import CorruptFileError, check_file
 from tuners.controller import (
     CONTROLLER_SETTINGS,
     PRESETS,
@@ -907,13 +908,10 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
             arrays.update({f"o{i}": o for i, o in enumerate(optimizer)})
             arrays["num_weights"] = np.array(len(weights))
             arrays["num_optimizer"] = np.array(len(optimizer))
-            atomic_write(
+            self._write_companion(
                 self._controller_fname(self._controller_version),
                 lambda f: np.savez(f, **arrays),
-                binary=True,
-                prefix=_TMP_PREFIX,
                 suffix=".npz",
-                checksum=True,
             )
         self._write_oracle_state(self.get_state())
         self._saved_controller_version = self._controller_version

@@ -24,6 +24,17 @@ Shared by `ControllerOracle` and `EvolutionOracle` through `CheckedStateMixin`:
 
 Files written before checksums existed (no sidecars) still load, unchecked.
 
+Durability. Every file above is written whole or not at all whenever the process is killed
+(that needs no `fsync`). Against a power loss or an OS crash, a trial's end is the commit
+point: the `oracle.json` saved by `end_trial` (and by saves outside trials: `sample_candidates`,
+`add_rewards`, `final_candidates`, the tuner's own `save`) is `fsync`ed, with its sidecar, the
+companion files it names that were not synced yet, and the project directory: 3 `fsync`s per
+trial, 4 when the controller changed (the other writes of a trial, `trial.json` three times,
+`oracle.prev.json`, the `oracle.json` of `create_trial`, are not synced). A file whose data a
+power loss did not let reach the disk is caught by its checksum and recovered from as above
+(on ext4's default `data=ordered`, the commit's journal flush carries them anyway); what the
+commit made durable is never lost.
+
 The mixin also keeps the bookkeeping that KerasTuner keeps privately, so that the oracles
 use only KerasTuner's public API: the hash of each trial's values (`values_hashes`, saved
 in the state; the duplicate check) and `max_collisions`. And it makes a distributed search
@@ -59,6 +70,9 @@ from keras_tuner.engine import trial as trial_module
 from nasnet_tf.io_utils import (
     CorruptFileError,
     atomic_write,
+    checksum_path,
+    fsync_directory,
+    fsync_file,
     read_json,
     set_aside,
 )
@@ -154,6 +168,9 @@ class CheckedStateMixin:
     _sf_prev_text = None  # the text in `oracle.prev.json`, when known
     _sf_prev_companions = None  # the companion files it names; None: unknown
     _sf_swept = None  # the (kept files, pruning) of the last sweep of stale files
+    _sf_durable = False  # whether `oracle.json` was synced since it was last written
+    _sf_unsynced = frozenset()  # companion files written without `fsync` since the last commit
+    _lazy_save = False  # True while a save needs no `fsync` (see "Durability" above)
 
     # ------------------------------------------------------ own bookkeeping
     def _init_checked_state(self, trial_lease=DEFAULT_TRIAL_LEASE, max_collisions=20):
@@ -170,6 +187,7 @@ class CheckedStateMixin:
         self._idling = set()  # tuner ids told IDLE while the search winds down
         self._space_exhausted = False
         self._defer_save = False
+        self._lazy_save = False
 
     @property
     def values_hashes(self):
@@ -300,7 +318,12 @@ class CheckedStateMixin:
             self._space_exhausted = True
             if self._others_may_need(tuner_id, now):
                 trial = self._idle(tuner_id)
-        self.save()
+        # Not a commit point: a start lost to a power cut is drawn (or handed out) again.
+        self._lazy_save = True
+        try:
+            self.save()
+        finally:
+            self._lazy_save = False
         return trial
 
     def _ended(self, trial_id):
@@ -374,18 +397,45 @@ class CheckedStateMixin:
 
     def _save_trial(self, trial):
         # KerasTuner writes `trial.json` in place: a kill mid-write would leave a file that
-        # `reload` cannot parse.
+        # `reload` cannot parse. Not synced: written up to three times per trial, and a file
+        # damaged by a power cut is set aside and its trial run again (see the docstring).
         text = json.dumps(trial.get_state(), default=json_default)
         self._write_state_text(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
-                               text)
+                               text, fsync=False)
+
+    def _write_companion(self, path, write_fn, suffix):
+        """Writes a companion file whole and checksummed, not synced: the next durable save of
+        an `oracle.json` that names it syncs it first."""
+        atomic_write(path, write_fn, binary=True, prefix=self._state_tmp_prefix, suffix=suffix,
+                     checksum=True, fsync=False)
+        self._sf_unsynced = self._sf_unsynced | {os.fspath(path)}
+
+    def _commit_files(self, companions):
+        """`fsync`s the companion files (of `companions`) written since the last commit."""
+        for name in companions:
+            path = os.path.join(self._project_dir, name)
+            if path in self._sf_unsynced:
+                _fsync_with_sidecar(path)
+        self._sf_unsynced = frozenset()
 
     def _write_oracle_state(self, state):
         """Writes `state` to `oracle.json` (checksummed), first moving the state it replaces
         to `oracle.prev.json` when the rotation rule says so (see the module docstring), then
-        removes companion and temporary files no state names."""
+        removes companion and temporary files no state names.
+
+        Unless `_lazy_save`, this is a commit: the companion files it names, `oracle.json`,
+        its sidecar and the project directory are `fsync`ed (an unchanged state is not
+        written again, only synced if it was not)."""
         text = json.dumps(state, default=json_default)
+        durable = not self._lazy_save
         if self._sf_synced and text == self._sf_text:
-            return  # Unchanged: rewriting would only make the previous state the same.
+            # Unchanged: rewriting would only make the previous state the same.
+            if durable and not self._sf_durable:
+                self._commit_files(self._sf_companions)
+                _fsync_with_sidecar(self._get_oracle_fname())
+                fsync_directory(self._project_dir)
+                self._sf_durable = True
+            return
         companions = tuple(self._state_companions(state))
         old = self._sf_text
         if old is None and self._sf_prev_companions is None:
@@ -394,10 +444,16 @@ class CheckedStateMixin:
                 self._sf_prev_companions = ()
         if old is not None and (companions != self._sf_companions or not companions):
             if old != self._sf_prev_text:
-                self._write_state_text(self._prev_oracle_fname(), old)
+                # Not synced: a fallback for a damaged `oracle.json`, not a commit.
+                self._write_state_text(self._prev_oracle_fname(), old, fsync=False)
             self._sf_prev_text, self._sf_prev_companions = old, self._sf_companions
-        self._write_state_text(self._get_oracle_fname(), text)
+        if durable:
+            self._commit_files(companions)
+        self._write_state_text(self._get_oracle_fname(), text, fsync=durable)
+        if durable:
+            fsync_directory(self._project_dir)
         self._sf_text, self._sf_companions, self._sf_synced = text, companions, True
+        self._sf_durable = durable
         # Stale files appear only when the files to keep change, and temporary ones only
         # when a process was killed while writing: sweep then, and once per process, not on
         # every save (listing a project of many trials costs more than the save).
@@ -406,9 +462,9 @@ class CheckedStateMixin:
             self._remove_stale_files()
             self._sf_swept = swept
 
-    def _write_state_text(self, path, text):
+    def _write_state_text(self, path, text, fsync=True):
         atomic_write(path, lambda f: f.write(text), prefix=self._state_tmp_prefix,
-                     suffix=".json", checksum=True)
+                     suffix=".json", checksum=True, fsync=fsync)
 
     def _remove_stale_files(self):
         keep = set(self._sf_companions) | set(self._sf_prev_companions or ())
@@ -554,6 +610,7 @@ class CheckedStateMixin:
 
         self._sf_text, self._sf_companions = text, tuple(self._state_companions(state))
         self._sf_synced = path == current
+        self._sf_durable = False  # unknown: the next commit syncs what it finds
         self._sf_prev_text, self._sf_prev_companions = prev_text, prev_companions
         if path == current and not os.path.exists(prev):
             self._sf_prev_companions = ()
@@ -605,6 +662,14 @@ class CheckedStateMixin:
                 self._retry_queue.append(trial_id)
             rerun.append(trial_id)
         return rerun
+
+
+def _fsync_with_sidecar(path):
+    for name in (path, checksum_path(path)):
+        try:
+            fsync_file(name)
+        except FileNotFoundError:
+            pass
 
 
 class _Damaged(Exception):

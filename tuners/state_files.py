@@ -29,8 +29,9 @@ Durability. Every file above is written whole or not at all whenever the process
 point: the `oracle.json` saved by `end_trial` (and by saves outside trials: `sample_candidates`,
 `add_rewards`, `final_candidates`, the tuner's own `save`) is `fsync`ed, with its sidecar, the
 companion files it names that were not synced yet, and the project directory: 3 `fsync`s per
-trial, 4 when the controller changed (the other writes of a trial, `trial.json` three times,
-`oracle.prev.json`, the `oracle.json` of `create_trial`, are not synced). A file whose data a
+trial, 5 when the controller file changed (it and its sidecar). The other writes of a trial
+(`trial.json` three times, `oracle.prev.json`, the `oracle.json` of `create_trial`) are not
+synced. A file whose data a
 power loss did not let reach the disk is caught by its checksum and recovered from as above
 (on ext4's default `data=ordered`, the commit's journal flush carries them anyway); what the
 commit made durable is never lost.

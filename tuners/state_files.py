@@ -31,10 +31,9 @@ point: the `oracle.json` saved by `end_trial` (and by saves outside trials: `sam
 companion files it names that were not synced yet, and the project directory: 3 `fsync`s per
 trial, 5 when the controller file changed (it and its sidecar). The other writes of a trial
 (`trial.json` three times, `oracle.prev.json`, the `oracle.json` of `create_trial`) are not
-synced. A file whose data a
-power loss did not let reach the disk is caught by its checksum and recovered from as above
-(on ext4's default `data=ordered`, the commit's journal flush carries them anyway); what the
-commit made durable is never lost.
+synced. A file whose data a power loss did not let reach the disk is caught by its checksum
+and recovered from as above (on ext4's default `data=ordered`, the commit's journal flush
+carries them anyway); what the commit made durable is never lost.
 
 The mixin also keeps the bookkeeping that KerasTuner keeps privately, so that the oracles
 use only KerasTuner's public API: the hash of each trial's values (`values_hashes`, saved

@@ -25,6 +25,10 @@ resumes (finished arms are skipped, the shared weights' search resumes from its 
 
     python benchmarks/estimator_rank.py                       # every arm
     python benchmarks/estimator_rank.py --arms shared train1  # some
+    python benchmarks/estimator_rank.py --report benchmarks/estimator_rank*.json  # tables only
+
+The ground truth is the long recipe's benchmark (`cell_bench_long.json`, 3 seeds); the tables
+are printed against the short recipe's too.
 """
 
 import argparse
@@ -63,10 +67,15 @@ def parse_args(argv=None):
                    help="the shared weights' optimizer (SharedWeights' `optimizer`)")
     p.add_argument("--data-dir", default=str(DEFAULT_DATA),
                    help="the image folder, or an .npz file of cell_recipe.export_splits")
-    p.add_argument("--bench", nargs="+", default=[str(ROOT / "benchmarks" / "cell_bench.json")],
+    p.add_argument("--bench", nargs="+", default=[str(ROOT / "benchmarks" / name) for name in
+                                                  ("cell_bench_long.json", "cell_bench.json")],
                    help="the cell benchmark(s) to rank against (a missing file is skipped)")
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--workdir", default=str(WORK))
+    p.add_argument("--report", nargs="+", default=None, metavar="JSON",
+                   help="run nothing: print the tables of these result files' records together")
+    p.add_argument("--only-benched", action="store_true",
+                   help="score only the architectures the first --bench file has complete")
     p.add_argument("--try-small", type=int, default=None, metavar="N",
                    help="a quick try of the machinery: N images per split")
     return p.parse_args(argv)
@@ -216,8 +225,23 @@ def table(records, truth):
     return "\n".join(lines)
 
 
+def report(files, benches):
+    """The tables of several result files' records, against each benchmark."""
+    records = []
+    for name in files:
+        records += json.loads(pathlib.Path(name).read_text())["records"]
+    for bench in benches:
+        if pathlib.Path(bench).exists():
+            _, truth = load_bench(bench)
+            print(f"\nAgainst {pathlib.Path(bench).name} ({len(truth)} architectures with every "
+                  "seed):")
+            print(table(records, truth))
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.report:
+        return report(args.report, args.bench)
     quiet()
     out = pathlib.Path(args.out)
     workdir = pathlib.Path(args.workdir)
@@ -239,6 +263,9 @@ def main(argv=None):
 
     done = {r["estimator"] for r in data["records"]}
     genotypes = draw_genotypes(args.archs, 0)
+    if args.only_benched:
+        _, benched = load_bench(args.bench[0])
+        genotypes = [g for g in genotypes if _key(g.to_dict()) in benched]
     splits, classes = bench_splits(args.data_dir)
     if args.try_small:
         splits = {k: (x[: args.try_small], y[: args.try_small]) for k, (x, y) in splits.items()}
@@ -257,13 +284,7 @@ def main(argv=None):
                 records = arm_train(int(arm[-1]), genotypes, splits, classes)
             write(records)
         print(f"arm {arm}: {time.perf_counter() - t:.0f} s wall", flush=True)
-    for bench in args.bench:
-        if not pathlib.Path(bench).exists():
-            continue
-        _, truth = load_bench(bench)
-        print(f"\nAgainst {pathlib.Path(bench).name} ({len(truth)} architectures with every "
-              "seed):")
-        print(table(data["records"], truth))
+    report([out], args.bench)
 
 
 if __name__ == "__main__":

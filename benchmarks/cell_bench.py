@@ -34,6 +34,7 @@ from cell_recipe import (
     SPLIT,
     _key,
     bench_splits,
+    device,
     draw_genotypes,
     quiet,
     rank_stats,
@@ -69,18 +70,6 @@ def parse_args(argv=None):
         args.out = str(BENCH_JSON if args.recipe == "short"
                        else BENCH_JSON.with_name(f"cell_bench_{args.recipe}.json"))
     return args
-
-
-def device():
-    """The backend and the device the runs train on, in words."""
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return f"jax {jax.__version__} on {jax.devices()[0].device_kind}"
-    return f"{backend} on CPU"
 
 
 def summary(bench):
@@ -149,10 +138,7 @@ def main(argv=None):
     print(f"cell benchmark: {args.archs} architectures x seeds {args.seeds}; "
           f"{len(done)} runs on file, {len(todo)} to do -> {args.out}", flush=True)
     if todo:
-        splits, classes = bench_splits(args.data_dir)
-        if args.try_small:
-            splits = {k: (x[: args.try_small], y[: args.try_small])
-                      for k, (x, y) in splits.items()}
+        splits, classes = bench_splits(args.data_dir, limit=args.try_small)
     for i, genotype, seed in todo:
         start, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         accuracy, params = train_standalone(genotype, splits["train"], splits["heldout"],

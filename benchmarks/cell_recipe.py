@@ -150,13 +150,28 @@ def _load_npz(path, sizes, seed, image_size):
     return _normalized(pixels, y, sizes), len(classes)
 
 
-def bench_splits(data_dir=DEFAULT_DATA, image_size=None):
-    """`{"train": (x, y), "heldout": ..., "search_val": ...}` and the number of classes."""
+def bench_splits(data_dir=DEFAULT_DATA, image_size=None, limit=None):
+    """`{"train": (x, y), "heldout": ..., "search_val": ...}` and the number of classes; with
+    `limit`, only the first `limit` images of each (a quick try of the machinery)."""
     names = ("train", "heldout", "search_val")
     sizes = [SPLIT[n][1] - SPLIT[n][0] for n in names]
     parts, classes = load_cifar_splits(data_dir, sizes, seed=SPLIT["permutation_seed"],
                                        image_size=image_size or SPLIT["image_size"])
+    if limit:
+        parts = [(x[:limit], y[:limit]) for x, y in parts]
     return dict(zip(names, parts)), classes
+
+
+def device():
+    """The backend and the device that runs the models, in words."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return f"jax {jax.__version__} on {jax.devices()[0].device_kind}"
+    return f"{backend} on CPU"
 
 
 def space():

@@ -43,6 +43,7 @@ from cell_recipe import (
     SPACE,
     _key,
     bench_splits,
+    device,
     draw_genotypes,
     load_bench,
     quiet,
@@ -250,8 +251,6 @@ def main(argv=None):
 
     data = json.loads(out.read_text()) if out.exists() else {"records": []}
     data.update(space=SPACE, recipe=RECIPE, split="train -> search_val (see cell_recipe.SPLIT)")
-    from cell_bench import device
-
     data.setdefault("device", device())
     if args.try_small:
         data["try_small"] = args.try_small
@@ -266,9 +265,7 @@ def main(argv=None):
     if args.only_benched:
         _, benched = load_bench(args.bench[0])
         genotypes = [g for g in genotypes if _key(g.to_dict()) in benched]
-    splits, classes = bench_splits(args.data_dir)
-    if args.try_small:
-        splits = {k: (x[: args.try_small], y[: args.try_small]) for k, (x, y) in splits.items()}
+    splits, classes = bench_splits(args.data_dir, limit=args.try_small)
     for arm in args.arms:
         t = time.perf_counter()
         print(f"arm {arm}", flush=True)

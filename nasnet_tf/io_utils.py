@@ -295,6 +295,29 @@ def atomic_write(path, write_fn, *, binary=False, prefix=".tmp-", suffix=".tmp",
             fsync=fsync)
 
 
+def remove_temporaries(directory, prefix=".tmp-"):
+    """Removes the temporary files that interrupted writes of this module left in `directory`.
+
+    A process killed inside `atomic_write` or `atomic_save` leaves its temporary file (named
+    `prefix` + ..., mode 0600) behind; the file it was replacing is intact. Call this where
+    the directory's only writer starts, before it writes again. Returns the names removed.
+    """
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return removed
+    for name in sorted(names):
+        path = os.path.join(directory, name)
+        if name.startswith(prefix) and os.path.isfile(path) and not os.path.islink(path):
+            try:
+                os.remove(path)
+                removed.append(name)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
 def atomic_save(path, save_fn, *, checksum=False):
     """Like `atomic_write` for writers that take a file name (`model.save_weights`,
     `model.save`): calls `save_fn(temporary_path)`, where the temporary name ends with

@@ -45,7 +45,7 @@ from nasnet_tf.checkpoints import (
     scan,
     unusable,
 )
-from nasnet_tf.io_utils import atomic_save, write_json
+from nasnet_tf.io_utils import atomic_save, remove_temporaries, write_json
 from nasnet_tf.layerwise import LayerwiseGenotype, build_layerwise_cnn
 from nasnet_tf.losses import LabelSmoothingCrossentropy
 from nasnet_tf.recipe import OPTIMIZERS, SCHEDULES, TrainConfig, dtype_policy, make_optimizer
@@ -261,6 +261,10 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
             out = pathlib.Path(output_dir)
             if placement.is_chief:
                 out.mkdir(parents=True, exist_ok=True)
+                # A killed run's interrupted writes leave temporary files: the chief, the
+                # only writer, clears them before it writes again.
+                for directory in (out, out / CHECKPOINT_DIR):
+                    remove_temporaries(directory)
                 write_json(out / "config.json", config.to_dict(), sort_keys=True)
             checkpoint = EpochCheckpoint(out, history, config.to_dict(),
                                          keep=config.keep_checkpoints, write=placement.is_chief)

@@ -199,3 +199,17 @@ def test_set_aside_renames_the_file_and_its_sidecar_and_never_overwrites(tmp_pat
         "epoch-00003.weights.h5.corrupt", "epoch-00003.weights.h5.corrupt.1",
         "epoch-00003.weights.h5.corrupt.1.sha256", "epoch-00003.weights.h5.corrupt.sha256"]
     assert open(first).read() == "first" and open(second).read() == "second"
+
+
+def test_remove_temporaries_clears_only_interrupted_writes(tmp_path):
+    from nasnet_tf.io_utils import remove_temporaries
+
+    (tmp_path / ".tmp-ab12-model.keras").write_bytes(b"partial")
+    (tmp_path / ".tmp-cd34.json").write_text("{")
+    (tmp_path / "model.keras").write_bytes(b"whole")
+    (tmp_path / ".tmp-dir").mkdir()
+    (tmp_path / ".tmp-link").symlink_to(tmp_path / "model.keras")
+    removed = remove_temporaries(tmp_path)
+    assert removed == [".tmp-ab12-model.keras", ".tmp-cd34.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-dir", ".tmp-link", "model.keras"]
+    assert remove_temporaries(tmp_path / "missing") == []

@@ -324,6 +324,11 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(
     newest = out / "checkpoints" / "epoch-00002.weights.h5"
     _truncate(newest)
     truncated_size = newest.stat().st_size
+    # The killed run's interrupted writes left their temporary files (mode 0600) behind.
+    left = [out / ".tmp-k1l2m3-model.keras", out / "checkpoints" / ".tmp-x9y8-epoch-00003.h5"]
+    for path in left:
+        path.write_bytes(b"partial")
+        path.chmod(0o600)
     caplog.set_level(logging.INFO, logger="nasnet_tf.training")
     counter = CountSteps()
     resumed = train(None, digits, _config(epochs=2), out, callbacks=[counter])
@@ -343,6 +348,8 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(
     assert (out / "checkpoints" / "epoch-00002.state.json.corrupt").is_file()
     assert verify(newest, required=True)
     assert latest_checkpoint(out)["epoch"] == 2
+    assert not any(path.exists() for path in left)  # cleared by the rerun
+    assert not [p for p in out.rglob(".tmp-*")]
 
 
 def test_two_truncated_checkpoints_are_a_one_line_error_that_changes_nothing(

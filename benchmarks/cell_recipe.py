@@ -48,18 +48,7 @@ RECIPE = {
 """The short standalone recipe: a 1@96 NASNet of the cell, trained from scratch on the train
 split (about 195 CPU seconds a run on the project's 2-core machine)."""
 
-LONG_RECIPE = {
-    "num_cells": 1,
-    "penultimate_filters": 96,
-    "stem_multiplier": 3,
-    "batch_norm_momentum": 0.99,
-    "optimizer": "adam",
-    "learning_rate": 3e-3,
-    "schedule": "cosine decay to 0 over all steps",
-    "epochs": 20,
-    "batch_size": 256,
-    "augmentation": "flip_crop4",
-}
+LONG_RECIPE = dict(RECIPE, epochs=20, batch_size=256, augmentation="flip_crop4")
 """The long standalone recipe: the same child trained 4x the images, with random horizontal
 flips and random 32 px crops of the 4-pixel zero-padded image, drawn per run and epoch from the
 run's seed. Its purpose is a lower seed noise than `RECIPE`'s (measured in

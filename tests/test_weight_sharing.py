@@ -34,10 +34,34 @@ def _genotype(op):
     return Genotype(cell, cell)
 
 
+class _StartWeights(FreshWeights):
+    """Records each child's path weights as its training starts and as it ends."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.starts, self.ends = [], []
+
+    def _path(self, genotype):
+        return [np.array(keras.ops.convert_to_numpy(w))
+                for layer in self.supernet.path_layers(genotype) for w in layer.weights]
+
+    def estimate(self, child, *fit_args, **fit_kwargs):
+        self._genotype, self._start = child.architecture, None
+        logs = super().estimate(child, *fit_args, **fit_kwargs)
+        self.starts.append(self._start)
+        self.ends.append(self._path(child.architecture))
+        return logs
+
+    def _train_epoch(self, *args, **kwargs):
+        if self._start is None:
+            self._start = self._path(self._genotype)
+        return super()._train_epoch(*args, **kwargs)
+
+
 def test_fresh_weights_same_seed_same_score_and_new_weights(tmp_path):
     x, y, vx, vy = _data()
     hypermodel = NASNetHyperModel(**CHILD)
-    estimator = FreshWeights(seed=4)
+    estimator = _StartWeights(seed=4)
     reports = []
 
     def child(genotype, trial_id="1"):
@@ -47,26 +71,26 @@ def test_fresh_weights_same_seed_same_score_and_new_weights(tmp_path):
     fit = dict(validation_data=(vx, vy), epochs=2, batch_size=16)
     genotype = _genotype("sep_conv_3x3")
     first = estimator.estimate(child(genotype), x, y, **fit)
-    net = estimator.supernet
-    trained = [np.array(keras.ops.convert_to_numpy(w))
-               for layer in net.path_layers(genotype) for w in layer.weights]
     # Another child in between trains its own path, and shares the stem and the classifier.
     estimator.estimate(child(_genotype("max_pool_3x3"), "2"), x, y, **fit)
     again = estimator.estimate(child(genotype), x, y, **fit)
+    # The path really starts afresh: the same child starts from the very weights it started
+    # from the first time, not from those it (or the child in between) ended with.
+    start, end, start_again = estimator.starts[0], estimator.ends[0], estimator.starts[2]
+    for a, b in zip(start, start_again):
+        np.testing.assert_array_equal(a, b)
+    changed = [not np.array_equal(a, b) for a, b in zip(end, start_again)]
+    assert sum(changed) >= len(changed) // 2, changed
     assert again == first
     assert set(first) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     # Each epoch was reported, as the trial's history.
     assert [s for s, _ in reports[:2]] == [0, 1]
-    # The path really starts afresh: redrawn weights are not the trained ones.
-    net.reinitialize(_seed := 123, genotype)
-    fresh = [np.array(keras.ops.convert_to_numpy(w))
-             for layer in net.path_layers(genotype) for w in layer.weights]
-    changed = [not np.array_equal(a, b) for a, b in zip(trained, fresh)]
-    assert sum(changed) >= len(changed) // 2
     assert estimator.num_scored == 3
 
 
-def test_fresh_weights_search_compiles_once(tmp_path):
+def test_fresh_weights_search(tmp_path):
+    # That its children share one traced train and predict function (no compilation per
+    # child) is `test_shared_scoring.py::test_estimators_trace_their_functions_once`.
     x, y, vx, vy = _data()
     tuner = NASNetTuner(**CHILD, max_trials=4, seed=2, estimator=FreshWeights(seed=0),
                         oracle_kwargs={"update_every": 2, "units": 16},
@@ -74,9 +98,7 @@ def test_fresh_weights_search_compiles_once(tmp_path):
     tuner.search(x, y, validation_data=(vx, vy), epochs=1, batch_size=16, verbose=0)
     trials = list(tuner.oracle.trials.values())
     assert len(trials) == 4 and all(t.status == "COMPLETED" for t in trials)
-    net = tuner.estimator.supernet
-    # One train and one predict function served every child.
-    assert net.train_function is not None and net.predict_function is not None
+    assert tuner.estimator.num_scored == 4
     assert tuner.get_best_genotypes(1)[0] in [tuner.hypermodel.decode(t.hyperparameters)
                                               for t in trials]
 
@@ -101,10 +123,12 @@ def test_shared_weights_search_in_process_then_reload(tmp_path):
     # Three epochs; 4 candidates and the trial's own architecture scored in each.
     assert estimator.epochs_done == 3
     assert estimator.num_scored == 3 * (4 + 1)
-    sources = [r[2] for r in tuner.oracle.rewards]
-    assert sources.count("trial") == 3
-    if hasattr(tuner.oracle, "add_rewards"):
-        assert sources.count("candidate") == 12
+    # Every candidate's score reached the controller, in order, beside the trials' rewards.
+    rewards = tuner.oracle.rewards
+    assert [r[2] for r in rewards].count("trial") == 3
+    assert [r[1] for r in rewards if r[2] == "candidate"] == pytest.approx(
+        [c[1] for c in estimator.candidates])
+    assert len(estimator.candidates) == 12
     best = estimator.best_architectures(2)
     assert len(best) == 2 and best[0][1] >= best[1][1]
     state = json.loads((tmp_path / "untitled_project" / "shared_state.json").read_text())

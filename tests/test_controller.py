@@ -239,11 +239,13 @@ def nasnet_num_choices():
 
 def _synthetic_nasnet_run(preset, update_every, budget=200, seed=0):
     """Mean noise-free reward of the last 50 of `budget` samples: the fraction of the 50
-    NASNet B=5 decisions matching a hidden target, observed with N(0, 0.05) noise."""
+    NASNet B=5 decisions matching a hidden target, observed with N(0, 0.05) noise. Also the
+    policy's mean per-decision probability of the target's choices, before and after."""
     num_choices = nasnet_num_choices()
     rng = np.random.default_rng([seed, 7])
     target = np.array([rng.integers(k) for k in num_choices])
     controller = Controller(num_choices, seed=seed, preset=preset)
+    before = float(controller.probabilities(target[None]).mean())
     true = []
     while len(true) < budget:
         decisions, log_probs = controller.sample(update_every, return_log_prob=True)
@@ -251,16 +253,24 @@ def _synthetic_nasnet_run(preset, update_every, budget=200, seed=0):
         true.extend(match)
         controller.update(decisions, match + 0.05 * rng.standard_normal(len(match)), log_probs)
     chance = float(np.mean([1.0 / k for k in num_choices]))
-    return float(np.mean(true[-50:])), chance
+    after = float(controller.probabilities(target[None]).mean())
+    return float(np.mean(true[-50:])), chance, (before, after)
 
 
 @pytest.mark.slow  # ~15 s under TensorFlow, ~30-45 s under JAX (compiles)
 def test_default_preset_learns_the_nasnet_space_within_200_rewards_and_nasnet_is_slower():
-    default, chance = _synthetic_nasnet_run("default", default_update_every(200))
-    paper, _ = _synthetic_nasnet_run("nasnet", PRESETS["nasnet"]["update_every"])
+    default, chance, _ = _synthetic_nasnet_run("default", default_update_every(200))
+    paper, _, (before, after) = _synthetic_nasnet_run("nasnet", PRESETS["nasnet"]["update_every"])
     assert chance == pytest.approx(0.247, abs=1e-3)
     assert default > 1.3 * chance, (default, chance)
-    assert paper < 1.15 * chance and default > paper + 0.05, (default, paper, chance)
+    # At 200 rewards the paper's preset gets 10 updates (of Adam at 3.5e-4; it was made for
+    # 20,000 rewards), the default 40: that the default gets further here is why it exists.
+    assert default > paper + 0.05, (default, paper, chance)
+    # Not asserted: that the paper's preset stays near chance (it does at this budget, and
+    # that says nothing of its settings). Asserted instead: its updates go the right way. Its
+    # probability of the target's choices rises (~+0.008 in 10 updates, over seeds 0-2; a
+    # policy that does not learn stays put, one that learns backwards falls as much).
+    assert after > before + 0.003, (before, after)
 
 
 def _steps(controller, rounds=2):

@@ -22,9 +22,11 @@ import math
 import os
 import sys
 import time
+import warnings
 
 import keras_tuner
 import numpy as np
+import pytest
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -238,3 +240,17 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+@pytest.fixture(autouse=True)
+def quiet_small_budgets():
+    """Silences the warning that a tiny budget gives the controller too few updates, in every
+    test of a module that imports it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*too few to move it off uniform")
+        yield
+
+
+def trial_ids(n):
+    """The ids KerasTuner gives `n` trials: zero-padded to the width of `n`."""
+    return [f"{i:0{len(str(n))}d}" for i in range(n)]

@@ -13,28 +13,17 @@ import signal
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import keras_tuner
 import pytest
 from _evolution_toy import make_tuner as make_evolution_tuner
 from _evolution_toy import toy_score
 from _oracle_toy import make_tuner as make_controller_tuner
+from _oracle_toy import quiet_small_budgets, trial_ids  # noqa: F401
 
 COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
-
-
-@pytest.fixture(autouse=True)
-def _quiet_small_budgets():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*too few to move it off uniform")
-        yield
-
-
-def _ids(n):
-    return [f"{i:0{len(str(n))}d}" for i in range(n)]
 
 
 class _FsyncLog:
@@ -130,7 +119,7 @@ def test_a_search_killed_between_trials_resumes_with_no_trial_lost(tmp_path, kil
                           timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
     ran = log.read_text().split()
-    assert ran == _ids(max_trials)[:kill_after]
+    assert ran == trial_ids(max_trials)[:kill_after]
 
     # Reloading (what a restart does first) finds every trial that ended before the kill.
     resumed = make_evolution_tuner(tmp_path, max_trials=max_trials, log=str(log))
@@ -142,6 +131,6 @@ def test_a_search_killed_between_trials_resumes_with_no_trial_lost(tmp_path, kil
 
     resumed.search(verbose=0)
     final = resumed.oracle
-    assert sorted(final.trials) == _ids(max_trials)
+    assert sorted(final.trials) == trial_ids(max_trials)
     assert all(t.status == COMPLETED for t in final.trials.values())
-    assert log.read_text().split() == _ids(max_trials)  # none lost, none run twice
+    assert log.read_text().split() == trial_ids(max_trials)  # none lost, none run twice

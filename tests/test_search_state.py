@@ -14,24 +14,13 @@ import warnings
 import keras_tuner
 import pytest
 from _evolution_toy import make_tuner as make_evolution_tuner
-from _oracle_toy import ToyHyperModel, make_tuner
+from _oracle_toy import ToyHyperModel, make_tuner, quiet_small_budgets, trial_ids  # noqa: F401
 
 from nasnet_tf.io_utils import CorruptFileError
 from tuners.state_files import PREV_STATE_FILE, SearchStateError
 
 COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED
 STATE_LOGGER = "tuners.state_files"
-
-
-@pytest.fixture(autouse=True)
-def _quiet_small_budgets():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*too few to move it off uniform")
-        yield
-
-
-def _ids(n):
-    return [f"{i:0{len(str(n))}d}" for i in range(n)]
 
 
 def _snapshot(root):
@@ -104,12 +93,12 @@ def _finish_and_compare(tmp_path, max_trials, reference):
     tuner = make_tuner(tmp_path, max_trials=max_trials)
     tuner.search(verbose=0)
     oracle = tuner.oracle
-    assert sorted(oracle.trials) == _ids(max_trials)
+    assert sorted(oracle.trials) == trial_ids(max_trials)
     assert all(t.status == COMPLETED for t in oracle.trials.values())
     rewarded = sorted(r[0] for r in oracle.rewards if r[2] == "trial")
-    assert rewarded == _ids(max_trials)  # each trial rewarded exactly once
+    assert rewarded == trial_ids(max_trials)  # each trial rewarded exactly once
     expected = reference("controller", max_trials)
-    for trial_id in _ids(max_trials):
+    for trial_id in trial_ids(max_trials):
         assert (
             oracle.trials[trial_id].hyperparameters.values
             == expected.trials[trial_id].hyperparameters.values
@@ -195,7 +184,7 @@ def test_damage_without_a_previous_state_is_a_one_line_error(tmp_path, target):
     # The way out it names works.
     tuner = make_tuner(tmp_path, max_trials=3, overwrite=True)
     tuner.search(verbose=0)
-    assert sorted(tuner.oracle.trials) == _ids(3)
+    assert sorted(tuner.oracle.trials) == trial_ids(3)
 
 
 def test_both_states_damaged_is_a_one_line_error_naming_both(tmp_path):
@@ -250,7 +239,7 @@ def test_damaged_trial_file_is_set_aside_and_the_trial_run_again(tmp_path, caplo
     assert tuner.calls[0] == "2"  # run again first, under its own id
     assert tuner.oracle.trials["2"].hyperparameters.values == values
     assert tuner.oracle.trials["2"].status == COMPLETED
-    assert sorted(tuner.oracle.trials) == _ids(9)
+    assert sorted(tuner.oracle.trials) == trial_ids(9)
     # Its reward had reached the controller already: not given twice.
     assert [r[0] for r in tuner.oracle.rewards].count("2") == 1
     assert tuner.oracle.rewards[: len(rewards)] == rewards
@@ -275,8 +264,8 @@ def test_evolution_damaged_oracle_json_falls_back_and_finishes(tmp_path, caplog,
     _assert_only_set_aside(before, _snapshot(tmp_path), ["toy/oracle.json"])
     tuner.search(verbose=0)
     oracle = tuner.oracle
-    assert sorted(oracle.trials) == _ids(9)
-    assert sorted(h["id"] for h in oracle.history) == _ids(9)
+    assert sorted(oracle.trials) == trial_ids(9)
+    assert sorted(h["id"] for h in oracle.history) == trial_ids(9)
     assert oracle.history == reference("evolution", 9).history
 
 

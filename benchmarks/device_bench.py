@@ -25,6 +25,9 @@ import sys
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
+for _path in (str(HERE.parent), str(HERE)):  # cell_bench, and the package it imports
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 
 def parse_args(argv=None):
@@ -46,7 +49,6 @@ def parse_args(argv=None):
 
 def merge(shard_files, out, base=None):
     """One benchmark file of the shards' records (and `base`'s), written whole."""
-    sys.path[:0] = [str(HERE), str(HERE.parent)]
     from cell_bench import write
 
     merged, seen = None, set()

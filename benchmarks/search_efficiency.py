@@ -52,9 +52,12 @@ def parse_args(argv=None):
     p.add_argument("--population-size", type=int, default=20, help="evolution's P")
     p.add_argument("--sample-size", type=int, default=5, help="evolution's S")
     p.add_argument("--final-samples", type=int, default=100)
-    p.add_argument("--final-standalone", type=int, default=3)
-    p.add_argument("--final-epochs", type=int, default=2,
-                   help="epochs of the final selection's standalone trainings")
+    p.add_argument("--final-standalone", type=int, default=9,
+                   help="the final selection's first rung (FinalSelection's num_standalone)")
+    p.add_argument("--final-epochs", type=int, default=3,
+                   help="epochs of the final selection's last rung of standalone trainings")
+    p.add_argument("--final-halving", type=int, default=3,
+                   help="the final selection's successive-halving factor")
     p.add_argument("--recipe", choices=("short", "long"), default="long",
                    help="the recipe the picks are trained with, and so the benchmark they are "
                         "placed in")
@@ -98,7 +101,8 @@ def run_search(strategy, seed, splits, classes, args, workdir, estimator):
         input_shape=splits["train"][0].shape[1:], classes=classes)
     selection = FinalSelection(num_samples=args.final_samples,
                                num_standalone=args.final_standalone,
-                               standalone_epochs=args.final_epochs, seed=seed)
+                               standalone_epochs=args.final_epochs,
+                               halving=args.final_halving, seed=seed)
     tuner = NASTuner(hypermodel, make_oracle(strategy, seed, args), estimator=estimator,
                      final_selection=selection, directory=workdir,
                      project_name=f"{strategy}_seed{seed}", overwrite=True)

@@ -233,6 +233,17 @@ def test_estimator_options_are_checked_before_any_work(capsys, tmp_path):
     assert "invalid choice: 'bayes'" in line and "fresh" in line
     line = _error(capsys, tmp_path, "--estimator", "shared", "--candidates-per-trial", "-1")
     assert "expected an integer >= 0, got '-1'" in line
+    line = _error(capsys, tmp_path, "--finalists", "3")
+    assert "--finalists applies to --estimator fresh / shared only" in line
+    line = _error(capsys, tmp_path, "--estimator", "fresh", "--finalists", "x")
+    assert "--finalists" in line and "'x'" in line
+
+
+def test_finalists_default_is_the_final_selections():
+    from nasnet_tf.cli.search import DEFAULT_FINALISTS
+    from tuners import FinalSelection
+
+    assert FinalSelection().num_standalone == DEFAULT_FINALISTS
 
 
 def test_chief_worker_mode_is_refused_with_the_way_that_works(capsys, tmp_path, monkeypatch):
@@ -323,7 +334,8 @@ SUPERNET = ["--epochs", "1", "--steps-per-epoch", "2", "--num-blocks", "1", "--o
 @pytest.mark.parametrize("estimator", ["fresh", "shared"])
 def test_supernet_estimators_run_a_search(capsys, tmp_path, estimator):
     extra = ["--candidates-per-trial", "3"] if estimator == "shared" else []
-    argv = ["search", *SUPERNET, "--estimator", estimator, *extra, "--output-dir", str(tmp_path)]
+    argv = ["search", *SUPERNET, "--estimator", estimator, *extra, "--finalists", "2",
+            "--output-dir", str(tmp_path)]
     status = main(argv)
     out, err = capsys.readouterr()
     assert status == 0, err
@@ -350,6 +362,14 @@ def test_supernet_estimators_run_a_search(capsys, tmp_path, estimator):
     trial_scores = [e[1] for e in estimation["scored"] if e[2] == "trial"]
     assert trial_scores == pytest.approx([r["accuracy"] for r in rows])
     assert f"{expected} architectures scored ({estimator} estimator)" in out
+    # The pick is the final selection's: both numbers labelled; 2 finalists trained.
+    best = json.loads((tmp_path / "best_genotype.json").read_text())
+    assert best["standalone"].startswith("trained from scratch for 1 epoch, scored")
+    assert best["standalone_val_accuracy"] == best["score"] == best["standalone_scores"]["1"]
+    assert best["estimate_kind"].startswith(
+        "weight-sharing" if estimator == "shared" else "trial val_accuracy")
+    top = json.loads((tmp_path / "best_genotypes.json").read_text())
+    assert sum(t["standalone_val_accuracy"] is not None for t in top) == 2
     # A rerun resumes, finds the budget spent, and keeps the record and the results.
     before = _files_bytes(tmp_path, ("estimation.json", "best_genotypes.json"))
     assert main(argv) == 0

@@ -143,17 +143,19 @@ class Selection(FinalSelection):
         super().__init__(**kwargs)
         self.fail_after, self.trained = fail_after, []
 
-    def _train_standalone(self, tuner, values, rank, fit_args, fit_kwargs):
+    def _train_standalone(self, tuner, values, rank, epochs, fit_args, fit_kwargs):
         if self.fail_after is not None and len(self.trained) == self.fail_after:
             raise Interrupted()  # a kill at this point: what is on disk is what remains
-        self.trained.append(rank)
-        return super()._train_standalone(tuner, values, rank, fit_args, fit_kwargs)
+        self.trained.append((rank, json.dumps(values, sort_keys=True), epochs))
+        return super()._train_standalone(tuner, values, rank, epochs, fit_args, fit_kwargs)
 
 
 def test_final_selection_ranks_trains_and_resumes_inside(tmp_path, searched):
     x, y, vx, vy = _data()
     supernet = searched[0].estimator.supernet
-    settings = dict(num_samples=4, top_k=2, num_standalone=2, standalone_epochs=1)
+    # Successive halving: 4 finalists trained 1 epoch, the best 2 of them again for 2.
+    settings = dict(num_samples=4, top_k=2, num_standalone=4, standalone_epochs=2, halving=2)
+    assert Selection(**settings).rungs() == [(4, 1), (2, 2)]
 
     def make(selection, overwrite):
         return NASNetTuner(**CHILD, max_trials=2, seed=5,
@@ -163,27 +165,39 @@ def test_final_selection_ranks_trains_and_resumes_inside(tmp_path, searched):
                            directory=tmp_path, overwrite=overwrite)
 
     fit = dict(validation_data=(vx, vy), batch_size=4, steps_per_epoch=4, verbose=0)
-    first = Selection(fail_after=1, **settings)
+    first = Selection(fail_after=5, **settings)  # killed inside the second rung
     with pytest.raises(Interrupted):
         make(first, True).search(x, y, **fit)
-    assert first.trained == [0]
+    # The first rung: the 4 best by weight-sharing estimate, in that order, for 1 epoch.
+    assert [(rank, epochs) for rank, _, epochs in first.trained[:4]] == [
+        (0, 1), (1, 1), (2, 1), (3, 1)]
     state = json.loads((tmp_path / "untitled_project" / FILE_NAME).read_text())
-    assert len(state["standalone"]) == 1 and "ranking" not in state
+    assert len(state["standalone"]) == 4 and "ranking" not in state
+    key = {int(i): json.dumps(state["proposals"][int(i)], sort_keys=True)
+           for i in state["standalone"]}
+    one_epoch = {key[int(i)]: s["1"] for i, s in state["standalone"].items()}
+    rank = {k: r for r, k, _ in first.trained[:4]}
+    order = sorted(one_epoch, key=lambda k: (-one_epoch[k], rank[k]))
+    assert first.trained[4][1:] == (order[0], 2)  # the best of the first rung goes on first
 
     second = Selection(**settings)
     tuner = make(second, False)
     tuner.search(x, y, **fit)
-    assert second.trained == [1]  # the finished standalone training was not redone
+    # Finished trainings were not redone: only the second rung's other finalist trains.
+    assert [t[1:] for t in second.trained] == [(order[1], 2)]
     # The shared weights came back from disk (a tuner handed a compiled super-network
     # resumes the weights it saved, not the network's current ones).
     assert tuner.estimator.epochs_done == 2
     ranking = tuner.final_ranking
-    assert [r["standalone_val_accuracy"] is not None for r in ranking[:3]] == [
-        True, True, False]
+    assert [r["standalone_epochs"] for r in ranking[:5]] == [2, 2, 1, 1, None]
     assert ranking[0]["standalone_val_accuracy"] >= ranking[1]["standalone_val_accuracy"]
+    assert ranking[2]["standalone_val_accuracy"] >= ranking[3]["standalone_val_accuracy"]
+    assert {ranking[0]["standalone_scores"]["1"], ranking[1]["standalone_scores"]["1"]} == {
+        one_epoch[order[0]], one_epoch[order[1]]}
+    assert ranking[0]["standalone_val_accuracy"] == ranking[0]["standalone_scores"]["2"]
     assert ranking[0]["estimate_kind"].startswith("weight-sharing")
     # Proposals: the final policy's samples plus the best trials and candidates, once each.
-    assert 2 < len(ranking) <= 4 + 2 + 2
+    assert 4 < len(ranking) <= 4 + 2 + 2
     assert len({json.dumps(r["values"], sort_keys=True) for r in ranking}) == len(ranking)
     best = tuner.get_best_genotypes(1)[0]
     assert best == tuner.hypermodel.decode(ranking[0]["values"])
@@ -307,3 +321,27 @@ def test_shared_state_survives_a_kill_at_each_write(tmp_path, searched, boundary
     assert leftovers == []
     for p in project.glob("shared_*"):
         assert p.stat().st_mode & 0o044 == 0o044, p.name
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"halving": 1}, "`halving` must be an integer >= 2 or None. Received: halving=1"),
+    ({"halving": 2.5}, "halving=2.5"),
+    ({"halving": True}, "halving=True"),
+    ({"num_standalone": -1}, "num_standalone=-1"),
+])
+def test_final_selection_rejects_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FinalSelection(**kwargs)
+
+
+@pytest.mark.parametrize("settings, rungs", [
+    (dict(num_standalone=9, standalone_epochs=3, halving=3), [(9, 1), (3, 3)]),
+    (dict(num_standalone=27, standalone_epochs=9, halving=3), [(27, 1), (9, 3), (3, 9)]),
+    (dict(num_standalone=4, standalone_epochs=1, halving=3), [(4, 1), (2, 1)]),
+    (dict(num_standalone=2, standalone_epochs=3, halving=3), [(2, 3)]),
+    (dict(num_standalone=1, standalone_epochs=3, halving=2), [(1, 3)]),
+    (dict(num_standalone=0, standalone_epochs=3, halving=2), [(0, 3)]),
+    (dict(num_standalone=9, standalone_epochs=3, halving=None), [(9, 3)]),
+])
+def test_final_selection_rungs(settings, rungs):
+    assert FinalSelection(**settings).rungs() == rungs

@@ -12,8 +12,15 @@ retrain the finalists):
 2. re-rank: score every proposal with the *final* shared weights, all on the same validation
    batches (`SharedWeights.score_architectures`): the weight-sharing estimate;
 3. train the best `num_standalone` standalone (built and trained from scratch, the tuner's
-   hypermodel, `standalone_epochs` on the search's training data) and score them on its
-   validation data: the standalone score. The best standalone score wins.
+   hypermodel, on the search's training data) and score them on its validation data: the
+   standalone score, by successive halving (as KerasTuner's `Hyperband`): all of them for a
+   short training, then the best `1 / halving` of them again for `halving` times as long,
+   until the last rung, of `standalone_epochs`. The best score of the last rung wins.
+
+Why many short trainings before a few long ones: measured against the cell benchmark
+(`benchmarks/RESULTS.md`), one epoch of standalone training ranks architectures about as well
+as three, and far better than today's weight-sharing estimates on a CPU budget; a final pick
+from more candidates gains more than a more precise score of fewer.
 
 With fresh weights (`FreshWeights`) or children trained outright, step 2 is skipped: the
 trials' scores rank the proposals (the best trials). Each phase is written to
@@ -54,8 +61,13 @@ class FinalSelection:
         num_samples: architectures proposed by the final policy or population.
         top_k: the best trials and the best rewarded candidates added to them.
         num_standalone: how many of the best (by weight-sharing estimate) are trained
-            standalone.
-        standalone_epochs: epochs of each standalone training.
+            standalone in the first rung.
+        standalone_epochs: epochs of the last rung's standalone trainings; a rung before it
+            trains `halving` times fewer (at least 1).
+        halving: the successive-halving factor (an integer >= 2): each rung keeps the best
+            `ceil(n / halving)` of the previous one, until one candidate is left (the last
+            rung has at least 2). None: one rung, every finalist trained
+            `standalone_epochs`.
         validation_batches: validation minibatches for the re-ranking (None: all of them).
         seed: int >= 0, seeds the standalone trainings.
 
@@ -69,8 +81,8 @@ class FinalSelection:
     ```
     """
 
-    def __init__(self, num_samples=100, top_k=10, num_standalone=3, standalone_epochs=3,
-                 validation_batches=None, seed=0):
+    def __init__(self, num_samples=100, top_k=10, num_standalone=9, standalone_epochs=3,
+                 halving=3, validation_batches=None, seed=0):
         for value, name, low in ((num_samples, "num_samples", 0), (top_k, "top_k", 0),
                                  (num_standalone, "num_standalone", 0),
                                  (standalone_epochs, "standalone_epochs", 1), (seed, "seed", 0)):
@@ -83,20 +95,45 @@ class FinalSelection:
         ):
             raise ValueError("`validation_batches` must be an integer >= 1 or None. "
                              f"Received: validation_batches={validation_batches!r}")
+        if halving is not None and (
+            isinstance(halving, bool) or not isinstance(halving, int) or halving < 2
+        ):
+            raise ValueError("`halving` must be an integer >= 2 or None. "
+                             f"Received: halving={halving!r}")
         if num_samples + top_k == 0:
             raise ValueError("`num_samples` and `top_k` cannot both be 0: nothing to select.")
         self.num_samples = num_samples
         self.top_k = top_k
         self.num_standalone = num_standalone
         self.standalone_epochs = standalone_epochs
+        self.halving = halving
         self.validation_batches = validation_batches
         self.seed = seed
 
     def get_config(self):
         return {"num_samples": self.num_samples, "top_k": self.top_k,
                 "num_standalone": self.num_standalone,
-                "standalone_epochs": self.standalone_epochs,
+                "standalone_epochs": self.standalone_epochs, "halving": self.halving,
                 "validation_batches": self.validation_batches, "seed": self.seed}
+
+    def rungs(self):
+        """The standalone phase's rungs: `[(candidates, epochs), ...]`, first rung first.
+
+        Example:
+
+        >>> FinalSelection(num_standalone=9, standalone_epochs=3, halving=3).rungs()
+        [(9, 1), (3, 3)]
+        >>> FinalSelection(num_standalone=3, standalone_epochs=3, halving=None).rungs()
+        [(3, 3)]
+        """
+        sizes = [self.num_standalone]
+        if self.halving is not None:
+            while sizes[-1] > 1 and math.ceil(sizes[-1] / self.halving) > 1:
+                sizes.append(math.ceil(sizes[-1] / self.halving))
+        last = len(sizes) - 1
+        return [(n, max(1, round(self.standalone_epochs / self.halving ** (last - r))))
+                if self.halving is not None else (n, self.standalone_epochs)
+                for r, n in enumerate(sizes)]
 
     # -- the steps -----------------------------------------------------------------------------
     def _proposals(self, tuner, estimator):
@@ -138,8 +175,11 @@ class FinalSelection:
         Returns:
             A list of dicts, best first: `values`, `genotype` (its dict), `estimate` (the
             weight-sharing or trial score, with `estimate_kind` saying which),
-            `standalone_val_accuracy` (None for those not trained) and `score` (the
-            standalone score where there is one, else the estimate).
+            `standalone_val_accuracy` (the score of its longest standalone training, None
+            for those not trained), `standalone_epochs` (that training's epochs),
+            `standalone_scores` (`{epochs: score}` of every rung it reached) and `score`
+            (the standalone score where there is one, else the estimate). Those of the last
+            rung come first.
         """
         estimator = tuner.estimator
         if hasattr(estimator, "score_architectures"):
@@ -179,29 +219,42 @@ class FinalSelection:
         estimates = state["estimates"]
         order = sorted(range(len(proposals)),
                        key=lambda i: (-_finite(estimates[i]), i))
+        # Successive halving: {str(proposal index): {str(epochs): standalone score}}.
         standalone = state.setdefault("standalone", {})
-        for rank, i in enumerate(order[: self.num_standalone]):
-            if str(i) in standalone:
-                continue
-            standalone[str(i)] = self._train_standalone(tuner, proposals[i], rank, fit_args,
-                                                        fit_kwargs)
-            save()
+        rank_of = {i: rank for rank, i in enumerate(order)}
+        finalists, previous = order[: self.num_standalone], None
+        for size, epochs in self.rungs():
+            if previous is not None:
+                finalists = sorted(finalists, key=lambda i: (
+                    -_finite(standalone[str(i)][str(previous)]), rank_of[i]))[:size]
+            for i in finalists:
+                scores = standalone.setdefault(str(i), {})
+                if str(epochs) not in scores:
+                    scores[str(epochs)] = self._train_standalone(
+                        tuner, proposals[i], rank_of[i], epochs, fit_args, fit_kwargs)
+                    save()
+            previous = epochs
         ranking = []
         for i in order:
-            alone = standalone.get(str(i))
+            scores = {int(e): v for e, v in standalone.get(str(i), {}).items()}
+            longest = max(scores, default=None)
+            alone = None if longest is None else scores[longest]
             ranking.append({
                 "values": proposals[i], "genotype": decode(proposals[i]).to_dict(),
                 "estimate": estimates[i], "estimate_kind": state["estimate_kind"],
                 "standalone_val_accuracy": alone,
+                "standalone_epochs": longest,
+                "standalone_scores": {str(e): scores[e] for e in sorted(scores)},
                 "score": alone if alone is not None else estimates[i],
             })
+        # The furthest rung first (its score is the longest training's), then by score.
         ranking.sort(key=lambda r: (r["standalone_val_accuracy"] is None,
-                                    -_finite(r["score"])))
+                                    -(r["standalone_epochs"] or 0), -_finite(r["score"])))
         state["ranking"] = ranking
         save()
         return ranking
 
-    def _train_standalone(self, tuner, values, rank, fit_args, fit_kwargs):
+    def _train_standalone(self, tuner, values, rank, epochs, fit_args, fit_kwargs):
         hypermodel = tuner.hypermodel
         hp = keras_tuner.HyperParameters()
         hypermodel.declare_hyperparameters(hp)
@@ -209,9 +262,10 @@ class FinalSelection:
         child = Child(
             architecture=hypermodel.decode(values), hyperparameters=hp,
             build=lambda: hypermodel.build(hp), trial_id=f"final{rank}",
-            directory=os.path.join(tuner.project_dir, f"final_{rank}"), hypermodel=hypermodel)
+            directory=os.path.join(tuner.project_dir, f"final_{rank}_{epochs}epochs"),
+            hypermodel=hypermodel)
         kwargs = dict(fit_kwargs, verbose=0)
-        trainer = TrainAndEvaluate(fit_overrides={"epochs": self.standalone_epochs},
+        trainer = TrainAndEvaluate(fit_overrides={"epochs": epochs},
                                    seed=trial_seed(self.seed, rank))
         history = trainer.estimate(child, *fit_args, **kwargs)
         values_seen = history.history.get("val_accuracy") if hasattr(history, "history") else None

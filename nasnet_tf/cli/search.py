@@ -29,6 +29,7 @@ REPORT_FILE = "report.html"
 STRATEGIES = ("controller", "evolution", "random")
 ESTIMATORS = ("train", "fresh", "shared")
 DEFAULT_CANDIDATES_PER_TRIAL = 20
+DEFAULT_FINALISTS = 9  # FinalSelection's num_standalone (kept here: --help imports no Keras)
 _TABLE = "{:>5}  {:<58}  {:>9}  {:>8}  {:>7}  {:>8}"
 
 
@@ -72,6 +73,11 @@ def add_search_args(p, strategies=False):
         p.add_argument("--candidates-per-trial", type=cli_args.non_negative_int,
                        help="--estimator shared only: architectures rewarded after each epoch "
                        f"of the shared weights (default: {DEFAULT_CANDIDATES_PER_TRIAL})")
+        p.add_argument("--finalists", type=cli_args.non_negative_int,
+                       help="--estimator fresh / shared only: the final selection trains this "
+                       "many of the best proposals from scratch for a third of --epochs, then "
+                       "the best third of them for --epochs (successive halving); the best "
+                       f"wins (default: {DEFAULT_FINALISTS})")
         p.add_argument("--max-minutes", type=cli_args.positive_float,
                        help="wall-time budget: no trial starts after this many minutes (the "
                        "running one finishes), then the results are written as at a normal end; "
@@ -183,6 +189,9 @@ def _check_options(args):
     if args.candidates_per_trial is not None and args.estimator != "shared":
         raise utils.CLIError(f"--candidates-per-trial applies to --estimator shared only (got "
                              f"--estimator {args.estimator})")
+    if args.finalists is not None and args.estimator == "train":
+        raise utils.CLIError("--finalists applies to --estimator fresh / shared only (with "
+                             "--estimator train every child is trained standalone already)")
     if args.space != "nasnet":
         if args.estimator != "train":
             raise utils.CLIError(f"--estimator {args.estimator} scores children through a "
@@ -462,7 +471,9 @@ def _make_tuner(args, settings, data, report, directory, overwrite, momentum):
     if args.estimator in ("shared", "fresh"):
         from tuners.final_selection import FinalSelection
 
-        selection = FinalSelection(standalone_epochs=args.epochs, seed=args.seed)
+        selection = FinalSelection(
+            num_standalone=DEFAULT_FINALISTS if args.finalists is None else args.finalists,
+            standalone_epochs=args.epochs, seed=args.seed)
     tuner = ReportingTuner(
         _make_hypermodel(args, settings, data, momentum), oracle,
         estimator=estimator, directory=directory, project_name="tuner",
@@ -586,12 +597,14 @@ def _best_entries(tuner, args):
     picked by), or the best trials (children trained standalone by the search itself)."""
     decode = tuner.hypermodel.decode
     if tuner.final_ranking:
-        epochs = tuner.final_selection.standalone_epochs
         return [(decode(r["values"]), {
             "genotype": r["genotype"], "trial": None,
             "score": r["score"], "standalone_val_accuracy": r["standalone_val_accuracy"],
-            "standalone": f"trained from scratch for {epochs} epochs, scored on the "
-                          "validation data (final selection)",
+            "standalone": None if r["standalone_epochs"] is None else (
+                f"trained from scratch for {r['standalone_epochs']} epoch"
+                f"{'' if r['standalone_epochs'] == 1 else 's'}, scored on the validation "
+                "data (final selection)"),
+            "standalone_scores": r["standalone_scores"],
             "estimate": r["estimate"], "estimate_kind": r["estimate_kind"],
         }) for r in tuner.final_ranking[: args.top]]
     return [(decode(t.hyperparameters), {

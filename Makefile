@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Test processes per backend (pytest-xdist; a module's tests stay in one process, so its
+# fixtures are built once). 2 matches CI's 2 cores; 0 runs in this process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo test lint venv clean
 
@@ -21,8 +24,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 test: lint
-	KERAS_BACKEND=tensorflow $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
-	KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

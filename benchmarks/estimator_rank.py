@@ -12,6 +12,10 @@ Estimators:
   benchmark's short recipe, shortened, with the hypermodel's batch-norm momentum of 0.9 as the
   search's `train` estimator uses it), scored on `search_val`.
 - `fresh`: `FreshWeights`, one epoch per child through one compiled super-network.
+- `naswot`, `jacov` (arm `zerocost`): zero-cost proxies of the untrained child, averaged over
+  3 initialisations and 128-image batches of `train`: NASWOT (Mellor et al. 2021, the log
+  determinant of the kernel of the ReLU on/off codes) and the Jacobian covariance score of its
+  first version (TensorFlow only).
 - `shared-S-moving`, `shared-S-batch`, `shared-S-recalibrate`: `SharedWeights` after S epochs
   of shared training on uniformly sampled architectures (random search with weight sharing,
   every architecture trained equally often), every architecture then scored on all of
@@ -37,6 +41,7 @@ import pathlib
 import resource
 import time
 
+import numpy as np
 from cell_recipe import (
     DEFAULT_DATA,
     RECIPE,
@@ -54,7 +59,7 @@ from cell_recipe import (
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "estimator_rank.json"
 WORK = ROOT / ".estimator_rank_work"
-ARMS = ("params", "shared", "train1", "fresh", "train3")
+ARMS = ("params", "zerocost", "shared", "train1", "fresh", "train3")
 MODES = ("moving", "batch", "recalibrate")
 
 
@@ -130,6 +135,82 @@ def arm_params(genotypes, classes):
         records.append({"estimator": "params", "genotype": genotype.to_dict(),
                         "score": float(model.count_params()),
                         "cpu_seconds": round(cpu() - start, 2)})
+    return records
+
+
+def _child(genotype, classes, seed):
+    import keras
+
+    from nasnet_tf import build_nasnet
+
+    keras.utils.set_random_seed(seed)
+    return build_nasnet(
+        genotype, preset="cifar", num_cells=RECIPE["num_cells"],
+        penultimate_filters=RECIPE["penultimate_filters"],
+        stem_multiplier=RECIPE["stem_multiplier"], input_shape=(32, 32, 3), classes=classes,
+        auxiliary_head=False, drop_path_keep_prob=1.0)
+
+
+def naswot(model, x):
+    """NASWOT's score: log|K|, K[i, j] the number of ReLUs on which images i and j agree."""
+    import keras
+
+    relus = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.ReLU)]
+    codes, originals = [], {}
+    for layer in relus:
+        originals[layer] = layer.call
+
+        def record(inputs, layer=layer):
+            codes.append(inputs)
+            return originals[layer](inputs)
+
+        layer.call = record
+    try:
+        model(x, training=True)
+    finally:
+        for layer in relus:
+            layer.call = originals[layer]
+    kernel = np.zeros((len(x), len(x)))
+    for code in codes:
+        c = (keras.ops.convert_to_numpy(code).reshape(len(x), -1) > 0).astype("float64")
+        kernel += c @ c.T + (1 - c) @ (1 - c).T
+    return float(np.linalg.slogdet(kernel)[1])
+
+
+def jacob_cov(model, x):
+    """The Jacobian covariance score (Mellor et al., first version); TensorFlow only."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = tf.reduce_sum(tf.math.log(model(x, training=True) + 1e-9))
+    jacobian = tape.gradient(out, x).numpy().reshape(len(x), -1)
+    eigenvalues = np.linalg.eigvalsh(np.corrcoef(jacobian))
+    return float(-np.sum(np.log(eigenvalues + 1e-5) + 1.0 / (eigenvalues + 1e-5)))
+
+
+def arm_zero_cost(genotypes, splits, classes):
+    import keras
+
+    x = splits["train"][0]
+    records = []
+    for genotype in genotypes:
+        start = cpu()
+        scores = {"naswot": [], "jacov": []}
+        for seed in range(3):
+            model = _child(genotype, classes, seed)
+            batch = x[seed * 128: (seed + 1) * 128].astype("float32")
+            scores["naswot"].append(naswot(model, batch))
+            if keras.backend.backend() == "tensorflow":
+                scores["jacov"].append(jacob_cov(model, batch[:64]))
+        seconds = round((cpu() - start) / len([v for v in scores.values() if v]), 2)
+        for name, values in scores.items():
+            if values:
+                records.append({"estimator": name, "genotype": genotype.to_dict(),
+                                "score": float(np.mean(values)), "cpu_seconds": seconds})
+        print(f"  zero-cost: {({k: round(float(np.mean(v)), 2) for k, v in scores.items() if v})}"
+              f" ({seconds:.1f} CPU s each)", flush=True)
     return records
 
 
@@ -272,9 +353,11 @@ def main(argv=None):
         if arm == "shared":
             arm_shared(genotypes, splits, classes, workdir, args.shared_epochs, done, write,
                        args.shared_optimizer)
-        elif arm not in done:
+        elif (arm if arm != "zerocost" else "naswot") not in done:
             if arm == "params":
                 records = arm_params(genotypes, classes)
+            elif arm == "zerocost":
+                records = arm_zero_cost(genotypes, splits, classes)
             elif arm == "fresh":
                 records = arm_fresh(genotypes, splits, classes, workdir)
             else:

@@ -90,7 +90,8 @@ def add_search_args(p, strategies=False):
                        "after each trial and at the end")
     else:
         p.set_defaults(search_strategy="controller", population_size=None, sample_size=None,
-                       estimator="train", candidates_per_trial=None, max_minutes=None,
+                       estimator="train", candidates_per_trial=None, finalists=None,
+                       max_minutes=None,
                        tensorboard=False, report=False)
     p.add_argument("--space", choices=("nasnet", "layerwise"), default="nasnet",
                    help="NASNet cells (2017) or the layer-wise 2016 space (default: nasnet)")

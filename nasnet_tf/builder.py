@@ -1,9 +1,8 @@
 """`build_nasnet`: a NASNet from a genotype and a named preset, optionally with local weights."""
 
-import json
 import os
 
-from nasnet_tf.genotype import NASNET_A, Genotype
+from nasnet_tf.genotype import NASNET_A, as_genotype
 from nasnet_tf.model import NASNet
 from nasnet_tf.presets import get_preset
 
@@ -96,7 +95,7 @@ def build_nasnet(
     if not include_top:
         config["auxiliary_head"] = False
     model = NASNet(
-        genotype=_as_genotype(genotype),
+        genotype=as_genotype(genotype, default=NASNET_A),
         include_top=include_top,
         pooling=pooling,
         classifier_activation=classifier_activation,
@@ -109,33 +108,6 @@ def build_nasnet(
     if weights is not None:
         load_weights(model, weights)
     return model
-
-
-def _as_genotype(genotype):
-    if genotype is None:
-        return NASNET_A
-    if isinstance(genotype, Genotype):
-        return genotype
-    if isinstance(genotype, dict):
-        return Genotype.from_dict(genotype)
-    if isinstance(genotype, (str, os.PathLike)):
-        if not os.path.isfile(genotype):
-            raise ValueError(
-                "`genotype` must be a Genotype, its dict, or the path of a genotype JSON file. "
-                f"No such file: {os.fspath(genotype)!r}"
-            )
-        with open(genotype) as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"Invalid genotype JSON in {os.fspath(genotype)!r}: {e}") from e
-        if isinstance(data, dict) and "genotype" in data and "normal" not in data:
-            data = data["genotype"]  # a search's best_genotype.json, with its scores
-        return Genotype.from_dict(data)
-    raise ValueError(
-        "`genotype` must be a Genotype, its dict, or the path of a genotype JSON file. "
-        f"Received: genotype={genotype!r}"
-    )
 
 
 def load_weights(model, path):

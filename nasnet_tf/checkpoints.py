@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from nasnet_tf.io_utils import CorruptFileError, check_file, read_json, set_aside
+from nasnet_tf.io_utils import CorruptFileError, check_file, first_line, read_json, set_aside
 
 __all__ = ["CHECKPOINT_DIR", "STATE_FILE", "CheckpointError", "latest_checkpoint"]
 
@@ -68,11 +68,6 @@ def _read_state(path):
             f"{str(path)!r} does not hold a checkpoint state (an `epoch` and a `weights` file)."
         )
     return state
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
 @dataclasses.dataclass
@@ -194,7 +189,7 @@ def restore(model, output_dir, checkpoints, set_aside_damaged=True):
             _load(model, checkpoint)
         except Exception as e:
             checkpoint.reject(checkpoint.weights,
-                              f"{str(checkpoint.weights)!r} cannot be loaded ({_first_line(e)}).")
+                              f"{str(checkpoint.weights)!r} cannot be loaded ({first_line(e)}).")
             continue
         damage = [entry for c in checkpoints[:index + 1] for entry in c.damage]
         if damage and set_aside_damaged:

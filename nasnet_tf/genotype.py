@@ -10,6 +10,7 @@ h_{i-1} in the Normal cell's output and state 3 in the Reduction cell's, though 
 
 import dataclasses
 import json
+import os
 
 COMBINE_OPS = ("add", "concat")
 
@@ -283,6 +284,52 @@ class Genotype(JSONGenotype):
 
     def __str__(self):
         return f"normal: {self.normal} ; reduction: {self.reduction}"
+
+
+def as_genotype(genotype, cls=Genotype, *, strings="path", default=None):
+    """`genotype` as a `cls`: itself, its dict, or a string, read as `strings` says.
+
+    Args:
+        genotype: a `cls`, its dict, a string (or, for paths, an `os.PathLike`), or `None`.
+        cls: `Genotype` or `nasnet_tf.LayerwiseGenotype` (a `JSONGenotype`).
+        strings: `"path"`, a string is the path of a JSON file holding the genotype's dict
+            (or, as a search's result files do, an object whose `"genotype"` entry is it);
+            `"json"`, a string is the genotype's JSON text.
+        default: what `None` gives; `None` accepts no `None`.
+
+    Returns:
+        A `cls`. Raises `ValueError` (naming the file when one is read) for anything else.
+
+    Example:
+
+    >>> g = Genotype(normal=[[0, 1, "identity", "identity", "add"]],
+    ...              reduction=[[0, 1, "identity", "identity", "add"]])
+    >>> as_genotype(g.to_json(), strings="json") == as_genotype(g.to_dict()) == g
+    True
+    """
+    if genotype is None and default is not None:
+        return default
+    if isinstance(genotype, cls):
+        return genotype
+    if isinstance(genotype, dict):
+        return cls.from_dict(genotype)
+    if strings == "json" and isinstance(genotype, str):
+        return cls.from_json(genotype)
+    accepted = (f"`genotype` must be a `{cls.__name__}`, its dict or "
+                f"{'its JSON string' if strings == 'json' else 'the path of its JSON file'}.")
+    if strings == "path" and isinstance(genotype, (str, os.PathLike)):
+        path = os.fspath(genotype)
+        if not os.path.isfile(path):
+            raise ValueError(f"{accepted} No such file: {path!r}")
+        with open(path) as f:
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"Invalid {cls.JSON_KIND} JSON in {path!r}: {e}") from e
+        if isinstance(data, dict) and "genotype" in data and "normal" not in data:
+            data = data["genotype"]  # a search's best_genotype.json, with its scores
+        return cls.from_dict(data)
+    raise ValueError(f"{accepted} Received: genotype={genotype!r}")
 
 
 _BLOCK_FIELDS = ("input_a", "input_b", "op_a", "op_b", "combine")

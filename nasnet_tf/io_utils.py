@@ -421,6 +421,21 @@ def set_aside(path, suffix=CORRUPT_SUFFIX):
     return target
 
 
+def first_line(error, with_type=True):
+    """`"ErrorType: first line of its message"`, for one-line error messages; with
+    `with_type=False`, the first line alone (the type's name when the message is empty).
+
+    Example:
+
+    >>> first_line(ValueError("bad\\nmore")), first_line(ValueError("bad"), with_type=False)
+    ('ValueError: bad', 'bad')
+    """
+    text = str(error).strip()
+    if not with_type:
+        return text.splitlines()[0] if text else type(error).__name__
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
 __all__ = [
     "CorruptFileError",
     "atomic_save",
@@ -428,6 +443,7 @@ __all__ = [
     "check_file",
     "checksum_path",
     "current_umask",
+    "first_line",
     "fsync_directory",
     "fsync_file",
     "read_json",

@@ -16,7 +16,7 @@ hyperparameters, is `tuners.layerwise.LayerwiseSearchSpace`.
 import dataclasses
 
 from nasnet_tf import validators
-from nasnet_tf.genotype import JSONGenotype
+from nasnet_tf.genotype import JSONGenotype, as_genotype
 
 __all__ = ["FILTER_SIZES", "NUM_FILTERS", "Layer", "LayerwiseGenotype", "build_layerwise_cnn"]
 
@@ -236,7 +236,7 @@ def build_layerwise_cnn(
     """
     import keras
 
-    genotype = _as_genotype(genotype)
+    genotype = as_genotype(genotype, LayerwiseGenotype)
     input_shape = validators.input_shape(input_shape)
     classes = validators.positive_int(classes, "classes")
     batch_norm_momentum = validators.momentum(batch_norm_momentum, "batch_norm_momentum")
@@ -275,23 +275,3 @@ def build_layerwise_cnn(
         name="predictions",
     )(x)
     return keras.Model(inputs, x, name=name)
-
-
-def _as_genotype(genotype):
-    if isinstance(genotype, LayerwiseGenotype):
-        return genotype
-    if isinstance(genotype, dict):
-        return LayerwiseGenotype.from_dict(genotype)
-    if isinstance(genotype, str) and genotype.endswith(".json"):
-        try:
-            with open(genotype) as f:
-                return LayerwiseGenotype.from_json(f.read())
-        except OSError as e:
-            raise ValueError(
-                f"Cannot read the layer-wise genotype file. Received: genotype={genotype!r} "
-                f"({e.strerror})"
-            ) from e
-    raise ValueError(
-        "`genotype` must be a `LayerwiseGenotype`, its dict or the path of its JSON file. "
-        f"Received: genotype={genotype!r}"
-    )

@@ -34,6 +34,7 @@ import os
 import sys
 
 from nasnet_tf import validators
+from nasnet_tf.io_utils import first_line
 
 __all__ = ["ProcessGroup", "all_equal", "barrier", "data_parallel", "initialize", "is_chief",
            "outside_distribution", "parse_address", "process_count", "process_index",
@@ -226,14 +227,9 @@ def initialize(coordinator=None, num_processes=None, process_id=None, **kwargs):
         raise RuntimeError(
             f"Could not join the {group.num_processes or '?'} training processes at "
             f"{group.coordinator or '(detected)'} as process {group.process_id}: "
-            f"{_first_line(e)}"
+            f"{first_line(e, with_type=False)}"
         ) from None
     return group
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _jax_if_distributed():

@@ -11,6 +11,7 @@ import dataclasses
 
 import keras
 
+from nasnet_tf import validators
 from nasnet_tf.presets import PRESETS, get_recipe
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig", "make_optimizer"]
@@ -127,12 +128,10 @@ class TrainConfig:
 
     def validate(self):
         """Raises `ValueError` naming the first bad setting."""
-        def positive_int(name, allow_none=False):
+        def positive_int_setting(name, allow_none=False):
             value = getattr(self, name)
-            if allow_none and value is None:
-                return
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
+            if not (allow_none and value is None):
+                validators.positive_int(value, name)
 
         def number(name, low, high, allow_none=False, low_open=False):
             value = getattr(self, name)
@@ -148,10 +147,10 @@ class TrainConfig:
 
         if self.preset not in PRESETS:
             raise ValueError(f"Unknown preset {self.preset!r}. Known presets: {sorted(PRESETS)}")
-        positive_int("epochs")
-        positive_int("batch_size")
-        positive_int("steps_per_epoch", allow_none=True)
-        positive_int("keep_checkpoints")
+        positive_int_setting("epochs")
+        positive_int_setting("batch_size")
+        positive_int_setting("steps_per_epoch", allow_none=True)
+        positive_int_setting("keep_checkpoints")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"`optimizer` must be one of {list(OPTIMIZERS)}. Received: {self.optimizer!r}"

@@ -19,7 +19,7 @@ ValueError: `drop_path_keep_prob` must be in (0, 1]. Received: drop_path_keep_pr
 import math
 import numbers
 
-__all__ = ["int_options", "input_shape", "momentum", "positive_float", "positive_int",
+__all__ = ["given", "int_options", "input_shape", "momentum", "positive_float", "positive_int",
            "probability"]
 
 
@@ -29,6 +29,17 @@ def _is_int(value):
 
 def _is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def given(unset=None, /, **kwargs):
+    """The keyword arguments a caller set: those whose value is not `unset` (by identity).
+
+    Example:
+
+    >>> given(num_blocks=3, ops=None)
+    {'num_blocks': 3}
+    """
+    return {k: v for k, v in kwargs.items() if v is not unset}
 
 
 def positive_int(value, name, minimum=1):

@@ -17,15 +17,14 @@ whose `oracle.json` is damaged resumes, with one warning (see `tuners.state_file
 
 import logging
 import math
-import re
 
 import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
 from nasnet_tf.validators import positive_int
-from tuners.nasnet_space import BLOCK_FIELDS, CELL_TYPES
-from tuners.oracle import decision_values, index_of, is_declared, nearest_untried
+from tuners.nasnet_space import parse_hp_name
+from tuners.oracle import decision_values, index_of, is_declared, kept_seed, nearest_untried
 from tuners.state_files import DEFAULT_TRIAL_LEASE, CheckedStateMixin
 from tuners.values import candidate_rewards, values_hash
 
@@ -37,9 +36,6 @@ _STATE_KEY = "evolution_oracle"
 _TMP_PREFIX = ".evolution_oracle_tmp_"
 _COMPLETED = trial_module.TrialStatus.COMPLETED
 _FAILED = trial_module.TrialStatus.FAILED
-_NASNET_NAME = re.compile(
-    rf"^({'|'.join(CELL_TYPES)})_b(\d+)_({'|'.join(BLOCK_FIELDS)})$"
-)
 _FIELD_KIND = {"input_a": "input", "input_b": "input", "op_a": "op", "op_b": "op",
                "combine": "op"}  # fmt: skip
 _KINDS = ("input", "op", "hyperparameter")
@@ -63,8 +59,8 @@ def mutation_kind(name):
     >>> mutation_kind("learning_rate")
     'hyperparameter'
     """
-    match = _NASNET_NAME.match(name)
-    return _FIELD_KIND[match.group(3)] if match else "hyperparameter"
+    parsed = parse_hp_name(name)
+    return _FIELD_KIND[parsed[2]] if parsed else "hyperparameter"
 
 
 def _checked_values(hp):
@@ -251,8 +247,7 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
         self.sample_size = sample_size
         self.identity_prob = float(identity_prob)
         self.reward_fn = reward_fn
-        # KerasTuner turns seed=0 (and None) into a random seed; keep the user's 0.
-        self._evolution_seed = seed if seed is not None else self.seed
+        self._evolution_seed = kept_seed(seed, self)
         self._rng = np.random.default_rng(self._evolution_seed)
         self._population = []  # [{"id", "reward", "values", "scored"}], oldest first
         self._history = []  # [{"id", "reward", "parent", "mutation", "source"}], in order

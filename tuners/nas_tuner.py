@@ -30,6 +30,7 @@ from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
 from tuners.final_selection import FinalSelection
 from tuners.layerwise import LayerwiseSearchSpace
 from tuners.nasnet_space import NASNetSearchSpace
+from tuners.oracle import kept_seed
 
 __all__ = [
     "LayerwiseHyperModel",
@@ -184,7 +185,9 @@ class NASNetHyperModel(_ChildHyperModel):
         build_kwargs=None,
         name="nasnet_child",
     ):
-        space_args = _given(num_blocks=num_blocks, ops=ops, combine_ops=combine_ops)
+        space_args = validators.given(
+            _UNSET, num_blocks=num_blocks, ops=ops, combine_ops=combine_ops
+        )
         if space is None:
             space = NASNetSearchSpace(**space_args)
         elif not isinstance(space, NASNetSearchSpace):
@@ -284,7 +287,8 @@ class LayerwiseHyperModel(_ChildHyperModel):
         batch_norm_momentum=0.9,
         name="layerwise_child",
     ):
-        space_args = _given(
+        space_args = validators.given(
+            _UNSET,
             num_layers=num_layers,
             filter_sizes=filter_sizes,
             filters=filters,
@@ -321,14 +325,6 @@ class LayerwiseHyperModel(_ChildHyperModel):
         return build_layerwise_cnn(
             architecture, input_shape=self.input_shape, classes=self.classes, **kwargs
         )
-
-
-def _given(**kwargs):
-    return {k: v for k, v in kwargs.items() if v is not _UNSET}
-
-
-def _not_none(**kwargs):
-    return {k: v for k, v in kwargs.items() if v is not None}
 
 
 class _TimeBudgetSpent(Exception):
@@ -405,7 +401,7 @@ class NASTuner(keras_tuner.Tuner):
                 "`hypermodel` must be a `NASNetHyperModel` or a `LayerwiseHyperModel` (the "
                 f"space to search). Received: hypermodel={hypermodel!r}"
             )
-        oracle_args = _not_none(
+        oracle_args = validators.given(
             objective=objective,
             max_trials=max_trials,
             seed=seed,
@@ -424,8 +420,7 @@ class NASTuner(keras_tuner.Tuner):
                 f"With `oracle` given, set {given} on that oracle instead. Received: "
                 f"oracle={oracle!r} and {given}"
             )
-        if seed is None:
-            seed = getattr(oracle, "seed", None)  # KerasTuner's oracles draw one if not given
+        seed = kept_seed(seed, oracle)
         if estimator is None:
             # Seeded children: the same search with the same seed gives the same scores.
             seeded = isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0

@@ -3,18 +3,20 @@
 A genotype travels through KerasTuner (and its gRPC chief/worker mode, which carries scalars only)
 as 2 x 5 x B choices: for the Normal cell and then the Reduction cell, and for each block k, the
 choices `input_a`, `input_b` (hidden states 0..1+k), `op_a`, `op_b` (op names) and `combine`
-(`"add"` or `"concat"`). `hp_name` is the only place that spells a hyperparameter's name, and
-`encode` / `decode` are the only functions that map a `Genotype` to and from those values:
-oracle, tuner and CLI all go through them.
+(`"add"` or `"concat"`). `hp_name` is the only place that spells a hyperparameter's name,
+`parse_hp_name` the only one that reads it back, and `encode` / `decode` are the only functions
+that map a `Genotype` to and from those values: oracle, tuner and CLI all go through them.
 
 Decoded cells use the search space's output rule (every state no block reads is concatenated),
 so `decode(encode(g)) == g` for every genotype whose cells use that rule.
 """
 
+import re
+
 import keras_tuner
 
 from nasnet_tf import COMBINE_OPS, OP_NAMES, CellGenotype, Genotype
-from nasnet_tf.genotype import check_names
+from nasnet_tf.genotype import as_genotype, check_names
 from tuners.values import as_values
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "BLOCK_FIELDS",
     "NASNetSearchSpace",
     "hp_name",
+    "parse_hp_name",
     "encode",
     "decode",
 ]
@@ -56,6 +59,31 @@ def hp_name(cell, block, field):
     if isinstance(block, bool) or not isinstance(block, int) or block < 0:
         raise ValueError(f"`block` must be an integer >= 0. Received: block={block!r}")
     return f"{cell}_b{block}_{field}"
+
+
+_HP_NAME = re.compile(rf"^({'|'.join(CELL_TYPES)})_b(\d+)_({'|'.join(BLOCK_FIELDS)})$")
+
+
+def parse_hp_name(name):
+    """The `(cell, block, field)` of a decision's hyperparameter name: `hp_name` read back.
+
+    Args:
+        name: a hyperparameter name.
+
+    Returns:
+        `(cell, block, field)` (`block` an int) for a NASNet cell decision's name, else `None`.
+
+    Example:
+
+    >>> parse_hp_name("reduction_b2_op_b")
+    ('reduction', 2, 'op_b')
+    >>> parse_hp_name("learning_rate") is None
+    True
+    """
+    match = _HP_NAME.match(name)
+    if match is None:
+        return None
+    return match.group(1), int(match.group(2)), match.group(3)
 
 
 class NASNetSearchSpace:
@@ -141,7 +169,7 @@ class NASNetSearchSpace:
                 outside the space, or a cell whose `concat` is not the space's rule (every
                 state no block reads).
         """
-        genotype = _as_genotype(genotype)
+        genotype = as_genotype(genotype, strings="json")
         values = {}
         for cell_type in CELL_TYPES:
             cell = getattr(genotype, cell_type)
@@ -209,19 +237,6 @@ class NASNetSearchSpace:
         )
 
 
-def _as_genotype(genotype):
-    if isinstance(genotype, Genotype):
-        return genotype
-    if isinstance(genotype, dict):
-        return Genotype.from_dict(genotype)
-    if isinstance(genotype, str):
-        return Genotype.from_json(genotype)
-    raise ValueError(
-        "`genotype` must be a `Genotype`, its dict or its JSON string. "
-        f"Received: genotype={genotype!r}"
-    )
-
-
 def _num_blocks_of(values):
     blocks = 0
     while hp_name("normal", blocks, "input_a") in values:
@@ -254,7 +269,7 @@ def encode(genotype):
     >>> decode(encode(g)) == g
     True
     """
-    genotype = _as_genotype(genotype)
+    genotype = as_genotype(genotype, strings="json")
     normal, reduction = genotype.normal.num_blocks, genotype.reduction.num_blocks
     if normal != reduction:
         raise ValueError(

@@ -33,7 +33,7 @@ import numpy as np
 from keras_tuner.engine import hyperparameters as hp_module
 from keras_tuner.engine import trial as trial_module
 
-from nasnet_tf.io_utils import CorruptFileError, check_file
+from nasnet_tf.io_utils import CorruptFileError, check_file, first_line
 from tuners.controller import (
     CONTROLLER_SETTINGS,
     PRESETS,
@@ -41,7 +41,7 @@ from tuners.controller import (
     config_from_saved,
     validate_settings,
 )
-from tuners.state_files import DEFAULT_TRIAL_LEASE, CheckedStateMixin, first_line
+from tuners.state_files import DEFAULT_TRIAL_LEASE, CheckedStateMixin
 from tuners.values import candidate_rewards, values_hash
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,23 @@ MAX_CHOICES = 1024  # Larger heads mean an unstepped numeric range; refuse rathe
 _STATE_KEY = "controller_oracle"
 _TMP_PREFIX = ".controller_oracle_tmp_"
 _CONTROLLER_FILE = re.compile(r"controller_\d{6,}\.npz")
+
+
+def kept_seed(seed, oracle):
+    """The seed of an oracle's own draws: `seed` as the user gave it, 0 included; for `None`,
+    the one KerasTuner drew (`oracle.seed`).
+
+    KerasTuner's oracles take a seed of 0, like `None`, for "no seed" and draw a random one
+    into `seed` (`seed or random.randint(...)`); this is the one place that keeps the user's 0.
+
+    Example:
+
+    >>> import types
+    >>> oracle = types.SimpleNamespace(seed=4321)  # as KerasTuner drew it
+    >>> kept_seed(0, oracle), kept_seed(None, oracle)
+    (0, 4321)
+    """
+    return seed if seed is not None else getattr(oracle, "seed", None)
 
 
 def default_update_every(max_trials):
@@ -430,8 +447,7 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
                 "updates' worth of trials.",
                 stacklevel=2,
             )
-        # KerasTuner turns seed=0 into a random seed; keep the user's 0.
-        self._controller_seed = seed if seed is not None else self.seed
+        self._controller_seed = kept_seed(seed, self)
         self.controller = None
         self._specs = []  # [(name, values)] of the decisions, in the space's order.
         self._signature = None

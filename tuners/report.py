@@ -36,8 +36,10 @@ import tempfile
 
 from nasnet_tf.io_utils import atomic_write
 from tuners import tensorboard_log as tb
+from tuners.nasnet_space import parse_hp_name
 
-__all__ = ["BASELINE_DIR", "REPORT_FILE", "find_project", "render_report", "write_report"]
+__all__ = ["BASELINE_DIR", "REPORT_FILE", "find_project", "natural_key", "render_report",
+           "write_report"]
 
 REPORT_FILE = "report.html"
 BASELINE_DIR = "baseline"
@@ -139,8 +141,16 @@ def _read_json(path, what, notices):
         return None
 
 
-def _natural(trial_id):
-    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", trial_id)]
+def natural_key(trial_id):
+    """A sort key of trial ids, numbers in them compared as numbers: "2" before "10".
+
+    Example:
+
+    >>> sorted(["10", "2", "1b"], key=natural_key)
+    ['1b', '2', '10']
+    """
+    parts = re.split(r"(\d+)", str(trial_id))
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
 
 
 def _load_run(run_dir):
@@ -175,7 +185,7 @@ def _load_run(run_dir):
             dict((data.get("metrics") or {}).get("metrics") or {}),
         )
     order = [str(t) for t in (state or {}).get("start_order") or [] if str(t) in trials]
-    order += sorted((t for t in trials if t not in order), key=_natural)
+    order += sorted((t for t in trials if t not in order), key=natural_key)
     run.trials = [trials[t] for t in order]
     base = run.run_dir if run.run_dir != project else os.path.dirname(project)
     for directory in dict.fromkeys([run.run_dir, base]):
@@ -437,9 +447,9 @@ def _op_shares(dists):
     divided by their number (so each column sums to 1)."""
     counts = {}
     for name in dists:
-        match = re.match(r"^(normal|reduction)_b\d+_op_[ab]$", name)
-        if match:
-            counts[match.group(1)] = counts.get(match.group(1), 0) + 1
+        parsed = parse_hp_name(name)
+        if parsed and parsed[2] in ("op_a", "op_b"):
+            counts[parsed[0]] = counts.get(parsed[0], 0) + 1
     prefs = tb.cell_preferences(dists)
     return {
         cell: {op: p / counts[cell] for op, p in kinds.get("op", {}).items()}
@@ -545,7 +555,7 @@ def _curve_section(run, baseline):
 def _top_section(run, top_k):
     direction = _direction(run.trials)
     best = sorted(_scored(run), key=lambda t: (-t.score if direction == "max" else t.score,
-                                               _natural(t.trial_id)))[:top_k]
+                                               natural_key(t.trial_id)))[:top_k]
     parts = [f"<h2>Top {top_k} cells</h2>"]
     if not best:
         return parts[0] + '\n<p class="note">No trial has completed yet.</p>'

@@ -71,6 +71,7 @@ from nasnet_tf.io_utils import (
     CorruptFileError,
     atomic_write,
     checksum_path,
+    first_line,
     fsync_directory,
     fsync_file,
     read_json,
@@ -84,7 +85,6 @@ __all__ = [
     "PREV_STATE_FILE",
     "CheckedStateMixin",
     "SearchStateError",
-    "first_line",
 ]
 
 logger = logging.getLogger(__name__)
@@ -106,18 +106,6 @@ class SearchStateError(CorruptFileError):
     A `ValueError` (through `nasnet_tf.io_utils.CorruptFileError`) whose message is one line
     naming the damaged file and the way out. Nothing was renamed or deleted.
     """
-
-
-def first_line(error):
-    """`"ErrorType: first line of its message"`, for one-line error messages.
-
-    Example:
-
-    >>> first_line(ValueError("bad\\nmore"))
-    'ValueError: bad'
-    """
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
 def json_default(value):

@@ -26,13 +26,13 @@ search (a new process) writes each update exactly once. Oracles without a contro
 import itertools
 import json
 import os
-import re
 import socket
 import struct
 import time
 
 import keras_tuner
 
+from tuners.nasnet_space import parse_hp_name
 from tuners.oracle import decision_values
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
 
 STATE_KEY = "controller_oracle"
 DEFAULT_SUBDIR = os.path.join("tensorboard", "controller")
-_NAME = re.compile(r"^(normal|reduction)_b(\d+)_(input_a|input_b|op_a|op_b|combine)$")
 _KIND = {"input_a": "input", "input_b": "input", "op_a": "op", "op_b": "op", "combine": "combine"}
 _FAILED = ("FAILED", "INVALID")
 # (stats key, tag); the first four are always in the controller's history.
@@ -161,10 +160,11 @@ def _failures_so_far(state, statuses):
 
 
 def _parse(name):
-    match = _NAME.match(name)
-    if match is None:
+    parsed = parse_hp_name(name)
+    if parsed is None:
         return None
-    return match.group(1), int(match.group(2)), _KIND[match.group(3)]
+    cell, block, field = parsed
+    return cell, block, _KIND[field]
 
 
 def cell_preferences(distributions):

@@ -12,9 +12,9 @@ HTML report. This module and `report` are the only parts of `nasnet_tf` that imp
 
 import math
 import os
-import re
 import time
 
+from nasnet_tf import validators
 from nasnet_tf.cli import args as cli_args
 from nasnet_tf.cli import utils
 from nasnet_tf.genotype import COMBINE_OPS, OP_NAMES
@@ -144,7 +144,7 @@ def make_oracle(strategy, *, max_trials, seed, max_consecutive_failed_trials=3,
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"Unknown search strategy {strategy!r}. Accepted: {list(STRATEGIES)}")
-    evolution_args = _given(population_size=population_size, sample_size=sample_size)
+    evolution_args = validators.given(population_size=population_size, sample_size=sample_size)
     if evolution_args and strategy != "evolution":
         raise ValueError(f"{sorted(evolution_args)} apply to the evolution strategy only. "
                          f"Received: strategy={strategy!r} and {evolution_args}")
@@ -165,10 +165,6 @@ def make_oracle(strategy, *, max_trials, seed, max_consecutive_failed_trials=3,
     return RandomSearchOracle(**{**common, "seed": seed + 1})
 
 
-def _given(**kwargs):
-    return {k: v for k, v in kwargs.items() if v is not None}
-
-
 def _flags(given):
     return " and ".join(f"--{k.replace('_', '-')}" for k in given)
 
@@ -183,7 +179,7 @@ def _check_options(args):
             "(KerasTuner's chief/worker mode): run a Python script with tuners.NASTuner on the "
             "chief and each worker instead (docs/distributed.md), or unset it"
         )
-    given = _given(population_size=args.population_size, sample_size=args.sample_size)
+    given = validators.given(population_size=args.population_size, sample_size=args.sample_size)
     if given and args.search_strategy != "evolution":
         raise utils.CLIError(f"{_flags(given)} apply to --strategy evolution only (got "
                              f"--strategy {args.search_strategy})")
@@ -198,7 +194,7 @@ def _check_options(args):
             raise utils.CLIError(f"--estimator {args.estimator} scores children through a "
                                  "NASNet super-network: it needs --space nasnet (got --space "
                                  f"{args.space}); use --estimator train")
-        given = _given(ops=args.ops, combine_ops=args.combine_ops)
+        given = validators.given(ops=args.ops, combine_ops=args.combine_ops)
         if given:
             raise utils.CLIError(f"{_flags(given)} apply to --space nasnet only (got --space "
                                  f"{args.space})")
@@ -263,12 +259,6 @@ def _short(text, width=58):
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _natural(trial_id):
-    """A sort key of trial ids: "2" before "10"."""
-    parts = re.split(r"(\d+)", str(trial_id))
-    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
-
-
 def best_trials(oracle, num_trials):
     """The `num_trials` best COMPLETED trials of `oracle`, best first; ties break by trial id
     (natural order: "2" before "10"), so the same search always lists them in the same order.
@@ -283,10 +273,12 @@ def best_trials(oracle, num_trials):
     >>> [t.trial_id for t in best_trials(oracle, 3)]
     ['3', '2', '10']
     """
+    from tuners.report import natural_key
+
     sign = 1.0 if getattr(oracle.objective, "direction", "max") == "min" else -1.0
     done = [t for t in oracle.trials.values()
             if t.status == "COMPLETED" and t.score is not None and math.isfinite(float(t.score))]
-    done.sort(key=lambda t: (sign * float(t.score), _natural(t.trial_id)))
+    done.sort(key=lambda t: (sign * float(t.score), natural_key(t.trial_id)))
     return done[:num_trials]
 
 

@@ -6,8 +6,13 @@ import pathlib
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import pytest  # noqa: E402
+
+from nasnet_tf.cli.utils import prepare_backend  # noqa: E402
+
+prepare_backend()  # TensorFlow's start-up lines held back, as the command line does
+
+import keras  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CIFAR_DIR = ROOT.parent / "shared" / "data" / "cifar10" / "train"

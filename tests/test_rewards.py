@@ -37,6 +37,7 @@ def test_nasnet_reward_is_the_final_value():
     assert nasnet_reward("acc")(_trial([0.3, 0.1], metric="acc")) == pytest.approx(0.1)
 
 
+@pytest.mark.filterwarnings("ignore:All-NaN axis encountered:RuntimeWarning")  # KerasTuner's
 def test_non_finite_history_gives_nan():
     assert math.isnan(nas2016_reward()(_trial([float("nan")] * 3)))
     assert nas2016_reward(power=1)(_trial([0.4, float("nan")])) == pytest.approx(0.4)

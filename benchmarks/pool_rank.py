@@ -20,7 +20,6 @@ resumes with the next pool.
 import argparse
 import json
 import pathlib
-import resource
 import sys
 import time
 
@@ -39,6 +38,7 @@ from cell_recipe import (  # noqa: E402
     quiet,
     rank_stats,
 )
+from estimator_rank import cpu  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -52,11 +52,6 @@ def parse_args(argv=None):
     p.add_argument("--try-small", type=int, default=None, metavar="N",
                    help="a quick try of the machinery: N images per split")
     return p.parse_args(argv)
-
-
-def cpu():
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    return used.ru_utime + used.ru_stime
 
 
 def pools_of(keys, size, seed):

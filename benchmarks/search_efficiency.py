@@ -54,10 +54,11 @@ def parse_args(argv=None):
     p.add_argument("--final-samples", type=int, default=100)
     p.add_argument("--final-standalone", type=int, default=9,
                    help="the final selection's first rung (FinalSelection's num_standalone)")
-    p.add_argument("--final-epochs", type=int, default=3,
-                   help="epochs of the final selection's last rung of standalone trainings")
-    p.add_argument("--final-halving", type=int, default=3,
-                   help="the final selection's successive-halving factor")
+    p.add_argument("--final-epochs", type=int, default=1,
+                   help="epochs of the final selection's standalone trainings (of its last "
+                        "rung with --final-halving)")
+    p.add_argument("--final-halving", type=int, default=None,
+                   help="the final selection's successive-halving factor (default: none)")
     p.add_argument("--recipe", choices=("short", "long"), default="long",
                    help="the recipe the picks are trained with, and so the benchmark they are "
                         "placed in")

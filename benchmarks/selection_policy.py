@@ -12,11 +12,12 @@ policy; the pick's ground-truth accuracy and its percentile among all benchmarke
 architectures are averaged over `--draws` draws (seeded).
 
 Policies (budget: child epochs of standalone training):
-- `3 x 3 epochs` (FinalSelection before successive halving): the first 3 trained 3 epochs,
+- `3 x 3 epochs` (FinalSelection's previous default): the first 3 trained 3 epochs,
   best `train3` wins. 9 epochs.
-- `9 x 1 epoch`: the first 9 trained 1 epoch, best `train1` wins. 9 epochs.
-- `9 x 1 -> 3 x 3` (the default now, `halving=3`): 9 trained 1 epoch, the best 3 of them
-  3 epochs, best `train3` wins. 18 epochs.
+- `9 x 1 epoch` (FinalSelection's default now): the first 9 trained 1 epoch, best `train1`
+  wins. 9 epochs.
+- `9 x 1 -> 3 x 3` (`halving=3`): 9 trained 1 epoch, the best 3 of them 3 epochs, best
+  `train3` wins. 18 epochs.
 - `6 x 1 -> 2 x 3`: 12 epochs.
 - `1 x 0`: the screen's first, untrained (what a search without a final selection keeps).
 
@@ -41,10 +42,10 @@ from cell_recipe import _key, load_bench  # noqa: E402
 
 POLICIES = {
     "1 x 0 (the screen's first, untrained)": ([], 0),
-    "3 x 3 epochs (before halving)": ([(3, "train3")], 9),
-    "9 x 1 epoch": ([(9, "train1")], 9),
+    "3 x 3 epochs (the previous default)": ([(3, "train3")], 9),
+    "9 x 1 epoch (default now)": ([(9, "train1")], 9),
     "6 x 1 -> 2 x 3": ([(6, "train1"), (2, "train3")], 12),
-    "9 x 1 -> 3 x 3 (default now)": ([(9, "train1"), (3, "train3")], 18),
+    "9 x 1 -> 3 x 3 (halving=3)": ([(9, "train1"), (3, "train3")], 18),
 }
 
 

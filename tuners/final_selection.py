@@ -12,15 +12,18 @@ retrain the finalists):
 2. re-rank: score every proposal with the *final* shared weights, all on the same validation
    batches (`SharedWeights.score_architectures`): the weight-sharing estimate;
 3. train the best `num_standalone` standalone (built and trained from scratch, the tuner's
-   hypermodel, on the search's training data) and score them on its validation data: the
-   standalone score, by successive halving (as KerasTuner's `Hyperband`): all of them for a
-   short training, then the best `1 / halving` of them again for `halving` times as long,
-   until the last rung, of `standalone_epochs`. The best score of the last rung wins.
+   hypermodel, on the search's training data) for `standalone_epochs` each and score them on
+   its validation data: the standalone score. The best standalone score wins. With `halving`,
+   by successive halving instead (as KerasTuner's `Hyperband`): all of them for a short
+   training, then the best `1 / halving` of them again for `halving` times as long, until the
+   last rung, of `standalone_epochs`; the best score of the last rung wins.
 
-Why many short trainings before a few long ones: measured against the cell benchmark
-(`benchmarks/RESULTS.md`), one epoch of standalone training ranks architectures about as well
-as three, and far better than today's weight-sharing estimates on a CPU budget; a final pick
-from more candidates gains more than a more precise score of fewer.
+The defaults (9 finalists, 1 epoch each) come from `benchmarks/selection_policy.py`, which
+replays policies on scores measured against the cell benchmark: for the same 9 child-epochs,
+9 candidates trained 1 epoch picked cells at the 70th to 78th percentile of the benchmark, 3
+trained 3 epochs (the previous default) at the 64th to 76th, and successive halving (9 x 1,
+then 3 x 3: twice the cost) at the 63rd to 67th. A pick from more candidates gains more than
+a more precise score of fewer (`benchmarks/RESULTS.md`).
 
 With fresh weights (`FreshWeights`) or children trained outright, step 2 is skipped: the
 trials' scores rank the proposals (the best trials). Each phase is written to
@@ -61,13 +64,13 @@ class FinalSelection:
         num_samples: architectures proposed by the final policy or population.
         top_k: the best trials and the best rewarded candidates added to them.
         num_standalone: how many of the best (by weight-sharing estimate) are trained
-            standalone in the first rung.
-        standalone_epochs: epochs of the last rung's standalone trainings; a rung before it
-            trains `halving` times fewer (at least 1).
-        halving: the successive-halving factor (an integer >= 2): each rung keeps the best
+            standalone (in the first rung, with `halving`).
+        standalone_epochs: epochs of each standalone training (of the last rung's, with
+            `halving`; a rung before it trains `halving` times fewer, at least 1).
+        halving: None (default): one rung, every finalist trained `standalone_epochs`. Or
+            the successive-halving factor (an integer >= 2): each rung keeps the best
             `ceil(n / halving)` of the previous one, until one candidate is left (the last
-            rung has at least 2). None: one rung, every finalist trained
-            `standalone_epochs`.
+            rung has at least 2).
         validation_batches: validation minibatches for the re-ranking (None: all of them).
         seed: int >= 0, seeds the standalone trainings.
 
@@ -81,8 +84,8 @@ class FinalSelection:
     ```
     """
 
-    def __init__(self, num_samples=100, top_k=10, num_standalone=9, standalone_epochs=3,
-                 halving=3, validation_batches=None, seed=0):
+    def __init__(self, num_samples=100, top_k=10, num_standalone=9, standalone_epochs=1,
+                 halving=None, validation_batches=None, seed=0):
         for value, name, low in ((num_samples, "num_samples", 0), (top_k, "top_k", 0),
                                  (num_standalone, "num_standalone", 0),
                                  (standalone_epochs, "standalone_epochs", 1), (seed, "seed", 0)):

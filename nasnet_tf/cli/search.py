@@ -75,9 +75,8 @@ def add_search_args(p, strategies=False):
                        f"of the shared weights (default: {DEFAULT_CANDIDATES_PER_TRIAL})")
         p.add_argument("--finalists", type=cli_args.non_negative_int,
                        help="--estimator fresh / shared only: the final selection trains this "
-                       "many of the best proposals from scratch for a third of --epochs, then "
-                       "the best third of them for --epochs (successive halving); the best "
-                       f"wins (default: {DEFAULT_FINALISTS})")
+                       "many of the best proposals from scratch, each for a third of --epochs "
+                       f"(at least 1); the best wins (default: {DEFAULT_FINALISTS})")
         p.add_argument("--max-minutes", type=cli_args.positive_float,
                        help="wall-time budget: no trial starts after this many minutes (the "
                        "running one finishes), then the results are written as at a normal end; "
@@ -466,7 +465,9 @@ def _make_tuner(args, settings, data, report, directory, overwrite, momentum):
 
         selection = FinalSelection(
             num_standalone=DEFAULT_FINALISTS if args.finalists is None else args.finalists,
-            standalone_epochs=args.epochs, seed=args.seed)
+            # Many short trainings: the same budget as 3 finalists of --epochs each, spent on
+            # 3x the candidates (benchmarks/selection_policy.py).
+            standalone_epochs=max(1, round(args.epochs / 3)), seed=args.seed)
     tuner = ReportingTuner(
         _make_hypermodel(args, settings, data, momentum), oracle,
         estimator=estimator, directory=directory, project_name="tuner",

@@ -112,10 +112,10 @@ def _read_sidecar(path):
     return digest
 
 
-def _write_sidecar(path, digest, fsync=True):
+def _write_sidecar(path, digest, fsync=True, prefix=".tmp-"):
     name = os.path.basename(os.fspath(path))
     _atomic(checksum_path(path), lambda f: f.write(f"{digest}  {name}\n"), binary=False,
-            prefix=".tmp-", suffix=CHECKSUM_SUFFIX, fsync=fsync)
+            prefix=prefix, suffix=CHECKSUM_SUFFIX, fsync=fsync)
 
 
 def check_file(path, *, expected_sha256=None, required=False):
@@ -229,8 +229,10 @@ def fsync_directory(path):
 
 
 # -- writers --------------------------------------------------------------------------------------
-def _finish(tmp, path, checksum, fsync=True):
-    """Gives `tmp` the ordinary mode, moves it onto `path`, writes the sidecar if asked."""
+def _finish(tmp, path, checksum, fsync=True, prefix=".tmp-"):
+    """Gives `tmp` the ordinary mode, moves it onto `path`, writes the sidecar if asked (its
+    temporary file named with the same `prefix` as the file's, so that whoever sweeps one
+    writer's interrupted writes finds both)."""
     os.chmod(tmp, _file_mode())
     digest = sha256_file(tmp) if checksum else None
     sidecar = checksum_path(path)
@@ -242,7 +244,7 @@ def _finish(tmp, path, checksum, fsync=True):
             pass
     os.replace(tmp, path)
     if checksum:
-        _write_sidecar(path, digest, fsync=fsync)
+        _write_sidecar(path, digest, fsync=fsync, prefix=prefix)
     return digest
 
 
@@ -257,7 +259,7 @@ def _atomic(path, write_fn, *, binary, prefix, suffix, checksum=False, fsync=Tru
             f.flush()
             if fsync:
                 os.fsync(f.fileno())
-        return _finish(tmp, path, checksum, fsync)
+        return _finish(tmp, path, checksum, fsync, prefix)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)

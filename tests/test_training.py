@@ -30,8 +30,9 @@ from nasnet_tf.training import (  # noqa: E402
 
 BACKEND = keras.backend.backend()
 # `train` is backend-neutral Keras; under JAX (minutes per tiny run on this CPU) it is exercised
-# by the SIGKILL-and-restart test below (its own process), the arrays test, and
-# tests/test_distribute.py.
+# by the arrays test, tests/test_distribute.py and tests/test_multihost.py (whose kill-and-resume
+# test checks a resumed run against an uninterrupted one); the kill at every write boundary is
+# tests/test_kill_boundaries.py.
 HELPER = pathlib.Path(__file__).with_name("_train_resume.py")
 TINY = dict(num_cells=1, penultimate_filters=24, auxiliary_head=False, drop_path_keep_prob=1.0)
 
@@ -112,7 +113,7 @@ def test_label_smoothing_loss_takes_integer_or_one_hot_labels():
 
 
 # -- a run, its files, and the recipe's parts ----------------------------------------------------
-@pytest.mark.tf_only  # backend-neutral code; JAX runs it in the resume test
+@pytest.mark.tf_only  # backend-neutral code; JAX resumes in test_multihost's kill test
 def test_train_writes_whole_outputs_and_resumes_a_finished_run(digits, tmp_path):
     history = train(None, digits, _config(epochs=2, tensorboard=True), tmp_path)
     assert len(history.history["loss"]) == 2
@@ -147,7 +148,7 @@ def test_resume_with_other_settings_is_refused(digits, tmp_path):
         train(None, digits, _config(learning_rate=0.5), tmp_path)
 
 
-@pytest.mark.tf_only  # backend-neutral code; JAX runs it in the resume test
+@pytest.mark.tf_only  # backend-neutral code; JAX resumes in test_multihost's kill test
 def test_a_stray_temporary_file_does_not_break_resumption(digits, tmp_path):
     class Crash(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -165,7 +166,7 @@ def test_a_stray_temporary_file_does_not_break_resumption(digits, tmp_path):
     assert len(history.history["loss"]) == 2
 
 
-@pytest.mark.tf_only  # backend-neutral code; JAX runs it in the resume test
+@pytest.mark.tf_only  # backend-neutral code; JAX resumes in test_multihost's kill test
 def test_aux_head_drop_path_and_label_smoothing_act_in_training_only(digits):
     config = _config(epochs=2, steps_per_epoch=2, model_kwargs=dict(
         num_cells=1, penultimate_filters=24, auxiliary_head=True, drop_path_keep_prob=0.5))
@@ -484,6 +485,9 @@ def _finish(process):
 
 
 @pytest.mark.slow
+# Under JAX, a killed and resumed run is checked against an uninterrupted one (bit for bit) by
+# tests/test_multihost.py's kill-and-resume test; this one cost 170 s there.
+@pytest.mark.tf_only
 def test_sigkill_in_the_second_epoch_then_restart_matches_an_uninterrupted_run(tmp_path):
     # A real SIGKILL of a separate process, under the backend under test (TensorFlow with op
     # determinism; XLA on CPU under JAX): the resumed run's final weights equal bit for bit.

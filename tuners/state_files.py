@@ -75,6 +75,7 @@ from nasnet_tf.io_utils import (
     fsync_directory,
     fsync_file,
     read_json,
+    remove_temporaries,
     set_aside,
 )
 from nasnet_tf.validators import positive_float, positive_int
@@ -414,7 +415,7 @@ class CheckedStateMixin:
         Unless `_lazy_save`, this is a commit: the companion files it names, `oracle.json`,
         its sidecar and the project directory are `fsync`ed (an unchanged state is not
         written again, only synced if it was not)."""
-        text = json.dumps(state, default=json_default)
+        text = self._state_text(state)
         durable = not self._lazy_save
         if self._sf_synced and text == self._sf_text:
             # Unchanged: rewriting would only make the previous state the same.
@@ -447,8 +448,15 @@ class CheckedStateMixin:
         # every save (listing a project of many trials costs more than the save).
         swept = (self._sf_companions, self._sf_prev_companions)
         if swept != self._sf_swept:
+            if self._sf_swept is None:  # this process's first save (of a new search, too)
+                self._remove_temporaries()
             self._remove_stale_files()
             self._sf_swept = swept
+
+    def _state_text(self, state):
+        """The JSON text of `oracle.json` for `state` (a subclass may encode parts of it
+        once and reuse them: it must return exactly this)."""
+        return json.dumps(state, default=json_default)
 
     def _write_state_text(self, path, text, fsync=True):
         atomic_write(path, lambda f: f.write(text), prefix=self._state_tmp_prefix,
@@ -471,6 +479,17 @@ class CheckedStateMixin:
                     os.remove(os.path.join(self._project_dir, name))
                 except FileNotFoundError:
                     pass
+
+    def _remove_temporaries(self):
+        """Removes the temporary files of this oracle's interrupted writes (a process killed
+        while writing a state file, a `trial.json` or a sidecar) from the project and the
+        trials' directories. Their prefix is this oracle's own: no other writer (a worker
+        saving a checkpoint) names a file so."""
+        remove_temporaries(self._project_dir, prefix=self._state_tmp_prefix)
+        for name in os.listdir(self._project_dir):
+            directory = os.path.join(self._project_dir, name)
+            if name.startswith("trial_") and os.path.isdir(directory):
+                remove_temporaries(directory, prefix=self._state_tmp_prefix)
 
     # -------------------------------------------------------------- reloading
     def _read_state_file(self, path, companions=True):
@@ -576,7 +595,9 @@ class CheckedStateMixin:
             ) from e
         rerun = self._recover_damaged_trials(damaged_trials, started)
 
-        # Nothing was changed on disk up to here; now set the damaged files aside.
+        # Nothing was changed on disk up to here; now set the damaged files aside, and remove
+        # what interrupted writes left.
+        self._remove_temporaries()
         if path == prev:
             moved = [repr(set_aside(p)) for p, _ in damage if os.path.exists(p)]
             reasons = " ".join(reason for _, reason in damage)

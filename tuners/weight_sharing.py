@@ -753,7 +753,7 @@ class SharedWeights(_SuperNetEstimator):
             arrays = {f"o{i}": np.asarray(keras.ops.convert_to_numpy(v))
                       for i, v in enumerate(self.supernet.optimizer.variables)}
             atomic_write(optimizer, lambda f: np.savez(f, **arrays), binary=True,
-                         suffix=".npz")
+                         prefix=".tmp-shared_optimizer_", suffix=".npz")
             self._optimizer_sha256 = sha256_file(optimizer)
         weights, optimizer = self._paths(self._directory, self._version)
         payload = {
@@ -778,8 +778,9 @@ class SharedWeights(_SuperNetEstimator):
         if os.path.exists(state):
             with open(state) as f:
                 old = f.read()
-            atomic_write(previous, lambda f: f.write(old), suffix=".json")
-        atomic_write(state, lambda f: f.write(text), suffix=".json")
+            atomic_write(previous, lambda f: f.write(old), prefix=".tmp-shared_state_",
+                         suffix=".json")
+        atomic_write(state, lambda f: f.write(text), prefix=".tmp-shared_state_", suffix=".json")
         self._remove_unreferenced()
 
     def _remove_unreferenced(self):
@@ -789,9 +790,7 @@ class SharedWeights(_SuperNetEstimator):
             if payload:
                 keep.update((payload.get("weights_file"), payload.get("optimizer_file")))
         for name in os.listdir(self._directory):
-            stale_tmp = name.startswith(".tmp-") and (
-                "shared_weights_" in name or "shared_optimizer" in name
-                or "shared_state" in name)
+            stale_tmp = _is_shared_temporary(name)
             versioned = name.startswith(("shared_weights_", "shared_optimizer_"))
             if stale_tmp or (versioned and name not in keep):
                 try:
@@ -802,6 +801,13 @@ class SharedWeights(_SuperNetEstimator):
     def reload(self, directory):
         self._directory = directory
         self._pending_restore = True
+        # A process killed while writing left a temporary file; this one is the writer now.
+        for name in (os.listdir(directory) if os.path.isdir(directory) else ()):
+            if _is_shared_temporary(name):
+                try:
+                    os.remove(os.path.join(directory, name))
+                except FileNotFoundError:
+                    pass
 
     def _maybe_restore(self, child):
         if not getattr(self, "_pending_restore", False):
@@ -867,6 +873,12 @@ class SharedWeights(_SuperNetEstimator):
                 "recalibration_batches": self.recalibration_batches, "optimizer": optimizer,
                 "learning_rate": self.learning_rate, "restart_epochs": self.restart_epochs,
                 "seed": self.seed}
+
+
+def _is_shared_temporary(name):
+    """Whether `name` is the temporary file of an interrupted write of the state unit."""
+    return name.startswith(".tmp-") and any(
+        s in name for s in ("shared_weights_", "shared_optimizer_", "shared_state_"))
 
 
 def _comparable(config):

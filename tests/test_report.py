@@ -4,7 +4,11 @@ import html.parser
 import json
 import math
 import os
+import pathlib
+import re
 import shutil
+import subprocess
+import sys
 import warnings
 
 import keras
@@ -23,6 +27,8 @@ from tuners.tensorboard_log import (
     read_scalars,
     write_controller_scalars,
 )
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 CHEAP_OPS = ("identity", "conv_1x1", "max_pool_3x3", "sep_conv_3x3")
 # Eager children are cheaper under TensorFlow (no graph tracing for one step); under JAX the
@@ -108,10 +114,17 @@ class _Page(html.parser.HTMLParser):
     def __init__(self):
         super().__init__()
         self.table, self.in_body, self.rows, self.images = None, False, 0, []
-        self.notices, self._notice = [], None
+        self.notices, self._notice, self.external = [], None, []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
+        # Every reference a browser would follow: only inline data and in-page anchors pass.
+        for name in ("src", "href", "action", "data", "poster", "srcset", "background"):
+            value = attrs.get(name)
+            if value is not None and not value.startswith(("data:", "#")):
+                self.external.append(f"<{tag} {name}={value!r}>")
+        if tag in ("script", "iframe", "object", "embed", "link", "base"):
+            self.external.append(f"<{tag}>")
         if tag == "table":
             self.table = attrs.get("id")
         elif tag == "tbody":
@@ -259,13 +272,27 @@ def test_report_of_a_search_is_one_deterministic_self_contained_page(runs, kind,
     assert "op preference heat map" in alts
     assert "#1: normal cell" in alts and "#1: reduction cell" in alts
     text = first.decode()
-    assert "http://" not in text and "https://" not in text and "<script" not in text
+    # Self-contained: no external reference of any kind, in the markup or the style sheet.
+    assert page.external == []
+    assert "@import" not in text
+    assert re.findall(r"url\(\s*['\"]?(?!data:)", text) == []
+    assert "http://" not in text and "https://" not in text
     assert ("still running" in " ".join(page.notices)) == (kind == "running")
     # The resumed run has a RandomSearch project in `baseline/`; the finished copy has none.
     assert ("Baseline: 3 scored trial(s)" in text) == (kind != "finished")
     assert ("No random-search baseline" in text) == (kind == "finished")
-    # Same files, same bytes.
+    # Same files, same bytes: again here, and in another process (another hash seed: no set
+    # or dict order, time or process state in the page).
     assert open(write_report(run_dir), "rb").read() == first
+    if kind == "finished":
+        os.remove(path)
+        done = subprocess.run(
+            [sys.executable, "-c", "import sys; from tuners.report import write_report; "
+             "write_report(sys.argv[1])", str(run_dir)],
+            capture_output=True, text=True, timeout=300, cwd=ROOT,
+            env=dict(os.environ, PYTHONHASHSEED="12345", TF_CPP_MIN_LOG_LEVEL="3"))
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert open(path, "rb").read() == first
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import keras
 from nasnet_tf import validators
 from nasnet_tf.presets import PRESETS, get_recipe
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig", "make_optimizer"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig", "bn_momentum", "make_optimizer"]
 
 OPTIMIZERS = ("sgd", "rmsprop")
 SCHEDULES = ("cosine", "exponential", "constant")
@@ -213,6 +213,22 @@ def make_optimizer(config, steps_per_epoch, replicas):
     if config.weight_decay:
         opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     return opt
+
+
+def bn_momentum(setting, total_steps):
+    """The batch-norm momentum for a run of `total_steps`: `setting` if given, else ("auto")
+    NASNet's 0.9997 for long runs and, for short ones, `1 - 10 / total_steps` (at least 0.9),
+    so the moving statistics that inference uses average over about a tenth of the run. With
+    0.9997 a 250-step run would evaluate with statistics still ~93% at their initial values.
+
+    Example:
+
+    >>> bn_momentum(None, 250), bn_momentum(None, 100_000), bn_momentum(0.5, 10)
+    (0.96, 0.9997, 0.5)
+    """
+    if setting is not None:
+        return setting
+    return min(0.9997, max(0.9, 1.0 - 10.0 / max(total_steps, 1)))
 
 
 def dtype_policy(mixed_precision):

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from nasnet_tf.cli import main
-from nasnet_tf.cli.search import STRATEGIES, make_oracle
 from tuners import nas_tuner
 from tuners.nas_tuner import LayerwiseHyperModel, NASTuner
 from tuners.nasnet_space import NASNetSearchSpace
+from tuners.search_run import STRATEGIES, make_oracle
 
 TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--num-blocks", "2",
         "--penultimate-filters", "24", "--batch-size", "32"]
@@ -378,8 +378,8 @@ def test_supernet_estimators_run_a_search(capsys, tmp_path, estimator):
 
 
 def test_settings_from_before_the_new_flags_read_as_their_defaults():
-    from nasnet_tf.cli.search import _resumed_settings
     from nasnet_tf.genotype import COMBINE_OPS, OP_NAMES
+    from tuners.search_run import _resumed_settings
 
     old = {"space": "nasnet", "trials": 6, "update_every": 3}  # before --strategy and others
     now = {"space": "nasnet", "trials": 6, "update_every": None, "strategy": "controller",

@@ -15,6 +15,11 @@
 - Estimators (`tuners.estimation`, `tuners.weight_sharing`): `TrainAndEvaluate` (build and
   train each child), `FreshWeights` (fresh weights through one compiled super-network) and
   `SharedWeights` (ENAS weight sharing).
+- `SearchRun(directory, ...)`: the whole resumable search of `nasnet-tf search` from Python
+  (oracle, estimator, tuner, resume checks, time budget) with its outputs: the per-trial
+  table, best genotypes, trials and estimation records, cell drawings, HTML report and
+  TensorBoard scalars. Trial events reach them through `SearchListener`s
+  (`NASTuner(..., listeners=[...])`; the outputs are in `tuners.search_outputs`).
 """
 
 from tuners.controller import Controller
@@ -22,6 +27,7 @@ from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
 from tuners.evolution import EvolutionOracle
 from tuners.final_selection import FinalSelection
 from tuners.layerwise import Layer, LayerwiseGenotype, LayerwiseSearchSpace, build_layerwise_cnn
+from tuners.listeners import SearchListener
 from tuners.nas_tuner import (
     LayerwiseHyperModel,
     LayerwiseTuner,
@@ -32,6 +38,7 @@ from tuners.nas_tuner import (
 from tuners.nasnet_space import NASNetSearchSpace, decode, encode, hp_name
 from tuners.oracle import ControllerOracle
 from tuners.rewards import nas2016_reward, nasnet_reward
+from tuners.search_run import SearchRun
 from tuners.weight_sharing import FreshWeights, SharedWeights
 
 __all__ = [
@@ -51,6 +58,8 @@ __all__ = [
     "NASNetTuner",
     "NASTuner",
     "PerformanceEstimator",
+    "SearchListener",
+    "SearchRun",
     "SharedWeights",
     "TrainAndEvaluate",
     "build_layerwise_cnn",

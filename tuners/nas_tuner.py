@@ -29,6 +29,7 @@ from tuners.distributed import ReconnectingClient, is_worker
 from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
 from tuners.final_selection import FinalSelection
 from tuners.layerwise import LayerwiseSearchSpace
+from tuners.listeners import check_listeners
 from tuners.nasnet_space import NASNetSearchSpace
 from tuners.oracle import kept_seed
 
@@ -361,6 +362,9 @@ class NASTuner(keras_tuner.Tuner):
             in `final_ranking`, and what `get_best_genotypes` returns), None for none, or
             `"auto"` (default): `FinalSelection()` with a `SharedWeights` or `FreshWeights`
             estimator, whose trial scores are estimates, none otherwise.
+        listeners: a list of `tuners.SearchListener`s, called in order at the search's
+            events (a search begins or ends, a trial begins or ends, a child is built);
+            e.g. `tuners.search_outputs.TrialTable` or `TensorBoardScalars`.
         **kwargs: `keras_tuner.Tuner` arguments (`directory`, `project_name`, `overwrite`,
             `executions_per_trial`, `max_model_size`, ...).
 
@@ -394,6 +398,7 @@ class NASTuner(keras_tuner.Tuner):
         max_retries_per_trial=None,
         max_consecutive_failed_trials=None,
         final_selection="auto",
+        listeners=None,
         **kwargs,
     ):
         if not isinstance(hypermodel, _ChildHyperModel):
@@ -443,6 +448,7 @@ class NASTuner(keras_tuner.Tuner):
             )
         self.final_selection = final_selection
         self.final_ranking = None
+        self.listeners = check_listeners(listeners)
         super().__init__(oracle, hypermodel, **kwargs)
         if is_worker():
             # KerasTuner made `self.oracle` a gRPC client of the chief: ride out its restarts.
@@ -524,6 +530,8 @@ class NASTuner(keras_tuner.Tuner):
             if hasattr(self.estimator, "final_ranking"):
                 self.estimator.final_ranking = self.final_ranking
                 self.estimator.save(self.project_dir)
+        for listener in self.listeners:
+            listener.search_ended(self)
 
     def pre_create_trial(self):
         super().pre_create_trial()
@@ -542,7 +550,7 @@ class NASTuner(keras_tuner.Tuner):
         child = Child(
             architecture=self.hypermodel.decode(hp),
             hyperparameters=hp,
-            build=lambda: self._try_build(hp),
+            build=lambda: self._child_built(trial, self._try_build(hp)),
             trial_id=trial.trial_id,
             directory=self.get_trial_dir(trial.trial_id),
             callbacks=list(kwargs.pop("callbacks", [])),
@@ -554,8 +562,10 @@ class NASTuner(keras_tuner.Tuner):
         )
         return self.estimator.estimate(child, *args, **kwargs)
 
-    controller_scalars = None
-    """Optional `tuners.tensorboard_log.ControllerScalars`, written at each trial end."""
+    def _child_built(self, trial, model):
+        for listener in self.listeners:
+            listener.child_built(self, trial, model)
+        return model
 
     def on_search_begin(self):
         super().on_search_begin()
@@ -563,12 +573,18 @@ class NASTuner(keras_tuner.Tuner):
         # when that file exists: without this, a search killed during its first trial would
         # start over instead of resuming it.
         self.save()
+        for listener in self.listeners:
+            listener.search_began(self)
+
+    def on_trial_begin(self, trial):
+        for listener in self.listeners:
+            listener.trial_began(self, trial)
+        super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
-        # Workers hold an oracle client, not the oracle: the chief's files are the record.
-        if self.controller_scalars is not None and not self._is_worker():
-            self.controller_scalars.write(self.oracle)
+        for listener in self.listeners:
+            listener.trial_ended(self, trial)
 
     def save(self):
         # As KerasTuner's `BaseTuner.save`, but `tuner0.json` is written whole: KerasTuner

@@ -106,13 +106,10 @@ def draw(genotype, directory, formats=("png", "svg"), engine="auto"):
 
 # -- training helpers --------------------------------------------------------------------------
 def bn_momentum(setting, total_steps):
-    """The batch-norm momentum for a run of `total_steps`: `setting` if given, else ("auto")
-    NASNet's 0.9997 for long runs and, for short ones, `1 - 10 / total_steps` (at least 0.9),
-    so the moving statistics that inference uses average over about a tenth of the run. With
-    0.9997 a 250-step run would evaluate with statistics still ~93% at their initial values."""
-    if setting is not None:
-        return setting
-    return min(0.9997, max(0.9, 1.0 - 10.0 / max(total_steps, 1)))
+    """`nasnet_tf.recipe.bn_momentum`, imported when called (it imports Keras)."""
+    from nasnet_tf.recipe import bn_momentum as momentum
+
+    return momentum(setting, total_steps)
 
 
 def load_data(args, batch_size):

@@ -57,6 +57,7 @@ def main():
     from nasnet_tf.training import TrainConfig, train
 
     out = pathlib.Path(args.output_dir)
+    fed = _record_fed_batches()
     data = load_dataset("digits", batch_size=GLOBAL_BATCH, validation_split=0.0)
     config = TrainConfig(
         epochs=args.epochs, steps_per_epoch=args.steps, batch_size=GLOBAL_BATCH,
@@ -94,8 +95,45 @@ def main():
         print(f"STEP_SECONDS {steady[len(steady) // 2]:.6f}", flush=True)
     weights = history.model.get_weights()
     np.savez(out / f"weights-{args.processes}-{args.process_id}.npz", *weights)
+    # Keras reads the first batches once to build the step, then iterates from the start:
+    # the batches trained on are the last ones read.
+    steps = len(StepTimer.times)
+    trained, start = fed[-steps:], fed[0][0]
+    np.savez(out / f"fed-{args.processes}-{args.process_id}.npz",
+             epoch=start + np.arange(steps) // args.steps,
+             labels=np.stack([y for _, y, _ in trained]),
+             sums=np.stack([s for _, _, s in trained]))
     print(f"done {multihost.process_index()}/{multihost.process_count()} "
           f"val_loss={history.history.get('val_loss')}", flush=True)
+
+
+def _record_fed_batches():
+    """Records every training batch this process reads: `(first epoch of the call, labels,
+    per-image pixel sums)`, as the batch leaves `ImageDataset.train_epochs` (what `train`
+    fits)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from nasnet_tf.data import ImageDataset
+
+    fed, original = [], ImageDataset.train_epochs
+
+    def train_epochs(self, start_epoch=0, stop_epoch=None, steps_per_epoch=None):
+        def record(x, y):
+            images = x.numpy().reshape(len(x), -1)
+            fed.append((start_epoch, y.numpy(), images.sum(axis=1, dtype="float64")))
+            return np.int64(0)
+
+        def tap(x, y, *rest):
+            token = tf.py_function(record, [x, y], tf.int64)
+            with tf.control_dependencies([token]):
+                x = tf.identity(x)
+            return (x, y, *rest)
+
+        return original(self, start_epoch, stop_epoch, steps_per_epoch).map(tap)
+
+    ImageDataset.train_epochs = train_epochs
+    return fed
 
 
 if __name__ == "__main__":

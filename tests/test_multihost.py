@@ -185,3 +185,19 @@ def test_two_processes_train_like_one_survive_a_kill_and_resume(tmp_path):
     for a, b, c in zip(alone, first, second):
         np.testing.assert_array_equal(b, c)
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
+
+    # Each process fed its own half of every global batch of epoch 2 (the resumed run), and
+    # the halves together are the single process's batches: sharded, not fed twice.
+    fed_alone = np.load(one / "fed-1-0.npz")
+    fed = [np.load(two / f"fed-2-{i}.npz") for i in (0, 1)]
+    later = fed_alone["epoch"] == 1
+    for part in fed:
+        assert part["labels"].shape == (2, 8)  # 2 steps of 8 of the global 16
+        np.testing.assert_array_equal(part["epoch"], [1, 1])
+    np.testing.assert_array_equal(
+        np.concatenate([fed[0]["labels"], fed[1]["labels"]], axis=1), fed_alone["labels"][later])
+    np.testing.assert_array_equal(
+        np.concatenate([fed[0]["sums"], fed[1]["sums"]], axis=1), fed_alone["sums"][later])
+    # The halves differ, so two processes that trained apart would have diverged: the equal
+    # weights above mean the gradients were reduced across them.
+    assert not np.array_equal(fed[0]["sums"], fed[1]["sums"])

@@ -79,6 +79,7 @@ def main():
         input_shape=x.shape[1:], classes=4, max_trials=args.max_trials, seed=3,
         oracle_kwargs={"update_every": 2, "units": 16},
         estimator=RecordingSharedWeights(candidates_per_trial=3, seed=1),
+        final_selection=None,  # its resumption is test_shared_scoring.py's
         directory=args.directory, project_name="shared",
     )
     tuner.search(x, y, validation_data=(vx, vy), batch_size=16, verbose=0)

@@ -29,7 +29,8 @@ from _oracle_toy import make_tuner as make_controller_tuner
 from _oracle_toy import quiet_small_budgets, trial_ids  # noqa: F401
 from _oracle_toy import toy_score as controller_score
 
-pytestmark = pytest.mark.tf_only
+pytestmark = [pytest.mark.tf_only,
+              pytest.mark.filterwarnings("ignore:.*too few to move it off uniform")]
 
 COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED
 

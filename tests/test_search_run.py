@@ -50,6 +50,8 @@ def _printed(out, directory):
     return lines[start:end]
 
 
+# Plumbing above the backend (the children it trains run under both in test_cli_search).
+@pytest.mark.tf_only
 def test_the_library_and_the_command_line_write_the_same_search(capsys, tmp_path):
     # The data pipelines' shuffles and augmentation draw from the global random state as it
     # is when they are made: the same state before each search makes them the same.
@@ -100,6 +102,8 @@ class _Events(SearchListener):
         self.events.append("search_ended")
 
 
+# Plumbing above the backend (the children it trains run under both in test_cli_search).
+@pytest.mark.tf_only
 def test_listeners_see_each_event_in_order_and_a_rerun_resumes(capsys, tmp_path, digits):
     args = dict(space="layerwise", num_layers=1, strategy="random", trials=2, epochs=1,
                 steps_per_epoch=2, verbose=0)

@@ -11,7 +11,7 @@ given number of rewards per update, for several seeds; the table gives the mean 
 reward of the last 50 samples before each budget (100, 200, 500 rewards), and its ratio to the
 papers' preset ("nasnet") and to uniform random sampling, measured in the same run.
 
-    python benchmarks/controller_sweep.py                # the table in RESULTS_controller.md
+    python benchmarks/controller_sweep.py > benchmarks/controller_sweep.out  # RESULTS.md's table
     python benchmarks/controller_sweep.py --seeds 0 1 --budgets 100 200 --only default nasnet
 """
 

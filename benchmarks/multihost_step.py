@@ -4,9 +4,10 @@ Both train the same small NASNet (one block per cell, the cifar stem) on the dig
 same global batch of 16 (`tests/_multihost_train.py`): one process computes the whole batch,
 two processes (127.0.0.1, CPU, gloo collectives) 8 images each and all-reduce the gradients.
 Each run is a fresh set of processes; the median step after the first (compiling) one is
-reported, for process 0.
+taken, for process 0, and the median over the rounds reported (an odd number of rounds, so
+that the median is a measured round, not the mean of two).
 
-    python benchmarks/multihost_step.py [--steps 20] [--rounds 2]
+    python benchmarks/multihost_step.py [--steps 20] [--rounds 3] > benchmarks/multihost_step.out
 
 Prints a table and the ratio two/one (below 1: two processes are faster per global step).
 """
@@ -55,8 +56,11 @@ def run(processes, steps, directory):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.rounds < 1 or args.rounds % 2 == 0:
+        parser.error(f"--rounds must be an odd number >= 1 (a median of measured rounds). "
+                     f"Received: {args.rounds}")
     times = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
@@ -68,7 +72,7 @@ def main():
     print(f"{'-' * 9}-|-{'-' * 12}-|-{'-' * 9}-|-{'-' * 8}")
     for n, t in ((1, one), (2, two)):
         print(f"{n:>9} | {16:>12} | {t * 1000:>9.1f} | {16 / t:>8.1f}")
-    print(f"ratio two/one (step time): {two / one:.3f}; rounds: "
+    print(f"ratio two/one (step time, median of {args.rounds} rounds): {two / one:.3f}; rounds: "
           f"one {[round(t * 1000, 1) for t in times[1]]} ms, "
           f"two {[round(t * 1000, 1) for t in times[2]]} ms")
 

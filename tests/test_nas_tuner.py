@@ -21,6 +21,9 @@ from tuners.nas_tuner import (
 )
 from tuners.oracle import ControllerOracle
 
+# The tiny searches give the controller too few updates on purpose (cost); the warning itself
+# is tests/test_search_state.py's.
+pytestmark = pytest.mark.filterwarnings("ignore:.*too few to move it off uniform")
 CHEAP_OPS = ("identity", "conv_1x1", "max_pool_3x3", "sep_conv_3x3")
 TINY_CHILD = dict(num_cells=1, penultimate_filters=24, input_shape=(8, 8, 3), classes=3)
 

@@ -45,6 +45,21 @@ _UNSET = object()
 _COMPLETED = "COMPLETED"  # keras_tuner TrialStatus values are plain strings
 
 
+def _space(space, space_args, space_class):
+    """`space`, or a `space_class` built from `space_args`; never both."""
+    if space is None:
+        return space_class(**space_args)
+    if not isinstance(space, space_class):
+        raise ValueError(
+            f"`space` must be a `{space_class.__name__}`. Received: space={space!r}")
+    if space_args:
+        raise ValueError(
+            f"Pass either `space` or its arguments, not both. Received: space={space!r} "
+            f"and {space_args}"
+        )
+    return space
+
+
 class _ChildHyperModel(keras_tuner.HyperModel):
     """Shared part of the NAS hypermodels: the space, and how a child is compiled."""
 
@@ -189,17 +204,8 @@ class NASNetHyperModel(_ChildHyperModel):
         space_args = validators.given(
             _UNSET, num_blocks=num_blocks, ops=ops, combine_ops=combine_ops
         )
-        if space is None:
-            space = NASNetSearchSpace(**space_args)
-        elif not isinstance(space, NASNetSearchSpace):
-            raise ValueError(f"`space` must be a `NASNetSearchSpace`. Received: space={space!r}")
-        elif space_args:
-            raise ValueError(
-                f"Pass either `space` or its arguments, not both. Received: space={space!r} "
-                f"and {space_args}"
-            )
         super().__init__(
-            space,
+            _space(space, space_args, NASNetSearchSpace),
             input_shape=input_shape,
             classes=classes,
             optimizer=optimizer,
@@ -296,19 +302,8 @@ class LayerwiseHyperModel(_ChildHyperModel):
             strides=strides,
             skip_connections=skip_connections,
         )
-        if space is None:
-            space = LayerwiseSearchSpace(**space_args)
-        elif not isinstance(space, LayerwiseSearchSpace):
-            raise ValueError(
-                f"`space` must be a `LayerwiseSearchSpace`. Received: space={space!r}"
-            )
-        elif space_args:
-            raise ValueError(
-                f"Pass either `space` or its arguments, not both. Received: space={space!r} "
-                f"and {space_args}"
-            )
         super().__init__(
-            space,
+            _space(space, space_args, LayerwiseSearchSpace),
             input_shape=input_shape,
             classes=classes,
             optimizer=optimizer,

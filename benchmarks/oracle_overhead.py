@@ -10,8 +10,8 @@ Columns:
 
 - `first s`: the search's start to the second trial's start (for the controller: building
   the policy and compiling its sampling; compiled networks are reused by later controllers
-  of the same shape in the process, so the arm's controller is built once beforehand
-  unless `--cold`).
+  of the same shape in the process, so the arm's controller is built once beforehand, with
+  its sampling and scoring compiled at every batch size, unless `--cold`).
 - `ms/trial`: wall time, the mean over the other trials; `ratio`: over random search's.
 - `cpu ms/trial`, `cpu ratio`: the same in this process's CPU time, which other jobs on the
   machine disturb far less than wall time (waiting for the disk is not counted).
@@ -22,6 +22,8 @@ Columns:
 - `learn ms`: wall time per trial in `Controller.update` (for the controller: its updates on
   the trials' rewards and on the rewards of draws that repeat tried configurations).
 - `warnings`: warnings raised in the search that KerasTuner's own code did not raise.
+- `optimum at`: the first trial that scored the optimum (the search's quality on this reward;
+  `nan`: not found). It depends on `--seed`: compare a change over a few seeds.
 
 With `--rounds R` the arms run R times, interleaved, and each column is the median.
 The `controller_mc0` arm is the controller with `max_collisions=0`: no repeat draws, so it
@@ -32,6 +34,7 @@ shows the controller's cost without learning from repeats.
 
 import argparse
 import logging
+import math
 import os
 import pathlib
 import sys
@@ -52,6 +55,8 @@ from tuners.oracle import ControllerOracle  # noqa: E402
 TARGET = {"a": 3, "b": 1, "c": 4, "d": 0, "e": 2, "f": 1}
 OBJECTIVE = keras_tuner.Objective("score", "max")
 ARMS = ("random", "controller", "controller_mc0", "evolution")
+OPTIMUM = 1.0  # the reward of TARGET with g=True
+BIGGEST_BATCH = 1024  # `tuners.controller`'s largest compiled batch
 
 
 class Space(keras_tuner.HyperModel):
@@ -118,7 +123,10 @@ def make_oracle(name, trials, seed, **kwargs):
 
 def warm_up(name, trials, root):
     """Compiles the arm's controller network (shared by the controllers of the same settings
-    in a process) in a throwaway search of 2 trials and one update."""
+    in a process) in a throwaway search of 2 trials and one update, and its sampling and
+    scoring at every padded batch size (the search's repeat draws and its scoring of the
+    untried configurations nearest the policy's mode use several; each new one compiles
+    again, about a second under JAX)."""
     if not name.startswith("controller"):
         return
     update_every = make_oracle(name, trials, seed=0).update_every
@@ -127,8 +135,12 @@ def warm_up(name, trials, root):
         oracle = make_oracle(name, 2, seed=0, update_every=update_every)
     Toy(oracle=oracle, hypermodel=Space(), directory=os.path.join(root, "warm_" + name),
         overwrite=True).search(verbose=0)
-    decisions, log_probs = oracle.controller.sample(update_every, return_log_prob=True)
-    oracle.controller.update(decisions, np.arange(update_every, dtype="float64"), log_probs)
+    controller = oracle.controller
+    decisions, log_probs = controller.sample(update_every, return_log_prob=True)
+    controller.update(decisions, np.arange(update_every, dtype="float64"), log_probs)
+    sizes = {controller_module._batch_bucket(n) for n in range(1, BIGGEST_BATCH + 1)}
+    for n in sorted(sizes):
+        controller.log_prob(controller.sample(n))
 
 
 def run_arm(name, trials, seed, root):
@@ -158,7 +170,17 @@ def run_arm(name, trials, seed, root):
         "fsync_ms": 1000.0 * fsync.seconds / max(1, n),
         "learn_ms": 1000.0 * learn.seconds / max(1, n),
         "warnings": sum(not w.filename.startswith(package) for w in caught),
+        "optimum_at": first_optimum(oracle),
     }
+
+
+def first_optimum(oracle):
+    """The number of the first trial (1-based, in trial order) that scored the optimum, or
+    NaN when none did: how fast the search found it."""
+    for number, trial_id in enumerate(sorted(oracle.trials), start=1):
+        if (oracle.trials[trial_id].score or -math.inf) >= OPTIMUM:
+            return number
+    return math.nan
 
 
 def main(argv=None):
@@ -193,7 +215,7 @@ def main(argv=None):
           f"{args.rounds} round(s), {'cold' if args.cold else 'warm'} start, "
           f"{os.cpu_count()} CPUs, load average {load:.1f}")
     header = ("oracle", "trials", "total s", "first s", "ms/trial", "ratio", "cpu ms/trial",
-              "cpu ratio", "fsync/trial", "fsync ms", "learn ms", "warnings")
+              "cpu ratio", "fsync/trial", "fsync ms", "learn ms", "warnings", "optimum at")
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     for r in rows.values():
@@ -202,7 +224,7 @@ def main(argv=None):
         print(f"| {r['oracle']} | {r['trials']:.0f} | {r['total_s']:.2f} | {r['first_s']:.2f} | "
               f"{r['ms_per_trial']:.1f} | {ratio:.2f} | {r['cpu_ms_per_trial']:.1f} | "
               f"{cpu_ratio:.2f} | {r['fsync_per_trial']:.1f} | {r['fsync_ms']:.1f} | "
-              f"{r['learn_ms']:.1f} | {r['warnings']:.0f} |")
+              f"{r['learn_ms']:.1f} | {r['warnings']:.0f} | {r['optimum_at']:.0f} |")
 
 
 if __name__ == "__main__":

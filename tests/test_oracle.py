@@ -28,6 +28,7 @@ from _oracle_toy import (
 )
 
 from tuners.oracle import ControllerOracle, decision_values, nearest_untried
+from tuners.state_files import json_default
 
 TOY = pathlib.Path(__file__).with_name("_oracle_toy.py")
 MAX = keras_tuner.Objective("score", "max")
@@ -639,3 +640,21 @@ def test_no_warning_per_trial(tmp_path, name):
     few = _oracle_warnings(make_oracle, 5, tmp_path / "few")
     many = _oracle_warnings(make_oracle, 10, tmp_path / "many")
     assert many == few == [], many  # controller files written, updates made: none
+
+
+def test_oracle_json_is_the_plain_json_of_the_state(tmp_path):
+    # `rewards` and the controller's `history` are encoded once per entry and spliced into
+    # the text (`_state_text`): it must be exactly `json.dumps` of the state, before and
+    # after a resume (which starts the encodings afresh).
+    tuner = make_tuner(tmp_path, max_trials=12, overwrite=True, update_every=3)
+    tuner.search(verbose=0)
+    oracle = tuner.oracle
+    assert len(oracle.history) >= 3 and "repeat" in {r[2] for r in oracle.rewards}
+    plain = json.dumps(oracle.get_state(), default=json_default)
+    assert (tmp_path / "toy" / "oracle.json").read_text() == plain
+    assert oracle._state_text(oracle.get_state()) == plain
+    resumed = make_tuner(tmp_path, max_trials=16)
+    resumed.search(verbose=0)
+    assert len(resumed.oracle.history) > len(oracle.history)
+    plain = json.dumps(resumed.oracle.get_state(), default=json_default)
+    assert (tmp_path / "toy" / "oracle.json").read_text() == plain

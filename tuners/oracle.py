@@ -22,6 +22,7 @@ that pair with one warning (see `tuners.state_files`).
 """
 
 import itertools
+import json
 import logging
 import math
 import os
@@ -41,7 +42,7 @@ from tuners.controller import (
     config_from_saved,
     validate_settings,
 )
-from tuners.state_files import DEFAULT_TRIAL_LEASE, CheckedStateMixin
+from tuners.state_files import DEFAULT_TRIAL_LEASE, CheckedStateMixin, json_default
 from tuners.values import candidate_rewards, values_hash
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ MAX_CHOICES = 1024  # Larger heads mean an unstepped numeric range; refuse rathe
 _STATE_KEY = "controller_oracle"
 _TMP_PREFIX = ".controller_oracle_tmp_"
 _CONTROLLER_FILE = re.compile(r"controller_\d{6,}\.npz")
+_SPLICE_MARK = "\u0000controller_oracle:%s\u0000"  # stands for a list in the state text
 
 
 def kept_seed(seed, oracle):
@@ -235,6 +237,22 @@ def nearest_untried(start, num_choices, is_untried):
             return found
         ring = outer
     return []
+
+
+class _EncodedList:
+    """The JSON text of a list that only grows, each entry encoded once (as `json.dumps` of
+    the whole list would, with `json_default`). An entry must not change once it was encoded:
+    so it is with `rewards` and the controller's `history` (see `_state_text`)."""
+
+    def __init__(self):
+        self._source, self._parts = None, []
+
+    def text(self, items):
+        if items is not self._source or len(items) < len(self._parts):
+            self._source, self._parts = items, []
+        self._parts.extend(json.dumps(item, default=json_default)
+                           for item in items[len(self._parts) :])  # fmt: skip
+        return "[" + ", ".join(self._parts) + "]"
 
 
 class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
@@ -464,6 +482,9 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
         self._candidate_count = 0
         self._defer_save = False
         self._loaded_arrays = {}  # path -> (weights, optimizer) read by `_check_companion`
+        # The state's two lists that grow with the search, encoded once per entry: see
+        # `_state_text`.
+        self._encoded = {"rewards": _EncodedList(), "history": _EncodedList()}
         self._check_space(self.hyperparameters)
 
     # ----------------------------------------------------------------- the space
@@ -933,6 +954,29 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
         self._saved_controller_version = self._controller_version
 
     # The `CheckedStateMixin` hooks.
+    def _state_text(self, state):
+        """`json.dumps(state)`, with `rewards` and the controller's `history` (most of the
+        text after a few hundred trials, and only ever appended to) not encoded again at every
+        save: their entries' text is kept from the saves before and spliced in."""
+        own = state.get(_STATE_KEY)
+        splices = []
+        if own is not None and own.get("rewards") is self._rewards:
+            splices.append((own, "rewards", self._rewards))
+            controller = own.get("controller")
+            if controller is not None and self.controller is not None:
+                splices.append((controller, "history", self.controller.history))
+        kept = [holder[key] for holder, key, _ in splices]
+        for holder, key, _ in splices:
+            holder[key] = _SPLICE_MARK % key
+        try:
+            text = super()._state_text(state)
+        finally:
+            for (holder, key, _), value in zip(splices, kept):
+                holder[key] = value
+        for _, key, items in splices:
+            text = text.replace(json.dumps(_SPLICE_MARK % key), self._encoded[key].text(items), 1)
+        return text
+
     _state_tmp_prefix = _TMP_PREFIX
     _companion_pattern = _CONTROLLER_FILE
 

@@ -140,6 +140,10 @@ class _ChildHyperModel(keras_tuner.HyperModel):
             metrics=self.metrics,
             **self.compile_kwargs,
         )
+        # Built now, so that a trial's checkpoint (weights and optimizer state) loads whole
+        # into a rebuilt child (`Tuner.get_best_models`), without Keras' warning that the
+        # optimizer's variables were skipped.
+        model.optimizer.build(model.trainable_variables)
         return model
 
 

@@ -31,7 +31,9 @@ import pytest
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from nasnet_tf.io_utils import atomic_write, remove_temporaries  # noqa: E402
 from tuners.distributed import ReconnectingClient  # noqa: E402
+from tuners.nas_tuner import TUNER_TMP_PREFIX  # noqa: E402
 from tuners.oracle import ControllerOracle  # noqa: E402
 from tuners.state_files import json_default  # noqa: E402
 
@@ -83,6 +85,24 @@ class ToyTuner(keras_tuner.Tuner):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"trial {trial_id} was never released")
             time.sleep(0.05)
+
+    def reload(self):
+        remove_temporaries(self.project_dir, prefix=TUNER_TMP_PREFIX)  # as `NASTuner.reload`
+        super().reload()
+
+    def save(self):
+        # KerasTuner's `BaseTuner.save` rewrites `tuner0.json` in place: a kill during that
+        # write leaves it empty, and the restart fails before the oracle reloads (KerasTuner's
+        # hazard; `NASTuner` writes it whole). The oracle's resumption is what these tests are
+        # about, so the toy writes it whole too.
+        if not self._is_worker():
+            self.oracle.save()
+        if not getattr(self, "_swept", False):  # as `NASTuner.save`
+            remove_temporaries(self.project_dir, prefix=TUNER_TMP_PREFIX)
+            self._swept = True
+        state = json.dumps(self.get_state())
+        atomic_write(self._get_tuner_fname(), lambda f: f.write(state),
+                     prefix=TUNER_TMP_PREFIX, suffix=".json", fsync=False)
 
     def run_trial(self, trial, *args, **kwargs):
         values = trial.hyperparameters.values

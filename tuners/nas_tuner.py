@@ -23,7 +23,7 @@ import keras
 import keras_tuner
 
 from nasnet_tf import build_nasnet, validators
-from nasnet_tf.io_utils import atomic_write, read_json
+from nasnet_tf.io_utils import atomic_write, read_json, remove_temporaries
 from nasnet_tf.layerwise import build_layerwise_cnn
 from tuners.distributed import ReconnectingClient, is_worker
 from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 _UNSET = object()
+# The temporary files of `tuner0.json` writes (swept by the next process that writes it).
+TUNER_TMP_PREFIX = ".tmp-tuner_"
 _COMPLETED = "COMPLETED"  # keras_tuner TrialStatus values are plain strings
 
 
@@ -598,7 +600,11 @@ class NASTuner(keras_tuner.Tuner):
         # (synced) when it changed since this process last wrote it, or is gone.
         if state == getattr(self, "_saved_tuner_state", None) and os.path.exists(fname):
             return
-        atomic_write(fname, lambda f: f.write(state), suffix=".json", checksum=True)
+        if not hasattr(self, "_saved_tuner_state"):
+            # This process's first write: a kill during an earlier one left its temporary file.
+            remove_temporaries(self.project_dir, prefix=TUNER_TMP_PREFIX)
+        atomic_write(fname, lambda f: f.write(state), prefix=TUNER_TMP_PREFIX, suffix=".json",
+                     checksum=True)
         self._saved_tuner_state = state
 
     def reload(self):
@@ -606,6 +612,8 @@ class NASTuner(keras_tuner.Tuner):
         # file is a one-line error naming it, not a bare JSON decoder message.
         if not self._is_worker():
             self.oracle.reload()
+            # What a kill during a write of `tuner0.json` left (the file itself is whole).
+            remove_temporaries(self.project_dir, prefix=TUNER_TMP_PREFIX)
         self.set_state(read_json(self._get_tuner_fname()))
         if not self._is_worker():
             self.estimator.reload(self.project_dir)

@@ -2,6 +2,7 @@
 checkpoints written whole, resumption (a SIGKILLed process restarted ends with the weights of
 an uninterrupted run), and clear errors before training starts."""
 
+import hashlib
 import json
 import logging
 import os
@@ -297,8 +298,19 @@ def _truncate(path, keep=0.5):
 
 
 def _snapshot(directory):
-    return {p.relative_to(directory): (p.stat().st_size, p.stat().st_mtime_ns)
+    """Every file under `directory` with its contents' digest (and its modification time: a
+    file rewritten with the same bytes was still written)."""
+    return {p.relative_to(directory): (hashlib.sha256(p.read_bytes()).hexdigest(),
+                                       p.stat().st_mtime_ns)
             for p in directory.rglob("*") if p.is_file()}
+
+
+def _unchanged_except(before, after, changed):
+    """The contents' digests of the files of `before` that are not in `changed` (relative
+    paths, as strings), and of what each became in `after`: equal unless a file's contents
+    changed (a rerun may write a file again with the same bytes)."""
+    kept = {k: v[0] for k, v in before.items() if str(k) not in changed}
+    return kept, {k: (after[k][0] if k in after else None) for k in kept}
 
 
 def _warnings(caplog):
@@ -330,9 +342,18 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(
     for path in left:
         path.write_bytes(b"partial")
         path.chmod(0o600)
+    before = _snapshot(out)
     caplog.set_level(logging.INFO, logger="nasnet_tf.training")
     counter = CountSteps()
     resumed = train(None, digits, _config(epochs=2), out, callbacks=[counter])
+    # Epoch 1's checkpoint, fallen back to, is untouched; what epoch 2 wrote is written again.
+    kept, now = _unchanged_except(before, _snapshot(out), {
+        "checkpoints/epoch-00002.weights.h5", "checkpoints/epoch-00002.weights.h5.sha256",
+        "checkpoints/epoch-00002.state.json", "checkpoints/epoch-00002.state.json.sha256",
+        "checkpoints/state.json", "checkpoints/state.json.sha256", "history.json",
+        "history.json.sha256", "model.keras", "model.keras.sha256",
+        *(str(p.relative_to(out)) for p in left)})
+    assert now == kept
     assert counter.steps == 2  # epoch 2 again, from epoch 1's checkpoint
     assert len(resumed.history["loss"]) == 2
     assert resumed.history["loss"][0] == history["loss"][0]
@@ -399,10 +420,17 @@ def test_a_truncated_state_file_falls_back_to_the_epochs_own_state(
     run, history = finished_run
     out = _copy(run, tmp_path)
     _truncate(out / "checkpoints" / "state.json")
+    before = _snapshot(out)
     caplog.set_level(logging.INFO, logger="nasnet_tf.training")
     counter = CountSteps()
     resumed = train(None, digits, _config(epochs=2, verbose=1), out, callbacks=[counter])
     assert counter.steps == 0 and resumed.history == history  # the run was finished
+    # Only the damaged state was set aside (and rebuilt): every other file is as it was.
+    kept, now = _unchanged_except(before, _snapshot(out), {
+        "checkpoints/state.json", "checkpoints/state.json.sha256",
+        "model.keras", "model.keras.sha256",  # the final model is exported again
+        "config.json", "config.json.sha256"})  # this run's settings (verbose=1)
+    assert now == kept
     (warning,) = _warnings(caplog)
     assert str(out / "checkpoints" / "state.json") in warning
     assert str(out / "checkpoints" / "epoch-00002.weights.h5") in warning
@@ -417,10 +445,14 @@ def test_a_damaged_state_and_weights_of_one_epoch_are_set_aside_together(
     checkpoints = out / "checkpoints"
     _truncate(checkpoints / "epoch-00002.state.json")
     _truncate(checkpoints / "epoch-00002.weights.h5")
+    before = _snapshot(out)
     caplog.set_level(logging.INFO, logger="nasnet_tf.training")
     counter = CountSteps()
     train(None, digits, _config(epochs=2), out, callbacks=[counter])
     assert counter.steps == 2
+    kept, now = _unchanged_except(before, _snapshot(out), {
+        str(k) for k in before if not str(k).startswith("checkpoints/epoch-00001")})
+    assert kept and now == kept  # the checkpoint fallen back to
     (warning,) = _warnings(caplog)
     assert "epoch-00002.state.json" in warning and "epoch-00002.weights.h5" in warning
     assert str(checkpoints / "epoch-00001.weights.h5") in warning

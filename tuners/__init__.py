@@ -5,6 +5,9 @@
   their scores back as rewards; resumable and usable in KerasTuner's chief/worker mode.
 - `EvolutionOracle`: regularized (aging) evolution (Real et al. 2019) as a KerasTuner `Oracle`,
   with the same weight-sharing calls (`sample_candidates`, `add_rewards`) as `ControllerOracle`.
+- `RewardOracle`: their base, the oracle that takes rewards for architectures it did not hand
+  out as trials (`sample_candidates`, `add_rewards`, `final_candidates`); estimators ask for it
+  by type.
 - `NASTuner(hypermodel, oracle=None, *, estimator=None, ...)`: the one NAS tuner, shaped like
   `keras_tuner.RandomSearch`; its hypermodel is the space: `NASNetHyperModel` (the NASNet cell
   space) or `LayerwiseHyperModel` (the 2016 layer-wise space). `NASNetTuner` / `LayerwiseTuner`
@@ -37,6 +40,7 @@ from tuners.nas_tuner import (
 )
 from tuners.nasnet_space import NASNetSearchSpace, decode, encode, hp_name
 from tuners.oracle import ControllerOracle
+from tuners.reward_oracle import RewardOracle
 from tuners.rewards import nas2016_reward, nasnet_reward
 from tuners.search_run import SearchRun
 from tuners.weight_sharing import FreshWeights, SharedWeights
@@ -58,6 +62,7 @@ __all__ = [
     "NASNetTuner",
     "NASTuner",
     "PerformanceEstimator",
+    "RewardOracle",
     "SearchListener",
     "SearchRun",
     "SharedWeights",

@@ -44,7 +44,8 @@ class Child:
         hypermodel: the tuner's hypermodel (estimators that build their own network read
             the space and the child layout from it; `TrainAndEvaluate` trains the child
             through its `fit(hp, model, *args, **kwargs)`).
-        oracle: the tuner's oracle (weight-sharing estimators sample architectures from it).
+        oracle: the tuner's oracle (weight-sharing estimators sample architectures from it
+            when it is a `tuners.reward_oracle.RewardOracle`).
         report: a callable `(metrics, step)` recording intermediate metrics of the trial
             with the oracle (e.g. one call per epoch), or None.
     """

@@ -16,17 +16,16 @@ whose `oracle.json` is damaged resumes, with one warning (see `tuners.state_file
 """
 
 import logging
-import math
 
-import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
 from nasnet_tf.validators import positive_int
 from tuners.nasnet_space import parse_hp_name
-from tuners.oracle import decision_values, index_of, is_declared, kept_seed, nearest_untried
-from tuners.state_files import DEFAULT_TRIAL_LEASE, CheckedStateMixin
-from tuners.values import candidate_rewards, values_hash
+from tuners.oracle import decision_values, index_of, kept_seed, nearest_untried
+from tuners.reward_oracle import RewardOracle
+from tuners.state_files import DEFAULT_TRIAL_LEASE
+from tuners.values import values_hash
 
 __all__ = ["EvolutionOracle", "mutation_kind"]
 
@@ -34,8 +33,6 @@ logger = logging.getLogger(__name__)
 
 _STATE_KEY = "evolution_oracle"
 _TMP_PREFIX = ".evolution_oracle_tmp_"
-_COMPLETED = trial_module.TrialStatus.COMPLETED
-_FAILED = trial_module.TrialStatus.FAILED
 _FIELD_KIND = {"input_a": "input", "input_b": "input", "op_a": "op", "op_b": "op",
                "combine": "op"}  # fmt: skip
 _KINDS = ("input", "op", "hyperparameter")
@@ -71,7 +68,7 @@ def _checked_values(hp):
         raise ValueError(str(error).replace("ControllerOracle", "EvolutionOracle")) from None
 
 
-class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
+class EvolutionOracle(RewardOracle):
     """A KerasTuner `Oracle` running regularized (aging) evolution (Real et al. 2019).
 
     Drop it in wherever a KerasTuner oracle goes (`keras_tuner.Tuner(oracle=...)`,
@@ -143,16 +140,8 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
             (higher is better).
         seed: int or None, seeds the evolution's `np.random.default_rng` (0 is kept as 0).
         allow_new_entries, tune_new_entries, max_retries_per_trial,
-        max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
-        trial_lease: float (seconds) or None. In a distributed search, a trial whose worker
-            has not reported for this long is handed to the next worker that asks, under
-            its own id; its result counts once. Must exceed the longest trial (workers
-            report at the start and end of a trial, and on each `update_trial`). Defaults
-            to 3600 (KerasTuner's own RPC timeout); `None` keeps KerasTuner's behaviour
-            (see `docs/distributed.md`).
-        max_collisions: int >= 0. A draw of values already tried is drawn again, up to
-            `max_collisions + 1` draws, before the nearest untried configuration is taken.
-            Defaults to 20, as KerasTuner's own oracles.
+        max_consecutive_failed_trials, trial_lease, max_collisions: as for
+            `tuners.reward_oracle.RewardOracle`.
         rescore_repeats: bool, hand out children of values already tried as new trials (see
             "Repeats" above). Defaults to False.
         children_per_batch: int, the most new children in one `sample_candidates(n)` batch
@@ -203,13 +192,16 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
             objective=objective,
             max_trials=max_trials,
             hyperparameters=hyperparameters,
+            reward_fn=reward_fn,
+            seed=seed,
             allow_new_entries=allow_new_entries,
             tune_new_entries=tune_new_entries,
-            seed=seed,
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
+            trial_lease=trial_lease,
+            max_collisions=max_collisions,
+            rescore_repeats=rescore_repeats,
         )
-        self._init_checked_state(trial_lease, max_collisions)
         positive_int(population_size, "population_size")
         positive_int(sample_size, "sample_size")
         if sample_size > population_size:
@@ -227,46 +219,26 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
                 "`identity_prob` must be a number in [0, 1). "
                 f"Received: identity_prob={identity_prob!r}"
             )
-        if reward_fn is not None and not callable(reward_fn):
-            raise ValueError(
-                f"`reward_fn` must be callable or None. Received: reward_fn={reward_fn!r}"
-            )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise ValueError(f"`seed` must be an int >= 0 or None. Received: seed={seed!r}")
-        if not isinstance(rescore_repeats, bool):
-            raise ValueError(
-                "`rescore_repeats` must be True or False. "
-                f"Received: rescore_repeats={rescore_repeats!r}"
-            )
         if children_per_batch is None:
             children_per_batch = max(1, population_size // 4)
         positive_int(children_per_batch, "children_per_batch")
-        self.rescore_repeats = rescore_repeats
         self.children_per_batch = children_per_batch
         self.population_size = population_size
         self.sample_size = sample_size
         self.identity_prob = float(identity_prob)
-        self.reward_fn = reward_fn
         self._evolution_seed = kept_seed(seed, self)
         self._rng = np.random.default_rng(self._evolution_seed)
         self._population = []  # [{"id", "reward", "values", "scored"}], oldest first
         self._history = []  # [{"id", "reward", "parent", "mutation", "source"}], in order
         self._pending_trials = {}  # trial_id -> [parent_id, mutation]
         self._pending_values = {}  # trial_id -> values, to run it again if its file is lost
-        self._candidates = {}  # candidate_id -> {"values", "parent", "mutation"}
+        # `_candidates`: candidate_id -> {"values", "parent", "mutation"} (+ "rescore").
         self._added = set()  # ended trial ids already handled (joined or failed)
-        self._candidate_counter = 0
-        self._defer_save = False
-        for hp in self.hyperparameters.space:
-            _checked_values(hp)
 
-    def update_space(self, hyperparameters):
-        """Adds new hyperparameters to the space; refuses those evolution cannot mutate."""
-        if self.tune_new_entries:
-            for hp in hyperparameters.space:
-                if not is_declared(self.hyperparameters, hp):
-                    _checked_values(hp)
-        super().update_space(hyperparameters)
+    def _check_hp(self, hp):
+        _checked_values(hp)  # refuses what evolution cannot mutate
 
     # ------------------------------------------------------------- sampling
     def _options(self):
@@ -409,34 +381,17 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
         while len(self._population) > self.population_size:
             self._population.pop(0)  # aging: the oldest dies, not the worst
 
-    def _reward_of(self, trial):
-        if trial.status != _COMPLETED:
-            return None
-        if self.reward_fn is not None:
-            reward = float(self.reward_fn(trial))
-        elif trial.score is None:
-            return None
-        else:
-            reward = float(trial.score)
-            if self.objective.direction == "min":
-                reward = -reward
-        if not math.isfinite(reward):
-            logger.warning(
-                "EvolutionOracle: trial %s has reward %s; it does not join the population.",
-                trial.trial_id,
-                reward,
-            )
-            return None
-        return reward
+    def _non_finite_reward(self, trial, reward):
+        logger.warning(
+            "EvolutionOracle: trial %s has reward %s; it does not join the population.",
+            trial.trial_id,
+            reward,
+        )
 
     def _add_ended_trials(self):
         """Adds every ended trial not handled yet (e.g. ended just before a kill)."""
-        for trial_id in self.end_order:
-            if trial_id in self._added:
-                continue
-            trial = self.trials.get(trial_id)
-            if trial is None or trial.status not in (_COMPLETED, _FAILED):
-                continue
+        for trial in self._ended_trials(self._added):
+            trial_id = trial.trial_id
             self._added.add(trial_id)
             parent, mutation = self._pending_trials.pop(trial_id, (None, None))
             self._pending_values.pop(trial_id, None)
@@ -459,31 +414,17 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
         )
         return [self._population[order[i % len(order)]] for i in range(n)]
 
-    @keras_tuner.synchronized
-    def sample_candidates(self, n, record=True):
-        """Draws n architectures without creating trials.
-
-        Random samples while the population is not full; once it is, with `record=True`, at
+    def _draw_candidates(self, n, record):
+        """Random samples while the population is not full; once it is, with `record=True`, at
         most `children_per_batch` mutated children of tournament winners, the other
         candidates being re-scores of living members (their values; the least recently
         scored first): `add_rewards` replaces such a member's reward and leaves its age. With
         `record=False` every candidate is a child (or random sample), as for trials. A child
         that repeats a trial, a member or a pending candidate is drawn again as in
         `populate_space`, and taken anyway when the space has nothing new (candidates are
-        cheap to re-score, and there is no trial to stop).
-
-        Args:
-            n: positive int, how many.
-            record: bool. With True the oracle remembers each candidate (its parent and
-                mutation, or the member it re-scores) until `add_rewards` names it; with
-                False it does not (e.g. architectures sampled only to train shared weights;
-                they never join).
-
-        Returns:
-            A list of n dicts `{"id": str, "values": {hp_name: value, ...}}` holding every
-            hyperparameter of the space, the children first; ids (`"c000001"`, ...) are
-            unique across resumes. `recorded_candidates` tells a re-score (`"rescore"`: the
-            member's id) from a child.
+        cheap to re-score, and there is no trial to stop). The children come first; a
+        recorded candidate keeps `{"values", "parent", "mutation"}`, plus `"rescore"` (the
+        member's id) for a re-score.
 
         Example:
 
@@ -493,9 +434,6 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
         oracle.add_rewards([c["id"] for c in batch], [evaluate(c["values"]) for c in batch])
         ```
         """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"`n` must be a positive int. Received: n={n!r}")
-        n = int(n)
         if not isinstance(record, bool):
             raise ValueError(f"`record` must be a bool. Received: record={record!r}")
         self._add_ended_trials()
@@ -513,43 +451,20 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
         for member in self._rescore_order(n - children):
             batch.append({"values": dict(member["values"]), "parent": None, "mutation": None,
                           "rescore": member["id"]})  # fmt: skip
-        candidates = []
-        for candidate in batch:
-            self._candidate_counter += 1
-            candidate_id = f"c{self._candidate_counter:06d}"
-            if record:
-                self._candidates[candidate_id] = candidate
-            candidates.append({"id": candidate_id, "values": dict(candidate["values"])})
-        self._save_if_attached()
-        return candidates
+        return [(candidate, dict(candidate["values"])) for candidate in batch]
 
-    @keras_tuner.synchronized
-    def add_rewards(self, candidate_ids, rewards):
-        """Rewards recorded candidates: children join the population (aging applies), re-scores
-        replace their member's reward.
+    def _take_rewards(self, items):
+        """Children join the population (aging applies), re-scores replace their member's
+        reward.
 
-        The same protocol as `ControllerOracle.add_rewards`, so one weight-sharing estimator
-        drives either strategy. The re-scores of a call are applied first, in order, each
-        replacing the reward of its member (if still alive) and leaving its place in the
-        population; then the children join at the young end, in order, and the oldest
-        members die. `history` records both (source `"candidate"` or `"rescore"`). The state
-        is saved afterwards (when the oracle has a project directory, i.e. is in a tuner).
-
-        Args:
-            candidate_ids: ids from `sample_candidates(..., record=True)`, each once and not
-                rewarded yet (a single id may be given as a string).
-            rewards: finite floats, one per id, higher is better (the caller has already
-                applied the objective's direction). A candidate that could not be scored is
-                best left unrewarded: it then never joins.
-
-        Raises:
-            ValueError: for unknown, already rewarded or repeated ids, or rewards that are not
-                one finite number per id; nothing is added then.
+        The re-scores of a call are applied first, in order, each replacing the reward of its
+        member (if still alive) and leaving its place in the population; then the children
+        join at the young end, in order, and the oldest members die. `history` records both
+        (source `"candidate"` or `"rescore"`). A candidate that could not be scored is best
+        left unrewarded: it then never joins.
         """
-        ids, values = candidate_rewards(candidate_ids, rewards, self._candidates)
-        pairs = [(c, float(r), self._candidates.pop(c)) for c, r in zip(ids, values)]
         living = {m["id"]: m for m in self._population}
-        for candidate_id, reward, candidate in pairs:
+        for candidate_id, reward, candidate in items:
             member_id = candidate.get("rescore")
             if member_id is None:
                 continue
@@ -560,48 +475,34 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
                 {"id": candidate_id, "reward": reward, "parent": None, "mutation": None,
                  "source": "rescore", "member": member_id, "alive": member is not None}
             )  # fmt: skip
-        for candidate_id, reward, candidate in pairs:
+        for candidate_id, reward, candidate in items:
             if candidate.get("rescore") is None:
                 self._join(
                     candidate_id, reward, candidate["values"], candidate["parent"],
                     candidate["mutation"], "candidate",
                 )  # fmt: skip
-        self._save_if_attached()
 
-    @keras_tuner.synchronized
-    def final_candidates(self, n):
-        """Architectures for the final selection: the population, best first, then children.
+    def _final_candidates(self, n):
+        """The population, best first, then children.
 
         The living members, highest reward first (the older first among equals), then
         mutated children of tournament winners (random samples while there is no member),
         until `n` distinct architectures or `max_collisions + 1` draws in a row bring
-        nothing new. Nothing is recorded and no reward is expected; the draws use the
-        oracle's seeded random state, which is saved afterwards (as `sample_candidates`
-        does), so a resumed search draws the same ones.
-
-        Args:
-            n: positive int, how many.
-
-        Returns:
-            A list of at most `n` dicts `{hp_name: value, ...}` (every hyperparameter of the
-            space), all different.
+        nothing new.
 
         Example:
 
         >>> import keras_tuner
         >>> hp = keras_tuner.HyperParameters()
         >>> _ = hp.Choice("a", [0, 1, 2]), hp.Choice("b", [0, 1, 2])
-        >>> oracle = EvolutionOracle(objective="score", hyperparameters=hp,
-        ...                          population_size=2, sample_size=1, seed=0)
+        >>> oracle = EvolutionOracle(objective=keras_tuner.Objective("score", "max"),
+        ...     hyperparameters=hp, population_size=2, sample_size=1, seed=0)
         >>> batch = oracle.sample_candidates(2)
         >>> oracle.add_rewards([c["id"] for c in batch], [1.0, 2.0])
         >>> finalists = oracle.final_candidates(4)
         >>> finalists[0] == batch[1]["values"], len(finalists)
         (True, 4)
         """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"`n` must be a positive int. Received: n={n!r}")
-        n = int(n)
         self._add_ended_trials()
         chosen = {}
         ranked = sorted(enumerate(self._population), key=lambda im: (-im[1]["reward"], im[0]))
@@ -622,7 +523,6 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
             key = values_hash(values)
             misses = misses + 1 if key in chosen else 0
             chosen.setdefault(key, values)
-        self._save_if_attached()
         return list(chosen.values())[:n]
 
     # ------------------------------------------------------------- results
@@ -671,7 +571,7 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
             "pending_values": self._pending_values,
             "pending_candidates": self._candidates,
             "added": sorted(self._added),
-            "candidate_counter": self._candidate_counter,
+            "candidate_counter": self._candidate_count,
         }
         return state
 
@@ -691,7 +591,7 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
         self._pending_values = {k: dict(v) for k, v in own.get("pending_values", {}).items()}
         self._candidates = {k: dict(v) for k, v in own["pending_candidates"].items()}
         self._added = set(own["added"])
-        self._candidate_counter = int(own["candidate_counter"])
+        self._candidate_count = int(own["candidate_counter"])
         if len(self._population) > self.population_size:
             logger.info(
                 "EvolutionOracle: population_size is now %d (saved: %d); the oldest members "
@@ -702,7 +602,8 @@ class EvolutionOracle(CheckedStateMixin, keras_tuner.Oracle):
             del self._population[: len(self._population) - self.population_size]
         self._add_ended_trials()
 
-    def _save_if_attached(self):
+    def _save_outside_trials(self):
+        # Only when the oracle has a project directory, i.e. is in a tuner.
         if getattr(self, "_directory", None) is not None:
             self.save()
 

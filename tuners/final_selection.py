@@ -7,7 +7,7 @@ the final policy and keeps the best on a validation batch; DARTS and the one-sho
 retrain the finalists):
 
 1. propose: `num_samples` architectures from the final policy or population
-   (`oracle.final_candidates`, or uniform draws for an oracle without it), plus the `top_k`
+   (`oracle.final_candidates` of a `RewardOracle`, else uniform draws), plus the `top_k`
    best trials and rewarded candidates seen;
 2. re-rank: score every proposal with the *final* shared weights, all on the same validation
    batches (`SharedWeights.score_architectures`): the weight-sharing estimate;
@@ -41,6 +41,7 @@ import numpy as np
 
 from nasnet_tf.io_utils import write_json
 from tuners.estimation import Child, TrainAndEvaluate, trial_seed
+from tuners.reward_oracle import RewardOracle
 from tuners.weight_sharing import read_json_or_none
 
 __all__ = ["FinalSelection"]
@@ -148,7 +149,7 @@ class FinalSelection:
         proposals = []
         shared = hasattr(estimator, "score_architectures")
         if shared and self.num_samples:
-            if hasattr(oracle, "final_candidates"):
+            if isinstance(oracle, RewardOracle):
                 proposals += [dict(v) for v in oracle.final_candidates(self.num_samples)]
             else:
                 proposals += [c["values"] for c in estimator._uniform(

@@ -32,6 +32,7 @@ from tuners.layerwise import LayerwiseSearchSpace
 from tuners.listeners import check_listeners
 from tuners.nasnet_space import NASNetSearchSpace
 from tuners.oracle import kept_seed
+from tuners.reward_oracle import RewardOracle
 
 __all__ = [
     "LayerwiseHyperModel",
@@ -454,8 +455,8 @@ class NASTuner(keras_tuner.Tuner):
         if is_worker():
             # KerasTuner made `self.oracle` a gRPC client of the chief: ride out its restarts.
             self.oracle = ReconnectingClient(self.oracle)
-        elif getattr(estimator, "repeats_are_informative", False) and hasattr(
-            self.oracle, "rescore_repeats"
+        elif getattr(estimator, "repeats_are_informative", False) and isinstance(
+            self.oracle, RewardOracle
         ):
             # Under shared weights a repeated architecture is scored again with newer
             # weights: information, not a collision.

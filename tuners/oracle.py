@@ -29,7 +29,6 @@ import os
 import re
 import warnings
 
-import keras_tuner
 import numpy as np
 from keras_tuner.engine import hyperparameters as hp_module
 from keras_tuner.engine import trial as trial_module
@@ -42,8 +41,9 @@ from tuners.controller import (
     config_from_saved,
     validate_settings,
 )
-from tuners.state_files import DEFAULT_TRIAL_LEASE, CheckedStateMixin, json_default
-from tuners.values import candidate_rewards, values_hash
+from tuners.reward_oracle import RewardOracle
+from tuners.state_files import DEFAULT_TRIAL_LEASE, json_default
+from tuners.values import values_hash
 
 logger = logging.getLogger(__name__)
 
@@ -153,15 +153,6 @@ def decision_values(hp):
     return values
 
 
-def is_declared(hyperparameters, hp):
-    """Whether `hyperparameters` (a `keras_tuner.HyperParameters`) declares `hp` already: a
-    hyperparameter of the same name under the same conditions (KerasTuner's test)."""
-    return any(
-        other.name == hp.name and other.conditions == hp.conditions
-        for other in hyperparameters.space
-    )
-
-
 def index_of(options, value):
     """The index of `value` among a decision's `options` (same type first, then `==`), or
     `None` when it is not one of them.
@@ -255,7 +246,7 @@ class _EncodedList:
         return "[" + ", ".join(self._parts) + "]"
 
 
-class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
+class ControllerOracle(RewardOracle):
     """A KerasTuner `Oracle` whose trials are sampled by an RNN controller trained by RL.
 
     Drop it in wherever a KerasTuner oracle goes (e.g. `keras_tuner.Tuner(oracle=...)`). Each
@@ -332,16 +323,8 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
         reward_fn: optional callable `trial -> float` giving the reward of a completed trial.
         seed: int or None, seeds the controller (its weights and its draws).
         allow_new_entries, tune_new_entries, max_retries_per_trial,
-        max_consecutive_failed_trials: as for `keras_tuner.Oracle`.
-        trial_lease: float (seconds) or None. In a distributed search, a trial whose worker
-            has not reported for this long is handed to the next worker that asks, under
-            its own id; its result counts once. Must exceed the longest trial (workers
-            report at the start and end of a trial, and on each `update_trial`). Defaults
-            to 3600 (KerasTuner's own RPC timeout); `None` keeps KerasTuner's behaviour
-            (see `docs/distributed.md`).
-        max_collisions: int >= 0. A draw of values already tried is drawn again, up to
-            `max_collisions + 1` draws, before the nearest untried configuration is taken.
-            Defaults to 20, as KerasTuner's own oracles.
+        max_consecutive_failed_trials, trial_lease, max_collisions: as for
+            `tuners.reward_oracle.RewardOracle`.
         rescore_repeats: bool, hand out draws of values already tried as new trials (see
             "Repeats" above). Defaults to False.
         **controller_kwargs: further `Controller` arguments (`embedding_dim`, `clip_epsilon`,
@@ -395,13 +378,16 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
             objective=objective,
             max_trials=max_trials,
             hyperparameters=hyperparameters,
+            reward_fn=reward_fn,
+            seed=seed,
             allow_new_entries=allow_new_entries,
             tune_new_entries=tune_new_entries,
-            seed=seed,
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
+            trial_lease=trial_lease,
+            max_collisions=max_collisions,
+            rescore_repeats=rescore_repeats,
         )
-        self._init_checked_state(trial_lease, max_collisions)
         if not isinstance(preset, str) or preset not in PRESETS:
             raise ValueError(
                 f"Unknown preset. Accepted: {sorted(PRESETS)}. Received: preset={preset!r}"
@@ -426,8 +412,6 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
                 "`failure_reward` must be a finite number or None. "
                 f"Received: failure_reward={failure_reward!r}"
             )
-        if reward_fn is not None and not callable(reward_fn):
-            raise ValueError(f"`reward_fn` must be callable or None. Received: {reward_fn!r}")
         extra = {"embedding_dim", "clip_epsilon", "ppo_epochs"} | set(CONTROLLER_SETTINGS)
         extra -= {"algorithm", "learning_rate", "entropy_weight", "baseline_decay"}
         unknown = set(controller_kwargs) - extra
@@ -436,15 +420,8 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
                 "Unrecognized arguments for ControllerOracle: "
                 f"{sorted(unknown)}. Accepted extra controller arguments: {sorted(extra)}."
             )
-        if not isinstance(rescore_repeats, bool):
-            raise ValueError(
-                "`rescore_repeats` must be True or False. "
-                f"Received: rescore_repeats={rescore_repeats!r}"
-            )
-        self.rescore_repeats = rescore_repeats
         self.update_every = update_every
         self.failure_reward = None if failure_reward is None else float(failure_reward)
-        self.reward_fn = reward_fn
         self._controller_kwargs = dict(
             preset=preset,
             units=units,
@@ -478,27 +455,15 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
         self._failure_indices = []  # indices into `_rewards` of the failure rewards
         self._deferred = []  # [[id, decisions, source, log_prob]] failures before any reward
         self._rewarded = set()  # trial ids whose reward was received
-        self._candidates = {}  # candidate id -> [decisions, log_prob], awaiting a reward
-        self._candidate_count = 0
-        self._defer_save = False
+        # `_candidates`: candidate id -> [decisions, log_prob], awaiting a reward.
         self._loaded_arrays = {}  # path -> (weights, optimizer) read by `_check_companion`
         # The state's two lists that grow with the search, encoded once per entry: see
         # `_state_text`.
         self._encoded = {"rewards": _EncodedList(), "history": _EncodedList()}
-        self._check_space(self.hyperparameters)
 
     # ----------------------------------------------------------------- the space
-    def _check_space(self, hyperparameters):
-        for hp in hyperparameters.space:
-            decision_values(hp)
-
-    def update_space(self, hyperparameters):
-        """Adds new hyperparameters to the space; refuses those the controller cannot model."""
-        if self.tune_new_entries:
-            for hp in hyperparameters.space:
-                if not is_declared(self.hyperparameters, hp):
-                    decision_values(hp)
-        super().update_space(hyperparameters)
+    def _check_hp(self, hp):
+        decision_values(hp)  # refuses what the controller cannot model
 
     def _decision_specs(self):
         specs = []
@@ -640,20 +605,6 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
         self.save()  # `create_trial` saves only running trials; keep the rewards just received.
         return {"status": trial_module.TrialStatus.STOPPED, "values": None}
 
-    def _reward_of(self, trial):
-        """The trial's reward, or `None` for a failure (see `_failure_value`)."""
-        if trial.status != trial_module.TrialStatus.COMPLETED:
-            return None
-        if self.reward_fn is not None:
-            reward = float(self.reward_fn(trial))
-        elif trial.score is None:
-            return None
-        else:
-            reward = float(trial.score)
-            if self.objective.direction == "min":
-                reward = -reward
-        return reward if math.isfinite(reward) else None
-
     def _failure_value(self):
         """The reward of a failure now, or `None` while no real reward sets the scale."""
         if self.failure_reward is not None:
@@ -710,14 +661,9 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
 
     def _reward_ended_trials(self):
         """Rewards every ended trial not rewarded yet (e.g. ended just before a kill)."""
-        for trial_id in self.end_order:
-            if trial_id in self._rewarded or trial_id not in self._trial_decisions:
-                continue
-            trial = self.trials.get(trial_id)
-            if trial is None or trial.status not in (
-                trial_module.TrialStatus.COMPLETED,
-                trial_module.TrialStatus.FAILED,
-            ):
+        for trial in self._ended_trials(self._rewarded):
+            trial_id = trial.trial_id
+            if trial_id not in self._trial_decisions:
                 continue
             self._rewarded.add(trial_id)
             self._receive_reward(
@@ -732,111 +678,28 @@ class ControllerOracle(CheckedStateMixin, keras_tuner.Oracle):
         self._reward_ended_trials()
 
     # ------------------------------------------------- rewards without trials
-    @keras_tuner.synchronized
-    def sample_candidates(self, n, record=True):
-        """Draws n architectures from the strategy without creating trials.
-
-        For weight-sharing estimators: e.g. one trial trains shared weights on architectures
-        drawn with `record=False`, then scores architectures drawn with `record=True` and
-        gives their scores to `add_rewards`. The oracle's state (with the random state) is
-        saved afterwards.
-
-        Args:
-            n: int, how many architectures.
-            record: bool. With `True` the oracle remembers each candidate (decisions and
-                sampling-time log-probability) until `add_rewards` names it; with `False`
-                it does not (e.g. architectures sampled only to train shared weights).
-
-        Returns:
-            A list of dicts `{"id": str, "values": {hp_name: value, ...}}` (values for every
-            hyperparameter of the space, like a trial's). Ids (`"c000001"`, ...) are unique
-            within the project, across resumes.
-
-        Example:
-
-        ```python
-        candidates = oracle.sample_candidates(8)
-        scores = [evaluate(c["values"]) for c in candidates]  # higher is better
-        oracle.add_rewards([c["id"] for c in candidates], scores)
-        ```
-        """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"`n` must be a positive int. Received: n={n!r}")
+    def _draw_candidates(self, n, record):
+        """Draws from the controller; a recorded candidate keeps `[decisions, sampling-time
+        log-probability]`, and its reward joins the same pending batch as the trials' (source
+        `"candidate"` in `rewards`)."""
         self._ensure_controller()
-        if self.controller is None:
-            drawn = [([], None)] * int(n)
-        else:
-            drawn = list(zip(*self._draw(int(n))))
-        candidates = []
-        for decisions, log_prob in drawn:
-            self._candidate_count += 1
-            candidate_id = f"c{self._candidate_count:06d}"
-            if record:
-                self._candidates[candidate_id] = [list(decisions), log_prob]
-            candidates.append({"id": candidate_id, "values": self._values_for(decisions)})
-        self.save()
-        return candidates
+        drawn = [([], None)] * n if self.controller is None else list(zip(*self._draw(n)))
+        return [([list(d), log_prob], self._values_for(d)) for d, log_prob in drawn]
 
-    @keras_tuner.synchronized
-    def add_rewards(self, candidate_ids, rewards):
-        """Feeds rewards for candidates returned by `sample_candidates(record=True)`.
+    def _take_rewards(self, items):
+        for candidate_id, reward, (decisions, log_prob) in items:
+            self._receive_reward(candidate_id, decisions, reward, "candidate", log_prob)
 
-        The rewards join the same pending batch as the trials' and trigger controller
-        updates every `update_every` rewards; they appear in `rewards` with source
-        `"candidate"`. The oracle's state is saved afterwards.
-
-        Args:
-            candidate_ids: list of candidate ids (each at most once, each not rewarded yet).
-            rewards: list of finite floats, one per id, higher is better (the caller has
-                already applied the objective's direction).
-
-        Raises:
-            ValueError: for unknown or repeated ids, or rewards that are not one finite
-                number per id. Nothing is recorded then.
-        """
-        ids, values = candidate_rewards(candidate_ids, rewards, self._candidates)
-        for candidate_id, reward in zip(ids, values):
-            decisions, log_prob = self._candidates.pop(candidate_id)
-            self._receive_reward(candidate_id, decisions, float(reward), "candidate", log_prob)
-        self.save()
-
-    @keras_tuner.synchronized
-    def final_candidates(self, n):
-        """Architectures for the final selection: up to `n` distinct draws from the policy.
-
-        `n` sequences are drawn from the current controller in one batched call and their
-        values returned in the order drawn, repeats removed (so a converged policy gives
-        fewer than `n`). Nothing is recorded and no reward is expected; the draws use the
-        controller's seeded random state, which is saved afterwards (as `sample_candidates`
-        does), so a resumed search draws the same ones.
-
-        Args:
-            n: positive int, how many draws.
-
-        Returns:
-            A list of at most `n` dicts `{hp_name: value, ...}` (every hyperparameter of the
-            space), all different.
-
-        Example:
-
-        ```python
-        tuner.search(...)
-        finalists = oracle.final_candidates(10)
-        scores = [train_from_scratch(values) for values in finalists]
-        ```
-        """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"`n` must be a positive int. Received: n={n!r}")
+    def _final_candidates(self, n):
+        """Up to `n` distinct draws from the policy: `n` sequences drawn from the current
+        controller in one batched call, their values in the order drawn, repeats removed (so
+        a converged policy gives fewer than `n`)."""
         self._ensure_controller()
-        if self.controller is None:
-            drawn = [[]]
-        else:
-            drawn = self.controller.sample(int(n)).tolist()
+        drawn = [[]] if self.controller is None else self.controller.sample(n).tolist()
         unique = {}
         for decisions in drawn:
             values = self._values_for([int(d) for d in decisions])
             unique.setdefault(values_hash(values), values)
-        self.save()
         return list(unique.values())
 
     # ---------------------------------------------------------------- results

@@ -45,6 +45,7 @@ from nasnet_tf.io_utils import (
 )
 from nasnet_tf.supernet import SuperNet
 from tuners.estimation import PerformanceEstimator, trial_seed
+from tuners.reward_oracle import RewardOracle
 from tuners.state_files import json_default
 
 __all__ = [
@@ -528,9 +529,7 @@ class SharedWeights(_SuperNetEstimator):
     # -- sampling ------------------------------------------------------------------------------
     def _sampler(self, child):
         oracle = child.oracle
-        if hasattr(oracle, "sample_candidates") and hasattr(oracle, "add_rewards"):
-            return oracle
-        return None
+        return oracle if isinstance(oracle, RewardOracle) else None
 
     def _uniform(self, child, n):
         from tuners.nasnet_space import BLOCK_FIELDS, CELL_TYPES, hp_name

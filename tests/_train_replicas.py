@@ -36,6 +36,9 @@ from nasnet_tf import build_nasnet  # noqa: E402
 from nasnet_tf.distribute import resolve_strategy  # noqa: E402
 from nasnet_tf.training import LabelSmoothingCrossentropy  # noqa: E402
 
+# TensorFlow: eager steps of this tiny model cost less than tracing them. JAX without jit runs
+# every op of the step one by one across the two devices (minutes): compiled, seconds.
+JIT = BACKEND == "jax"
 TINY = dict(preset="cifar", num_cells=1, penultimate_filters=24, input_shape=(8, 8, 3),
             auxiliary_head=False, drop_path_keep_prob=1.0, classes=4)
 
@@ -46,7 +49,7 @@ def one_step(placement, weights, x, y, sync):
         model = build_nasnet(**TINY, sync_batch_norm=sync and BACKEND == "tensorflow")
         model.set_weights(weights)
         model.compile(optimizer=keras.optimizers.SGD(0.1),
-                      loss=LabelSmoothingCrossentropy(0.1), jit_compile=False)
+                      loss=LabelSmoothingCrossentropy(0.1), jit_compile=JIT)
         model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
     return model.get_weights()
 
@@ -68,7 +71,7 @@ def train_two_replicas():
             sizes.append(batch)
 
     config = TrainConfig(epochs=1, batch_size=8, strategy=name, verbose=0, tensorboard=False,
-                         jit_compile=False, model_kwargs=dict(num_cells=1,
+                         jit_compile=JIT, model_kwargs=dict(num_cells=1,
                                                               penultimate_filters=24))
     with tempfile.TemporaryDirectory() as out:
         history = train(None, data, config, out, callbacks=[BatchSizes()])

@@ -7,7 +7,6 @@ test:
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -17,9 +16,9 @@ import keras_tuner
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from nasnet_tf.io_utils import atomic_write, remove_temporaries  # noqa: E402
+from _oracle_toy import WholeTunerFile  # noqa: E402
+
 from tuners.evolution import EvolutionOracle  # noqa: E402
-from tuners.nas_tuner import TUNER_TMP_PREFIX  # noqa: E402
 
 TARGET = {"a": 3, "b": 1, "c": 4, "d": 0}
 NAMES = tuple(TARGET)
@@ -39,7 +38,7 @@ def toy_score(values):
     return -float(sum(abs(values[name] - TARGET[name]) for name in NAMES))
 
 
-class ToyTuner(keras_tuner.Tuner):
+class ToyTuner(WholeTunerFile, keras_tuner.Tuner):
     """Scores a trial from its values; can raise, interrupt, sleep and log its runs."""
 
     def __init__(self, *args, raise_if=None, interrupt_at=None, sleep=0.0, log=None, **kwargs):
@@ -49,24 +48,6 @@ class ToyTuner(keras_tuner.Tuner):
         self.log = log
         self.calls = []
         super().__init__(*args, **kwargs)
-
-    def reload(self):
-        remove_temporaries(self.project_dir, prefix=TUNER_TMP_PREFIX)  # as `NASTuner.reload`
-        super().reload()
-
-    def save(self):
-        # KerasTuner's `BaseTuner.save` rewrites `tuner0.json` in place: a kill during that
-        # write leaves it empty, and the restart fails before the oracle reloads (KerasTuner's
-        # hazard; `NASTuner` writes it whole). The oracle's resumption is what these tests are
-        # about, so the toy writes it whole too.
-        if not self._is_worker():
-            self.oracle.save()
-        if not getattr(self, "_swept", False):  # as `NASTuner.save`
-            remove_temporaries(self.project_dir, prefix=TUNER_TMP_PREFIX)
-            self._swept = True
-        state = json.dumps(self.get_state())
-        atomic_write(self._get_tuner_fname(), lambda f: f.write(state),
-                     prefix=TUNER_TMP_PREFIX, suffix=".json", fsync=False)
 
     def run_trial(self, trial, *args, **kwargs):
         values = trial.hyperparameters.values

@@ -54,7 +54,30 @@ def toy_score(values):
     return float(values["a"] + values["b"] + values["c"] / 4.0)
 
 
-class ToyTuner(keras_tuner.Tuner):
+class WholeTunerFile:
+    """Writes KerasTuner's `tuner0.json` whole, as `NASTuner` does (a mixin for toy tuners).
+
+    KerasTuner's `BaseTuner.save` rewrites `tuner0.json` in place: a kill during that write
+    leaves it empty, and the restart fails before the oracle reloads (KerasTuner's hazard).
+    The oracles' resumption is what the toy searches test, so their tuners write it whole.
+    """
+
+    def reload(self):
+        remove_temporaries(self.project_dir, prefix=TUNER_TMP_PREFIX)  # as `NASTuner.reload`
+        super().reload()
+
+    def save(self):
+        if not self._is_worker():
+            self.oracle.save()
+        if not getattr(self, "_swept", False):  # as `NASTuner.save`
+            remove_temporaries(self.project_dir, prefix=TUNER_TMP_PREFIX)
+            self._swept = True
+        state = json.dumps(self.get_state())
+        atomic_write(self._get_tuner_fname(), lambda f: f.write(state),
+                     prefix=TUNER_TMP_PREFIX, suffix=".json", fsync=False)
+
+
+class ToyTuner(WholeTunerFile, keras_tuner.Tuner):
     """Scores a trial from its values; can raise, return NaN, sleep and log its runs."""
 
     def __init__(
@@ -85,24 +108,6 @@ class ToyTuner(keras_tuner.Tuner):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"trial {trial_id} was never released")
             time.sleep(0.05)
-
-    def reload(self):
-        remove_temporaries(self.project_dir, prefix=TUNER_TMP_PREFIX)  # as `NASTuner.reload`
-        super().reload()
-
-    def save(self):
-        # KerasTuner's `BaseTuner.save` rewrites `tuner0.json` in place: a kill during that
-        # write leaves it empty, and the restart fails before the oracle reloads (KerasTuner's
-        # hazard; `NASTuner` writes it whole). The oracle's resumption is what these tests are
-        # about, so the toy writes it whole too.
-        if not self._is_worker():
-            self.oracle.save()
-        if not getattr(self, "_swept", False):  # as `NASTuner.save`
-            remove_temporaries(self.project_dir, prefix=TUNER_TMP_PREFIX)
-            self._swept = True
-        state = json.dumps(self.get_state())
-        atomic_write(self._get_tuner_fname(), lambda f: f.write(state),
-                     prefix=TUNER_TMP_PREFIX, suffix=".json", fsync=False)
 
     def run_trial(self, trial, *args, **kwargs):
         values = trial.hyperparameters.values

@@ -157,6 +157,7 @@ class CheckedStateMixin:
     _sf_prev_text = None  # the text in `oracle.prev.json`, when known
     _sf_prev_companions = None  # the companion files it names; None: unknown
     _sf_swept = None  # the (kept files, pruning) of the last sweep of stale files
+    _sf_temps_swept = False  # whether this process removed its interrupted writes' files
     _sf_durable = False  # whether `oracle.json` was synced since it was last written
     _sf_unsynced = frozenset()  # companion files written without `fsync` since the last commit
     _lazy_save = False  # True while a save needs no `fsync` (see "Durability" above)
@@ -448,8 +449,7 @@ class CheckedStateMixin:
         # every save (listing a project of many trials costs more than the save).
         swept = (self._sf_companions, self._sf_prev_companions)
         if swept != self._sf_swept:
-            if self._sf_swept is None:  # this process's first save (of a new search, too)
-                self._remove_temporaries()
+            self._remove_temporaries()  # once per process (a new search's first save, too)
             self._remove_stale_files()
             self._sf_swept = swept
 
@@ -484,7 +484,11 @@ class CheckedStateMixin:
         """Removes the temporary files of this oracle's interrupted writes (a process killed
         while writing a state file, a `trial.json` or a sidecar) from the project and the
         trials' directories. Their prefix is this oracle's own: no other writer (a worker
-        saving a checkpoint) names a file so."""
+        saving a checkpoint) names a file so. Once per process: at reload, else at the first
+        save (listing every trial's directory of a large project is not free)."""
+        if self._sf_temps_swept:
+            return
+        self._sf_temps_swept = True
         remove_temporaries(self._project_dir, prefix=self._state_tmp_prefix)
         for name in os.listdir(self._project_dir):
             directory = os.path.join(self._project_dir, name)

@@ -49,8 +49,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tuners import controller as controller_module  # noqa: E402
+from tuners.controller_oracle import ControllerOracle  # noqa: E402
 from tuners.evolution import EvolutionOracle  # noqa: E402
-from tuners.oracle import ControllerOracle  # noqa: E402
 
 TARGET = {"a": 3, "b": 1, "c": 4, "d": 0, "e": 2, "f": 1}
 OBJECTIVE = keras_tuner.Objective("score", "max")

@@ -78,8 +78,8 @@ def parse_args(argv=None):
 def make_oracle(strategy, seed, args):
     import keras_tuner
 
+    from tuners.controller_oracle import ControllerOracle
     from tuners.evolution import EvolutionOracle
-    from tuners.oracle import ControllerOracle
 
     common = dict(objective="val_accuracy", max_trials=args.trials, seed=seed,
                   max_consecutive_failed_trials=args.trials + 1)

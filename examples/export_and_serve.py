@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from nasnet_tf import NASNET_A, build_nasnet
-from nasnet_tf import export as ex
+from nasnet_tf import serving as ex
 
 
 def main():

@@ -14,7 +14,7 @@ import keras_tuner
 import numpy as np
 from sklearn.datasets import load_digits
 
-from tuners.oracle import ControllerOracle
+from tuners.controller_oracle import ControllerOracle
 
 
 def build_model(hp):

@@ -14,7 +14,7 @@ import argparse
 
 from nasnet_tf import NASNET_A
 from nasnet_tf.data import load_dataset
-from nasnet_tf.export import save_keras
+from nasnet_tf.serving import save_keras
 from nasnet_tf.training import TrainConfig, train
 
 

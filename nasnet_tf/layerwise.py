@@ -10,7 +10,7 @@ before the classifier.
 `Layer` and `LayerwiseGenotype` hold such an architecture as data (they import without Keras,
 as `nasnet_tf.genotype` does); `build_layerwise_cnn` turns one into a Keras model (ReLU, conv,
 BN per layer; global average pooling; softmax). The search space over them, as KerasTuner
-hyperparameters, is `tuners.layerwise.LayerwiseSearchSpace`.
+hyperparameters, is `tuners.layerwise_space.LayerwiseSearchSpace`.
 """
 
 import dataclasses

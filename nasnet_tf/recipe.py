@@ -53,7 +53,7 @@ class TrainConfig:
         jit_compile: XLA: `True`, `False` or `"auto"` (Keras' choice).
         run_eagerly: run `fit` step by step without compiling a graph (debugging; for a few
             steps of a tiny model it is also quicker than tracing one).
-        strategy: see `nasnet_tf.distribute.STRATEGIES`.
+        strategy: see `nasnet_tf.placement.STRATEGIES`.
         sync_batch_norm: under `tf.distribute`, batch-norm statistics over the global batch
             (the default: N replicas then compute what one device would on the global batch),
             or per replica (`False`, as the paper's workers did; cheaper, not equivalent).

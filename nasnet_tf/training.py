@@ -6,7 +6,7 @@ auxiliary head loss weight 0.4, label smoothing 0.1 (`nasnet_tf.losses`), Schedu
 driven by training progress (`nasnet_tf.callbacks.DropPathScheduler`), cosine (CIFAR) or
 exponential (ImageNet) learning-rate decay, SGD with Nesterov momentum (CIFAR) or RMSProp
 (ImageNet), weight decay, gradient clipping, optional parameter moving average (EMA); mixed
-precision and XLA as switches; data-parallel over the local devices (`nasnet_tf.distribute`).
+precision and XLA as switches; data-parallel over the local devices (`nasnet_tf.placement`).
 
 Crash safety: at every epoch end the model weights, the optimizer state (its iteration count
 drives the learning-rate schedule and the drop-path progress), the random-generator states and
@@ -32,7 +32,8 @@ import pathlib
 import keras
 import numpy as np
 
-from nasnet_tf import distribute, multihost
+from nasnet_tf import multihost
+from nasnet_tf import placement as placements
 from nasnet_tf.builder import build_nasnet
 from nasnet_tf.callbacks import DropPathScheduler, EpochCheckpoint
 from nasnet_tf.cell import drop_path_cells
@@ -111,7 +112,7 @@ def _check_model(model, placement, image_shape, classes, config):
             raise ValueError(
                 f"The model was built outside the {placement.name!r} strategy's scope. Pass a "
                 "genotype to `train` (it builds the model in the scope) or build it inside "
-                "`nasnet_tf.distribute.resolve_strategy(...).scope()`."
+                "`nasnet_tf.placement.resolve_strategy(...).scope()`."
             )
 
 
@@ -186,7 +187,7 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
     if data is None:
         raise ValueError("`train` needs `data` (see `nasnet_tf.data.load_dataset`).")
     image_shape, classes = _data_spec(data)
-    placement = distribute.resolve_strategy(config.strategy)
+    placement = placements.resolve_strategy(config.strategy)
     global_batch = config.batch_size * (
         placement.num_replicas if config.scale_batch_with_replicas else 1
     )

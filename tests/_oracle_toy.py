@@ -32,9 +32,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from nasnet_tf.io_utils import atomic_write, remove_temporaries  # noqa: E402
-from tuners.distributed import ReconnectingClient  # noqa: E402
+from tuners.chief_worker import ReconnectingClient  # noqa: E402
+from tuners.controller_oracle import ControllerOracle  # noqa: E402
 from tuners.nas_tuner import TUNER_TMP_PREFIX  # noqa: E402
-from tuners.oracle import ControllerOracle  # noqa: E402
 from tuners.state_files import json_default  # noqa: E402
 
 BEST = {"a": 3, "b": True, "c": 8}

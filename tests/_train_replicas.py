@@ -1,4 +1,4 @@
-"""Subprocess helper for tests/test_distribute.py: one training step on two replicas vs one.
+"""Subprocess helper for tests/test_placement.py: one training step on two replicas vs one.
 
 Devices must be split before TensorFlow / JAX initialise them, hence a fresh process:
 TensorFlow gets two logical CPU devices (MirroredStrategy), JAX two host devices
@@ -33,7 +33,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from nasnet_tf import build_nasnet  # noqa: E402
-from nasnet_tf.distribute import resolve_strategy  # noqa: E402
+from nasnet_tf.placement import resolve_strategy  # noqa: E402
 from nasnet_tf.training import LabelSmoothingCrossentropy  # noqa: E402
 
 # TensorFlow: eager steps of this tiny model cost less than tracing them. JAX without jit runs

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nasnet_tf import NASNET_A
-from nasnet_tf import export as ex
+from nasnet_tf import serving as ex
 from nasnet_tf.cli import bn_momentum, main
 
 COMMANDS = ("search", "train", "export", "show", "predict", "demo", "report")

@@ -80,7 +80,7 @@ def test_parsing_and_show_import_no_backend(tmp_path):
 
 def test_choices_mirror_the_library():
     from nasnet_tf import diagram
-    from nasnet_tf import export as ex
+    from nasnet_tf import serving as ex
 
     assert cli_show.FORMATS == diagram.FORMATS and cli_show.ENGINES == diagram.ENGINES
     assert cli_export.FORMATS == ex.EXPORT_FORMATS

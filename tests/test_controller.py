@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tuners.controller import CONTROLLER_SETTINGS, PRESETS, Controller
+from tuners.controller_oracle import decision_values, default_update_every
 from tuners.nasnet_space import NASNetSearchSpace
-from tuners.oracle import decision_values, default_update_every
 
 CHOICES = [3, 4, 2, 5]  # 120 sequences: chance of any one of them is 1/120.
 

@@ -14,11 +14,11 @@ import pytest
 from _evolution_toy import NAMES, ToyHyperModel, ToyTuner, make_tuner, toy_score
 
 from nasnet_tf.io_utils import atomic_write
+from tuners.controller_oracle import decision_values
 from tuners.estimation import PerformanceEstimator
 from tuners.evolution import EvolutionOracle, mutation_kind
 from tuners.nas_tuner import NASNetTuner
 from tuners.nasnet_space import NASNetSearchSpace
-from tuners.oracle import decision_values
 
 TOY = pathlib.Path(__file__).with_name("_evolution_toy.py")
 COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED

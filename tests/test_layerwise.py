@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import nasnet_tf
-import tuners.layerwise
+import tuners.layerwise_space
 from nasnet_tf.cli import main
 from nasnet_tf.cli.utils import CLIError, load_genotype
 from nasnet_tf.layerwise import (
@@ -22,7 +22,7 @@ from nasnet_tf.layerwise import (
     LayerwiseGenotype,
     build_layerwise_cnn,
 )
-from tuners.layerwise import LayerwiseSearchSpace
+from tuners.layerwise_space import LayerwiseSearchSpace
 from tuners.nas_tuner import LayerwiseHyperModel, NASTuner
 
 
@@ -147,9 +147,10 @@ def test_builder_refuses_bad_arguments():
 
 
 def test_the_genotype_lives_next_to_nasnets_and_the_builder_is_seeded(tmp_path):
-    # tuners.layerwise re-exports the moved names; nasnet_tf exports them lazily.
-    assert tuners.layerwise.LayerwiseGenotype is nasnet_tf.LayerwiseGenotype is LayerwiseGenotype
-    assert tuners.layerwise.build_layerwise_cnn is nasnet_tf.build_layerwise_cnn
+    # tuners.layerwise_space re-exports the moved names; nasnet_tf exports them lazily.
+    space = tuners.layerwise_space
+    assert space.LayerwiseGenotype is nasnet_tf.LayerwiseGenotype is LayerwiseGenotype
+    assert tuners.layerwise_space.build_layerwise_cnn is nasnet_tf.build_layerwise_cnn
     code = ("import sys, nasnet_tf; g = nasnet_tf.LayerwiseGenotype([nasnet_tf.Layer(3, 3, 24)]);"
             "print(g, sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -70,7 +70,7 @@ def test_cli_checks_the_process_flags_without_a_backend():
 
 
 def test_multi_worker_refusal_names_the_jax_path():
-    from nasnet_tf.distribute import resolve_strategy
+    from nasnet_tf.placement import resolve_strategy
 
     with pytest.raises(ValueError, match="--coordinator HOST:PORT --num-processes N"):
         resolve_strategy("multi_worker")

@@ -11,6 +11,7 @@ import pytest
 
 from nasnet_tf import Genotype, build_nasnet
 from nasnet_tf.layerwise import LayerwiseGenotype
+from tuners.controller_oracle import ControllerOracle
 from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
 from tuners.nas_tuner import (
     LayerwiseHyperModel,
@@ -19,7 +20,6 @@ from tuners.nas_tuner import (
     NASNetTuner,
     NASTuner,
 )
-from tuners.oracle import ControllerOracle
 
 # The tiny searches give the controller too few updates on purpose (cost); the warning itself
 # is tests/test_search_state.py's.

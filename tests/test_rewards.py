@@ -7,7 +7,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from tuners.oracle import ControllerOracle
+from tuners.controller_oracle import ControllerOracle
 from tuners.rewards import nas2016_reward, nasnet_reward
 
 

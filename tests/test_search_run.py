@@ -12,7 +12,7 @@ from nasnet_tf.cli import main
 from nasnet_tf.cli import search as cli_search
 from nasnet_tf.data import load_dataset
 from tuners import FinalSelection, SearchListener, SearchRun, search_run
-from tuners.report import REPORT_FILE
+from tuners.search_report import REPORT_FILE
 
 # The tiniest NASNet-space search of tests/test_cli_search.py, on the built-in digits (loaded
 # as `--dataset digits --batch-size 32` loads them).

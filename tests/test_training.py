@@ -31,7 +31,7 @@ from nasnet_tf.training import (  # noqa: E402
 
 BACKEND = keras.backend.backend()
 # `train` is backend-neutral Keras; under JAX (minutes per tiny run on this CPU) it is exercised
-# by the arrays test, tests/test_distribute.py and tests/test_multihost.py (whose kill-and-resume
+# by the arrays test, tests/test_placement.py and tests/test_multihost.py (whose kill-and-resume
 # test checks a resumed run against an uninterrupted one); the kill at every write boundary is
 # tests/test_kill_boundaries.py.
 HELPER = pathlib.Path(__file__).with_name("_train_resume.py")
@@ -40,7 +40,7 @@ TINY = dict(num_cells=1, penultimate_filters=24, auxiliary_head=False, drop_path
 
 def _config(**overrides):
     # Eager: a few steps of a tiny model run faster than tracing its graph (the graph path
-    # runs in the subprocess tests below and in tests/test_distribute.py).
+    # runs in the subprocess tests below and in tests/test_placement.py).
     base = dict(epochs=1, batch_size=16, steps_per_epoch=2, jit_compile=False, verbose=0,
                 run_eagerly=True, tensorboard=False, model_kwargs=dict(TINY))
     base.update(overrides)

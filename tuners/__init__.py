@@ -26,10 +26,16 @@
 """
 
 from tuners.controller import Controller
+from tuners.controller_oracle import ControllerOracle
 from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
 from tuners.evolution import EvolutionOracle
 from tuners.final_selection import FinalSelection
-from tuners.layerwise import Layer, LayerwiseGenotype, LayerwiseSearchSpace, build_layerwise_cnn
+from tuners.layerwise_space import (
+    Layer,
+    LayerwiseGenotype,
+    LayerwiseSearchSpace,
+    build_layerwise_cnn,
+)
 from tuners.listeners import SearchListener
 from tuners.nas_tuner import (
     LayerwiseHyperModel,
@@ -39,7 +45,6 @@ from tuners.nas_tuner import (
     NASTuner,
 )
 from tuners.nasnet_space import NASNetSearchSpace, decode, encode, hp_name
-from tuners.oracle import ControllerOracle
 from tuners.reward_oracle import RewardOracle
 from tuners.rewards import nas2016_reward, nasnet_reward
 from tuners.search_run import SearchRun

@@ -21,8 +21,8 @@ import numpy as np
 from keras_tuner.engine import trial as trial_module
 
 from nasnet_tf.validators import positive_int
+from tuners.controller_oracle import decision_values, index_of, kept_seed, nearest_untried
 from tuners.nasnet_space import parse_hp_name
-from tuners.oracle import decision_values, index_of, kept_seed, nearest_untried
 from tuners.reward_oracle import RewardOracle
 from tuners.state_files import DEFAULT_TRIAL_LEASE
 from tuners.values import values_hash
@@ -329,7 +329,7 @@ class EvolutionOracle(RewardOracle):
 
     def _nearest_new(self, start, is_new):
         """A configuration for which `is_new` holds, drawn among those nearest to `start`
-        (`tuners.oracle.nearest_untried`), or None when there is none in the space."""
+        (`tuners.controller_oracle.nearest_untried`), or None when there is none in the space."""
         base = self._complete(start)
         tunable = [
             (hp.name, options)

@@ -3,7 +3,7 @@
 `NASTuner(hypermodel, oracle=None, *, estimator=None, ...)` is used like any KerasTuner tuner
 (`tuner.search(x, y, validation_data=..., epochs=...)`, or with `tf.data` datasets). Its
 hypermodel, `NASNetHyperModel` (the NASNet cell space, `tuners.nasnet_space`) or
-`LayerwiseHyperModel` (the 2016 layer-wise space, `tuners.layerwise`), declares the space and
+`LayerwiseHyperModel` (the 2016 layer-wise space, `tuners.layerwise_space`), declares the space and
 builds and compiles a small child per trial; the tuner decodes each trial into its
 architecture and hands it to a `PerformanceEstimator` (`tuners.estimation`), which alone
 decides how a child is scored (by default: build it, train it through the public
@@ -25,13 +25,13 @@ import keras_tuner
 from nasnet_tf import build_nasnet, validators
 from nasnet_tf.io_utils import atomic_write, read_json, remove_temporaries
 from nasnet_tf.layerwise import build_layerwise_cnn
-from tuners.distributed import ReconnectingClient, is_worker
+from tuners.chief_worker import ReconnectingClient, is_worker
+from tuners.controller_oracle import kept_seed
 from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
 from tuners.final_selection import FinalSelection
-from tuners.layerwise import LayerwiseSearchSpace
+from tuners.layerwise_space import LayerwiseSearchSpace
 from tuners.listeners import check_listeners
 from tuners.nasnet_space import NASNetSearchSpace
-from tuners.oracle import kept_seed
 from tuners.reward_oracle import RewardOracle
 
 __all__ = [
@@ -350,7 +350,7 @@ class NASTuner(keras_tuner.Tuner):
             `LayerwiseHyperModel` (or a subclass).
         oracle: a KerasTuner `Oracle` (e.g. `tuners.EvolutionOracle`,
             `keras_tuner.oracles.RandomSearchOracle`); by default a
-            `tuners.oracle.ControllerOracle` made of the oracle arguments below.
+            `tuners.controller_oracle.ControllerOracle` made of the oracle arguments below.
         estimator: a `tuners.estimation.PerformanceEstimator`; by default
             `TrainAndEvaluate(seed=...)` seeded with `seed`, else with the oracle's `seed`
             attribute (KerasTuner's oracles draw a random one for a seed of None or 0).
@@ -416,7 +416,7 @@ class NASTuner(keras_tuner.Tuner):
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
         if oracle is None:
-            from tuners.oracle import ControllerOracle
+            from tuners.controller_oracle import ControllerOracle
 
             oracle_args.setdefault("objective", "val_accuracy")
             oracle_args.setdefault("max_trials", 20)

@@ -4,7 +4,7 @@
   genotype, params, score, the controller's reward and entropy, wall time);
 - `EstimationRecord`: `estimation.json`, every architecture the estimator scored, with the
   search time it was known at;
-- `HTMLReport`: `report.html` (`tuners.report.write_report`) after each trial and at the end;
+- `HTMLReport`: `report.html` (`tuners.search_report.write_report`) after each trial and at the end;
 - `TensorBoardScalars`: the controller's scalars for TensorBoard
   (`tuners.tensorboard_log.ControllerScalars`);
 - `best_trials` and `best_entries`: the best trials, and the entries `best_genotype.json` and
@@ -19,9 +19,9 @@ import os
 import time
 
 from nasnet_tf.io_utils import read_json, write_json
-from tuners.distributed import is_worker
+from tuners.chief_worker import is_worker
 from tuners.listeners import SearchListener
-from tuners.report import REPORT_FILE, natural_key
+from tuners.search_report import REPORT_FILE, natural_key
 
 __all__ = [
     "BEST_FILE",
@@ -220,7 +220,7 @@ class EstimationRecord(SearchListener):
 
 
 class HTMLReport(SearchListener):
-    """Writes `<run_dir>/report.html` (`tuners.report.write_report`) after each trial and at
+    """Writes `<run_dir>/report.html` (`tuners.search_report.write_report`) after each trial and at
     the end.
 
     Args:
@@ -232,7 +232,7 @@ class HTMLReport(SearchListener):
         self.path = os.path.join(self.run_dir, REPORT_FILE)
 
     def write(self):
-        from tuners.report import write_report
+        from tuners.search_report import write_report
 
         return write_report(self.run_dir, self.path)
 

@@ -36,14 +36,14 @@ def make_oracle(strategy, *, max_trials, seed, max_consecutive_failed_trials=3,
     """The KerasTuner oracle of a search strategy, maximising `val_accuracy`.
 
     Args:
-        strategy: one of `STRATEGIES`: `"controller"` (`tuners.oracle.ControllerOracle`),
+        strategy: one of `STRATEGIES`: `"controller"` (`tuners.controller_oracle.ControllerOracle`),
             `"evolution"` (`tuners.evolution.EvolutionOracle`) or `"random"`
             (`keras_tuner.oracles.RandomSearchOracle`).
         max_trials, max_consecutive_failed_trials: the oracle's.
         seed: an int >= 0; the same seed draws the same trials (the random oracle gets
             `seed + 1`: KerasTuner takes 0 for "no seed").
         update_every: rewards per controller update (controller only); None derives it from
-            `max_trials` (`tuners.oracle.default_update_every`).
+            `max_trials` (`tuners.controller_oracle.default_update_every`).
         population_size, sample_size: evolution only; None keeps the oracle's defaults.
 
     Example:
@@ -60,7 +60,7 @@ def make_oracle(strategy, *, max_trials, seed, max_consecutive_failed_trials=3,
     common = dict(objective="val_accuracy", max_trials=max_trials, seed=seed,
                   max_consecutive_failed_trials=max_consecutive_failed_trials)
     if strategy == "controller":
-        from tuners.oracle import ControllerOracle
+        from tuners.controller_oracle import ControllerOracle
 
         return ControllerOracle(update_every=update_every, **common)
     if strategy == "evolution":

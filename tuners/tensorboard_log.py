@@ -32,8 +32,8 @@ import time
 
 import keras_tuner
 
+from tuners.controller_oracle import decision_values
 from tuners.nasnet_space import parse_hp_name
-from tuners.oracle import decision_values
 
 __all__ = [
     "ControllerScalars",

@@ -31,10 +31,10 @@ def evaluate_saved_model(path, data):
     import numpy as np
     import tensorflow as tf
 
-    from nasnet_tf import augment, export
+    from nasnet_tf import augment, serving
 
     loaded = tf.saved_model.load(path)
-    serve = loaded.signatures[export.SIGNATURE_KEY]
+    serve = loaded.signatures[serving.SIGNATURE_KEY]
     size = tuple(data.image_shape[:2])
     center_crop = data.augment == "imagenet"
 
@@ -44,7 +44,7 @@ def evaluate_saved_model(path, data):
     ds = data.validation_examples.map(resize).batch(256)
     correct = total = 0
     for images, labels in ds:
-        probs = serve(images=tf.cast(images, "float32"))[export.OUTPUT_KEY].numpy()
+        probs = serve(images=tf.cast(images, "float32"))[serving.OUTPUT_KEY].numpy()
         correct += int((np.argmax(probs, -1) == labels.numpy()).sum())
         total += int(labels.shape[0])
     return correct / max(total, 1), total
@@ -53,7 +53,7 @@ def evaluate_saved_model(path, data):
 def run(args):
     import time
 
-    from nasnet_tf import export
+    from nasnet_tf import serving
 
     start = time.time()
     out = os.path.abspath(args.output_dir)
@@ -82,7 +82,7 @@ def run(args):
     print("\n== 3. Export and reload ==", flush=True)
     saved = os.path.join(out, "saved_model")
     meta = utils.read_json(train_summary["metadata"])
-    export.export_saved_model(
+    serving.export_saved_model(
         model, saved, preset=args.preset, class_names=list(data.class_names), overwrite=True,
         metadata={k: meta[k] for k in ("dataset", "augment", "training") if k in meta},
     )

@@ -4,7 +4,7 @@ import os
 
 from nasnet_tf.cli import utils
 
-# nasnet_tf.export's EXPORT_FORMATS and INPUT_DTYPES, here so that `--help` needs no Keras
+# nasnet_tf.serving's EXPORT_FORMATS and INPUT_DTYPES, here so that `--help` needs no Keras
 # (tests/test_cli_main.py keeps them equal).
 FORMATS = ("saved_model", "keras", "tflite")
 INPUT_DTYPES = ("float32", "uint8")
@@ -46,17 +46,17 @@ def check_model_file(path):
 
 
 def _load_model(path):
-    from nasnet_tf import export
+    from nasnet_tf import serving
 
     check_model_file(path)
     meta = {}
-    if os.path.isfile(export.metadata_path(path)):
-        meta = utils.read_json(export.metadata_path(path))
-    return export.load_keras(path), meta
+    if os.path.isfile(serving.metadata_path(path)):
+        meta = utils.read_json(serving.metadata_path(path))
+    return serving.load_keras(path), meta
 
 
 def run(args):
-    from nasnet_tf import export
+    from nasnet_tf import serving
 
     fmt = args.format or infer_format(args.output)
     if os.path.exists(args.output) and not args.overwrite:
@@ -75,7 +75,7 @@ def run(args):
     )
     if fmt != "keras":
         kwargs["input_dtype"] = args.input_dtype
-    path = export.export_model(model, args.output, format=fmt, **kwargs)
+    path = serving.export_model(model, args.output, format=fmt, **kwargs)
     print(f"exported {fmt} to {path}")
-    print(f"metadata: {export.metadata_path(path)}")
+    print(f"metadata: {serving.metadata_path(path)}")
     return 0

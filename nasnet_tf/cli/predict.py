@@ -24,11 +24,11 @@ def load_predictor(path):
     `predict(images)` maps raw [0, 255] images at the model's size to probabilities."""
     import numpy as np
 
-    from nasnet_tf import export
+    from nasnet_tf import serving
 
     if not os.path.exists(path):
         raise utils.CLIError(f"model not found: {path!r}")
-    meta_path = export.metadata_path(path)
+    meta_path = serving.metadata_path(path)
     meta = utils.read_json(meta_path) if os.path.exists(meta_path) else {}
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
@@ -36,19 +36,19 @@ def load_predictor(path):
         import tensorflow as tf
 
         loaded = tf.saved_model.load(path)
-        serve = loaded.signatures[export.SIGNATURE_KEY]
+        serve = loaded.signatures[serving.SIGNATURE_KEY]
         spec = serve.structured_input_signature[1]["images"]
         meta.setdefault("input", {"shape": list(spec.shape[1:]), "dtype": spec.dtype.name})
 
         def predict(images, _loaded=loaded):  # the signature needs `loaded` alive
-            return serve(images=tf.constant(images))[export.OUTPUT_KEY].numpy()
+            return serve(images=tf.constant(images))[serving.OUTPUT_KEY].numpy()
     elif path.endswith(".tflite"):
-        predict = export.load_tflite(path)
+        predict = serving.load_tflite(path)
         if not meta:
             raise utils.CLIError(f"no metadata beside {path!r} (expected {meta_path!r})")
     elif path.endswith(".keras"):
-        model = export.load_keras(path)
-        pre = export._check_preprocessing(meta.get("preprocessing"))
+        model = serving.load_keras(path)
+        pre = serving._check_preprocessing(meta.get("preprocessing"))
         meta.setdefault("input", {"shape": list(model.inputs[0].shape[1:]), "dtype": "float32"})
         meta["input"]["dtype"] = "float32"
 

@@ -1,4 +1,4 @@
-"""`nasnet-tf report`: one self-contained HTML page about a search (`tuners.report`).
+"""`nasnet-tf report`: one self-contained HTML page about a search (`tuners.search_report`).
 
 The run directory is checked before anything heavy is imported: `--help`, argument errors and
 a missing run directory import neither TensorFlow, JAX nor Keras.
@@ -9,7 +9,7 @@ import os
 from nasnet_tf.cli import args as cli_args
 from nasnet_tf.cli import utils
 
-REPORT_FILE = "report.html"  # tuners.report.REPORT_FILE
+REPORT_FILE = "report.html"  # tuners.search_report.REPORT_FILE
 
 
 def register(subparsers):
@@ -37,7 +37,7 @@ def run(args):
         raise utils.CLIError(f"cannot write the report {args.output!r}: it is a directory")
     utils.check_writable(os.path.dirname(output), "report")
     utils.prepare_backend()  # tuners imports Keras: quietly
-    from tuners.report import write_report
+    from tuners.search_report import write_report
 
     path = write_report(run_dir, output, top_k=args.top_k)
     print(path)

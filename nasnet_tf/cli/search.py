@@ -110,7 +110,8 @@ def add_search_args(p, strategies=False):
                    help="P of the child networks, a multiple of 24 (default: %(default)s)")
     p.add_argument("--update-every", type=cli_args.positive_int,
                    help="rewards per controller update (default: derived from --trials, see "
-                   "`tuners.oracle.default_update_every`; a resumed search keeps its own)")
+                   "`tuners.controller_oracle.default_update_every`; a resumed search keeps its "
+                   "own)")
     p.add_argument("--top", type=cli_args.positive_int, default=3, help="best genotypes to keep")
     p.add_argument("--bn-momentum", type=cli_args.momentum, help="batch-norm momentum of the "
                    "children (default: from the run's length, see `bn_momentum`)")

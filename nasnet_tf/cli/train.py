@@ -86,7 +86,7 @@ def run_train(args, genotype, data=None, name=None):
     """Trains `genotype` with `nasnet_tf.training.train` (resumable in `args.output_dir`, or
     afresh with `args.overwrite`); writes `model.keras` and its metadata there. Returns
     `(model, summary dict)`."""
-    from nasnet_tf import export
+    from nasnet_tf import serving
     from nasnet_tf.layerwise import LayerwiseGenotype
     from nasnet_tf.training import TrainConfig, train
 
@@ -137,7 +137,7 @@ def run_train(args, genotype, data=None, name=None):
     history = train(genotype, data, config, out)
     model = history.model
     accuracy = history.history.get("val_accuracy", [None])[-1]
-    meta = export.model_metadata(
+    meta = serving.model_metadata(
         model, preset=args.preset, class_names=list(data.class_names),
         extra={"dataset": args.dataset, "augment": data.augment,
                "training": {"epochs": args.epochs, "val_accuracy": accuracy},
@@ -146,10 +146,10 @@ def run_train(args, genotype, data=None, name=None):
     meta["format"] = "keras"
     keras_path = os.path.join(out, "model.keras")
     if chief:
-        write_json(export.metadata_path(keras_path), meta)
+        write_json(serving.metadata_path(keras_path), meta)
     if accuracy is not None:
         print(f"Validation accuracy after {args.epochs} epochs: {accuracy:.4f}")
-    return model, {"model": keras_path, "metadata": export.metadata_path(keras_path),
+    return model, {"model": keras_path, "metadata": serving.metadata_path(keras_path),
                    "history": os.path.join(out, "history.json"), "val_accuracy": accuracy}
 
 

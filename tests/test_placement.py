@@ -10,7 +10,7 @@ import sys
 import keras
 import pytest
 
-from nasnet_tf.distribute import STRATEGIES, Placement, resolve_strategy
+from nasnet_tf.placement import STRATEGIES, Placement, resolve_strategy
 
 HELPER = pathlib.Path(__file__).with_name("_train_replicas.py")
 BACKEND = keras.backend.backend()
@@ -73,13 +73,13 @@ def test_multi_worker_strategy_object_is_refused():
 
     # A MultiWorkerMirroredStrategy object (its class, not an instance, which would start a
     # collective runtime) is refused by type before anything runs.
-    from nasnet_tf import distribute
+    from nasnet_tf import placement
 
     fake = tf.distribute.MultiWorkerMirroredStrategy.__new__(
         tf.distribute.MultiWorkerMirroredStrategy
     )
     with pytest.raises(ValueError, match="MultiWorkerMirroredStrategy is not supported"):
-        distribute._reject_multi_worker(fake)
+        placement._reject_multi_worker(fake)
 
 
 @pytest.mark.slow

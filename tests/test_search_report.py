@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from tuners.estimation import PerformanceEstimator
 from tuners.nas_tuner import NASNetTuner
-from tuners.report import find_project, write_report
+from tuners.search_report import find_project, write_report
 from tuners.tensorboard_log import (
     ControllerScalars,
     cell_preferences,
@@ -287,7 +287,7 @@ def test_report_of_a_search_is_one_deterministic_self_contained_page(runs, kind,
     if kind == "finished":
         os.remove(path)
         done = subprocess.run(
-            [sys.executable, "-c", "import sys; from tuners.report import write_report; "
+            [sys.executable, "-c", "import sys; from tuners.search_report import write_report; "
              "write_report(sys.argv[1])", str(run_dir)],
             capture_output=True, text=True, timeout=300, cwd=ROOT,
             env=dict(os.environ, PYTHONHASHSEED="12345", TF_CPP_MIN_LOG_LEVEL="3"))

@@ -7,7 +7,7 @@ bounded, so nothing can hang CI. See `docs/distributed.md`.
 
 The machinery under test (KerasTuner's gRPC service, the oracles' leases and bookkeeping in
 `tuners.state_files`) does not depend on the Keras backend, and the controller itself is
-tested under both backends in `tests/test_oracle.py`: the process tests run once, under
+tested under both backends in `tests/test_controller_oracle.py`: the process tests run once, under
 TensorFlow.
 """
 
@@ -25,8 +25,8 @@ import keras_tuner
 import pytest
 from keras_tuner.engine import trial as trial_module
 
+from tuners.controller_oracle import ControllerOracle
 from tuners.evolution import EvolutionOracle
-from tuners.oracle import ControllerOracle
 
 pytest.importorskip("grpc")
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from nasnet_tf import Block, Genotype, build_nasnet
-from nasnet_tf import export as ex
+from nasnet_tf import serving as ex
 from nasnet_tf.cli import main
 
 BACKEND = keras.backend.backend()

@@ -12,6 +12,8 @@ import dataclasses
 import json
 import os
 
+from nasnet_tf import validators
+
 COMBINE_OPS = ("add", "concat")
 
 OP_NAMES = (
@@ -59,12 +61,7 @@ def check_names(value, name, accepted):
     >>> check_names(["add"], "combine_ops", COMBINE_OPS)
     ('add',)
     """
-    if isinstance(value, str) or not hasattr(value, "__iter__"):
-        raise ValueError(
-            f"`{name}` must be a sequence of names from {list(accepted)}. "
-            f"Received: {name}={value!r}"
-        )
-    value = tuple(value)
+    value = validators.sequence(value, name, f"names from {list(accepted)}", not_sequences=str)
     unknown = [v for v in value if v not in accepted]
     if not value or unknown or len(set(value)) != len(value):
         raise ValueError(
@@ -146,11 +143,7 @@ class CellGenotype:
     concat: tuple = None
 
     def __post_init__(self):
-        blocks = self.blocks
-        if isinstance(blocks, (str, bytes)) or not hasattr(blocks, "__iter__"):
-            raise ValueError(
-                f"`blocks` must be a sequence of Block. Received: blocks={blocks!r}"
-            )
+        blocks = validators.sequence(self.blocks, "blocks", "Block")
         blocks = tuple(_as_block(b) for b in blocks)
         if not blocks:
             raise ValueError("A cell needs at least one block (B >= 1). Received: blocks=()")
@@ -169,12 +162,7 @@ class CellGenotype:
             used = {i for b in blocks for i in (b.input_a, b.input_b)}
             concat = tuple(i for i in range(num_states) if i not in used)
         else:
-            concat = self.concat
-            if isinstance(concat, (str, bytes)) or not hasattr(concat, "__iter__"):
-                raise ValueError(
-                    f"`concat` must be a sequence of state indices. Received: concat={concat!r}"
-                )
-            concat = tuple(concat)
+            concat = validators.sequence(self.concat, "concat", "state indices")
             for i in concat:
                 _check_int(i, "concat")
             bad = [i for i in concat if not 0 <= i < num_states]
@@ -274,12 +262,8 @@ class Genotype(JSONGenotype):
 
     @classmethod
     def from_dict(cls, data):
-        if not isinstance(data, dict) or set(data) != {"normal", "reduction"}:
-            got = sorted(data) if isinstance(data, dict) else type(data).__name__
-            raise ValueError(
-                "A genotype dict must have exactly the keys ['normal', 'reduction']. "
-                f"Received: {got}"
-            )
+        validators.exact_keys(data, ["normal", "reduction"],
+                              "A genotype dict must have exactly the keys")
         return cls(normal=data["normal"], reduction=data["reduction"])
 
     def __str__(self):
@@ -339,12 +323,7 @@ def _as_block(value):
     if isinstance(value, Block):
         return value
     if isinstance(value, dict):
-        unknown = set(value) - set(_BLOCK_FIELDS)
-        if unknown:
-            raise ValueError(
-                f"Unknown block fields {sorted(unknown)}. Accepted: {list(_BLOCK_FIELDS)}"
-            )
-        return Block(**value)
+        return Block(**validators.known_fields(value, _BLOCK_FIELDS, "block"))
     if isinstance(value, (list, tuple)) and len(value) in (4, 5):
         return Block(*value)
     raise ValueError(

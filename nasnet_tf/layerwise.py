@@ -54,12 +54,7 @@ class Layer:
     def __post_init__(self):
         for name in ("filter_height", "filter_width", "filters", "stride"):
             object.__setattr__(self, name, validators.positive_int(getattr(self, name), name))
-        inputs = self.inputs
-        if isinstance(inputs, (str, bytes)) or not hasattr(inputs, "__iter__"):
-            raise ValueError(
-                f"`inputs` must be a sequence of layer indices. Received: inputs={inputs!r}"
-            )
-        inputs = tuple(inputs)
+        inputs = validators.sequence(self.inputs, "inputs", "layer indices")
         for j in inputs:
             if isinstance(j, bool) or not isinstance(j, int) or j < 0:
                 raise ValueError(
@@ -102,11 +97,7 @@ class LayerwiseGenotype(JSONGenotype):
     layers: tuple
 
     def __post_init__(self):
-        layers = self.layers
-        if isinstance(layers, (str, bytes, dict)) or not hasattr(layers, "__iter__"):
-            raise ValueError(
-                f"`layers` must be a sequence of Layer. Received: layers={layers!r}"
-            )
+        layers = validators.sequence(self.layers, "layers", "Layer", (str, bytes, dict))
         layers = tuple(_as_layer(layer) for layer in layers)
         if not layers:
             raise ValueError("An architecture needs at least one layer. Received: layers=()")
@@ -134,11 +125,7 @@ class LayerwiseGenotype(JSONGenotype):
 
     @classmethod
     def from_dict(cls, data):
-        if not isinstance(data, dict) or set(data) != {"layers"}:
-            got = sorted(data) if isinstance(data, dict) else type(data).__name__
-            raise ValueError(
-                f"A layer-wise genotype dict has exactly the key ['layers']. Received: {got}"
-            )
+        validators.exact_keys(data, ["layers"], "A layer-wise genotype dict has exactly the key")
         return cls(data["layers"])
 
     def __str__(self):
@@ -156,11 +143,7 @@ def _as_layer(value):
     if isinstance(value, Layer):
         return value
     if isinstance(value, dict):
-        unknown = set(value) - set(_LAYER_FIELDS)
-        if unknown:
-            raise ValueError(
-                f"Unknown layer fields {sorted(unknown)}. Accepted: {list(_LAYER_FIELDS)}"
-            )
+        validators.known_fields(value, _LAYER_FIELDS, "layer")
         missing = [name for name in _LAYER_FIELDS[:3] if name not in value]
         if missing:
             raise ValueError(

@@ -174,8 +174,21 @@ class ReLUConvBN(_Op):
         return config
 
 
+class _KernelOp(_Op):
+    """Base of the ops with one square `kernel_size` (an int) besides the `_Op` arguments."""
+
+    def __init__(self, filters, kernel_size=3, strides=1, **kwargs):
+        super().__init__(filters, strides, **kwargs)
+        self.kernel_size = kernel_size
+
+    def get_config(self):
+        config = super().get_config()
+        config["kernel_size"] = self.kernel_size
+        return config
+
+
 @keras.saving.register_keras_serializable(package="nasnet_tf")
-class FactorizedConv(_Op):
+class FactorizedConv(_KernelOp):
     """ReLU -> 1xk conv -> kx1 conv -> BatchNormalization (the `1x3 then 3x1` family).
 
     Example:
@@ -183,10 +196,6 @@ class FactorizedConv(_Op):
     >>> tuple(FactorizedConv(8, 7)(keras.ops.ones((1, 8, 8, 4))).shape)
     (1, 8, 8, 8)
     """
-
-    def __init__(self, filters, kernel_size=3, strides=1, **kwargs):
-        super().__init__(filters, strides, **kwargs)
-        self.kernel_size = kernel_size
 
     def _chain(self, input_shape):
         k, s = self.kernel_size, self.strides
@@ -198,14 +207,9 @@ class FactorizedConv(_Op):
             self._bn("bn"),
         ]
 
-    def get_config(self):
-        config = super().get_config()
-        config["kernel_size"] = self.kernel_size
-        return config
-
 
 @keras.saving.register_keras_serializable(package="nasnet_tf")
-class SeparableConvOp(_Op):
+class SeparableConvOp(_KernelOp):
     """Two rounds of ReLU -> SeparableConv2D -> BatchNormalization, stride on the first.
 
     Sublayers are named as in `keras.applications.NASNet`'s `_separable_conv_block`
@@ -216,10 +220,6 @@ class SeparableConvOp(_Op):
     >>> tuple(SeparableConvOp(8, 5, strides=2)(keras.ops.ones((1, 8, 8, 4))).shape)
     (1, 4, 4, 8)
     """
-
-    def __init__(self, filters, kernel_size=3, strides=1, **kwargs):
-        super().__init__(filters, strides, **kwargs)
-        self.kernel_size = kernel_size
 
     def _chain(self, input_shape):
         k = self.kernel_size
@@ -236,12 +236,6 @@ class SeparableConvOp(_Op):
             ),
             self._bn("separable_conv_2_bn"),
         ]
-
-    def get_config(self):
-        config = super().get_config()
-        config["kernel_size"] = self.kernel_size
-        return config
-
 
 @keras.saving.register_keras_serializable(package="nasnet_tf")
 class FactorizedReduction(_Op):

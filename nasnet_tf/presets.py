@@ -11,63 +11,31 @@ import copy
 
 __all__ = ["PRESETS", "get_preset", "get_recipe"]
 
+_LAYOUT_FIELDS = ("num_cells", "penultimate_filters", "stem", "stem_multiplier", "skip_reduction",
+                  "auxiliary_head", "drop_path_keep_prob", "dense_dropout_keep_prob",
+                  "input_shape", "classes")
+# The paper's Table 1, one row a preset, in the order of `_LAYOUT_FIELDS`.
+_LAYOUTS = {
+    #          N  P     stem        mult  skip   aux   drop  dense  input          classes
+    "cifar":  (6, 768,  "cifar",    3,    False, True, 0.6,  1.0,   (32, 32, 3),   10),
+    "mobile": (4, 1056, "imagenet", 1,    False, True, 1.0,  0.5,   (224, 224, 3), 1000),
+    "large":  (6, 4032, "imagenet", 3,    True,  True, 0.7,  0.5,   (331, 331, 3), 1000),
+}
+_CIFAR_RECIPE = dict(
+    epochs=600, batch_size=32, optimizer="sgd", learning_rate=0.025, momentum=0.9, nesterov=True,
+    lr_schedule="cosine", weight_decay=5e-4, clipnorm=5.0, ema=False,
+)
+_IMAGENET_RECIPE = dict(
+    epochs=312, batch_size=32, optimizer="rmsprop", learning_rate=0.04, momentum=0.9,
+    rmsprop_rho=0.9, rmsprop_epsilon=1.0, lr_schedule="exponential", lr_decay_rate=0.94,
+    lr_decay_epochs=2.0, weight_decay=4e-5, clipnorm=10.0, ema=True,
+)
+_RECIPES = {"cifar": _CIFAR_RECIPE, "mobile": _IMAGENET_RECIPE,
+            "large": dict(_IMAGENET_RECIPE, batch_size=16)}
+
 PRESETS = {
-    "cifar": {
-        "layout": {
-            "num_cells": 6,
-            "penultimate_filters": 768,
-            "stem": "cifar",
-            "stem_multiplier": 3,
-            "skip_reduction": False,
-            "auxiliary_head": True,
-            "drop_path_keep_prob": 0.6,
-            "dense_dropout_keep_prob": 1.0,
-            "input_shape": (32, 32, 3),
-            "classes": 10,
-        },
-        "recipe": dict(
-            epochs=600, batch_size=32, optimizer="sgd", learning_rate=0.025, momentum=0.9,
-            nesterov=True, lr_schedule="cosine", weight_decay=5e-4, clipnorm=5.0, ema=False,
-        ),
-    },
-    "mobile": {
-        "layout": {
-            "num_cells": 4,
-            "penultimate_filters": 1056,
-            "stem": "imagenet",
-            "stem_multiplier": 1,
-            "skip_reduction": False,
-            "auxiliary_head": True,
-            "drop_path_keep_prob": 1.0,
-            "dense_dropout_keep_prob": 0.5,
-            "input_shape": (224, 224, 3),
-            "classes": 1000,
-        },
-        "recipe": dict(
-            epochs=312, batch_size=32, optimizer="rmsprop", learning_rate=0.04, momentum=0.9,
-            rmsprop_rho=0.9, rmsprop_epsilon=1.0, lr_schedule="exponential", lr_decay_rate=0.94,
-            lr_decay_epochs=2.0, weight_decay=4e-5, clipnorm=10.0, ema=True,
-        ),
-    },
-    "large": {
-        "layout": {
-            "num_cells": 6,
-            "penultimate_filters": 4032,
-            "stem": "imagenet",
-            "stem_multiplier": 3,
-            "skip_reduction": True,
-            "auxiliary_head": True,
-            "drop_path_keep_prob": 0.7,
-            "dense_dropout_keep_prob": 0.5,
-            "input_shape": (331, 331, 3),
-            "classes": 1000,
-        },
-        "recipe": dict(
-            epochs=312, batch_size=16, optimizer="rmsprop", learning_rate=0.04, momentum=0.9,
-            rmsprop_rho=0.9, rmsprop_epsilon=1.0, lr_schedule="exponential", lr_decay_rate=0.94,
-            lr_decay_epochs=2.0, weight_decay=4e-5, clipnorm=10.0, ema=True,
-        ),
-    },
+    name: {"layout": dict(zip(_LAYOUT_FIELDS, row)), "recipe": _RECIPES[name]}
+    for name, row in _LAYOUTS.items()
 }
 """Preset name -> `{"layout": NASNet arguments, "recipe": TrainConfig defaults}`. NASNet-A CIFAR
 6@768, Mobile 4@1056, Large 6@4032."""

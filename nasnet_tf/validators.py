@@ -19,8 +19,8 @@ ValueError: `drop_path_keep_prob` must be in (0, 1]. Received: drop_path_keep_pr
 import math
 import numbers
 
-__all__ = ["given", "int_options", "input_shape", "momentum", "positive_float", "positive_int",
-           "probability"]
+__all__ = ["exact_keys", "given", "int_options", "input_shape", "known_fields", "momentum",
+           "positive_float", "positive_int", "probability", "sequence"]
 
 
 def _is_int(value):
@@ -84,13 +84,61 @@ def input_shape(value, name="input_shape"):
     return tuple(int(d) for d in shape)
 
 
+def sequence(value, name, items, not_sequences=(str, bytes)):
+    """`value` as a tuple, which must be iterable and no instance of `not_sequences` (text by
+    default); `items` names what it holds in the error.
+
+    Example:
+
+    >>> sequence([0, 1], "inputs", "layer indices")
+    (0, 1)
+    >>> sequence("01", "inputs", "layer indices")
+    Traceback (most recent call last):
+    ...
+    ValueError: `inputs` must be a sequence of layer indices. Received: inputs='01'
+    """
+    if isinstance(value, not_sequences) or not hasattr(value, "__iter__"):
+        raise ValueError(f"`{name}` must be a sequence of {items}. Received: {name}={value!r}")
+    return tuple(value)
+
+
+def known_fields(mapping, accepted, kind):
+    """`mapping` (a dict of a record's fields), whose keys must be among `accepted`; `kind`
+    names the record in the error.
+
+    Example:
+
+    >>> known_fields({"kernel": 3}, ("filters", "stride"), "layer")
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown layer fields ['kernel']. Accepted: ['filters', 'stride']
+    """
+    unknown = set(mapping) - set(accepted)
+    if unknown:
+        raise ValueError(f"Unknown {kind} fields {sorted(unknown)}. Accepted: {list(accepted)}")
+    return mapping
+
+
+def exact_keys(data, keys, rule):
+    """`data`, which must be a dict with exactly the keys `keys`; the error says `rule`, then
+    the keys, then what it received.
+
+    Example:
+
+    >>> exact_keys({"normal": []}, ["normal", "reduction"], "A genotype dict has the keys")
+    Traceback (most recent call last):
+    ...
+    ValueError: A genotype dict has the keys ['normal', 'reduction']. Received: ['normal']
+    """
+    if not isinstance(data, dict) or set(data) != set(keys):
+        got = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"{rule} {list(keys)}. Received: {got}")
+    return data
+
+
 def int_options(value, name):
     """`value` as a tuple of distinct integers >= 1, at least one (a space's choices)."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise ValueError(
-            f"`{name}` must be a sequence of integers >= 1. Received: {name}={value!r}"
-        )
-    value = tuple(value)
+    value = sequence(value, name, "integers >= 1")
     bad = [v for v in value if not _is_int(v) or v < 1]
     if not value or bad or len(set(value)) != len(value):
         raise ValueError(

@@ -4,48 +4,32 @@ import argparse
 import math
 
 
-def positive_int(text):
-    """An integer >= 1 (argparse `type`)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
+def _number_type(name, convert, accepted, expected, doc):
+    """An argparse `type` named `name`: `convert(text)`, which `accepted` must hold, or an
+    `argparse.ArgumentTypeError` saying `expected {expected}`."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accepted(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = parse.__qualname__ = name
+    parse.__doc__ = doc
+    return parse
 
 
-def non_negative_int(text):
-    """An integer >= 0 (argparse `type`)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text):
-    """A finite number > 0 (argparse `type`)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def momentum(text):
-    """A batch-norm momentum in [0, 1) (argparse `type`)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
+positive_int = _number_type("positive_int", int, lambda v: v >= 1, "an integer >= 1",
+                            "An integer >= 1 (argparse `type`).")
+non_negative_int = _number_type("non_negative_int", int, lambda v: v >= 0, "an integer >= 0",
+                                "An integer >= 0 (argparse `type`).")
+positive_float = _number_type("positive_float", float, lambda v: v > 0 and math.isfinite(v),
+                              "a number > 0", "A finite number > 0 (argparse `type`).")
+momentum = _number_type("momentum", float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)",
+                        "A batch-norm momentum in [0, 1) (argparse `type`).")
 
 
 def address(text):

@@ -274,7 +274,7 @@ def test_a_silent_worker_s_trial_is_handed_on_and_counted_once(kind, tmp_path, c
     t1 = oracle.create_trial("tuner1")
     _end(oracle, t1, 1.0)
     time.sleep(0.6)  # tuner0 says nothing for longer than `trial_lease`
-    with caplog.at_level(logging.WARNING, logger="tuners.state_files"):
+    with caplog.at_level(logging.WARNING, logger="tuners.trial_leases"):
         again = oracle.create_trial("tuner1")
     assert again.trial_id == t0.trial_id
     assert again.hyperparameters.values == t0.hyperparameters.values
@@ -288,7 +288,7 @@ def test_a_silent_worker_s_trial_is_handed_on_and_counted_once(kind, tmp_path, c
     _end(oracle, again, 2.0)
     # tuner0 was alive after all: its late reports are ignored; the result counts once.
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="tuners.state_files"):
+    with caplog.at_level(logging.WARNING, logger="tuners.trial_leases"):
         oracle.update_trial(t0.trial_id, {"score": 99.0})
         late = trial_module.Trial(oracle.get_space(), trial_id=t0.trial_id, status=COMPLETED)
         oracle.end_trial(late)

@@ -42,7 +42,8 @@ from tuners.controller import (
     validate_settings,
 )
 from tuners.reward_oracle import RewardOracle
-from tuners.state_files import DEFAULT_TRIAL_LEASE, json_default
+from tuners.state_files import json_default
+from tuners.trial_leases import DEFAULT_TRIAL_LEASE
 from tuners.values import values_hash
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from nasnet_tf.validators import positive_int
 from tuners.controller_oracle import decision_values, index_of, kept_seed, nearest_untried
 from tuners.nasnet_space import parse_hp_name
 from tuners.reward_oracle import RewardOracle
-from tuners.state_files import DEFAULT_TRIAL_LEASE
+from tuners.trial_leases import DEFAULT_TRIAL_LEASE
 from tuners.values import values_hash
 
 __all__ = ["EvolutionOracle", "mutation_kind"]

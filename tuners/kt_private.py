@@ -33,22 +33,24 @@ PRIVATE_MEMBERS = (
     PrivateMember(
         "Oracle", "_retry_queue", "read",
         "The trials KerasTuner hands out again before drawing new ones. "
-        "`CheckedStateMixin` (state_files.py) re-queues the trials a dead worker held "
-        "(`trial_lease`), those found RUNNING at reload, and waits while it is not empty; "
-        "KerasTuner has no public way to queue a trial for retry.",
+        "`TrialLeaseMixin` (trial_leases.py) re-queues the trials a dead worker held "
+        "(`trial_lease`) and waits while it is not empty; `CheckedStateMixin` "
+        "(state_files.py) re-queues those found RUNNING at reload. KerasTuner has no public "
+        "way to queue a trial for retry.",
         (),
     ),
     PrivateMember(
         "Oracle", "_project_dir", "read",
         "The oracle's project folder (a property): where the oracle's state files, their "
-        "previous versions and the controller's weights (oracle.py) are written. The public "
-        "`project_dir` exists only on the tuner, and the oracle writes without one.",
+        "previous versions and the controller's weights (controller_oracle.py) are written. "
+        "The public `project_dir` exists only on the tuner, and the oracle writes without one.",
         (),
     ),
     PrivateMember(
         "Oracle", "_get_oracle_fname", "read",
-        "The path of `oracle.json`: `CheckedStateMixin` writes and reloads it whole, with a "
-        "checksum and the previous version kept, at the path KerasTuner reads.",
+        "The path of `oracle.json`: `CheckedStateMixin` (state_files.py) writes and reloads "
+        "it whole, with a checksum and the previous version kept, at the path KerasTuner "
+        "reads.",
         (),
     ),
     PrivateMember(
@@ -59,7 +61,7 @@ PRIVATE_MEMBERS = (
     PrivateMember(
         "Oracle", "_save_trial", "override",
         "KerasTuner writes `trial.json` in place; a kill mid-write left a file `reload` cannot "
-        "parse. `CheckedStateMixin._save_trial` writes it whole.",
+        "parse. `CheckedStateMixin._save_trial` (state_files.py) writes it whole.",
         ("Oracle.create_trial", "Oracle.update_trial", "Oracle.end_trial"),
     ),
     PrivateMember(

@@ -16,7 +16,8 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from tuners.state_files import DEFAULT_TRIAL_LEASE, CheckedStateMixin
+from tuners.state_files import CheckedStateMixin
+from tuners.trial_leases import DEFAULT_TRIAL_LEASE, TrialLeaseMixin
 from tuners.values import candidate_rewards
 
 __all__ = ["RewardOracle", "is_declared"]
@@ -41,7 +42,7 @@ def _check_count(n):
     return int(n)
 
 
-class RewardOracle(CheckedStateMixin, keras_tuner.Oracle):
+class RewardOracle(TrialLeaseMixin, CheckedStateMixin, keras_tuner.Oracle):
     """A KerasTuner `Oracle` that also takes rewards for architectures scored without trials.
 
     It keeps what such strategies share: the reward of a trial (its score, negated when the
@@ -50,7 +51,13 @@ class RewardOracle(CheckedStateMixin, keras_tuner.Oracle):
     weight-sharing protocol, each of which saves the oracle's state afterwards:
     `sample_candidates(n, record=True)`, `add_rewards(ids, rewards)` and
     `final_candidates(n)`. Its state is written whole and checksummed (see
-    `tuners.state_files`).
+    `tuners.state_files`), and a distributed search survives its processes (see
+    `tuners.trial_leases`).
+
+    The bases, in this order (the MRO): `TrialLeaseMixin` first decides whether a
+    `create_trial`, `update_trial` or `end_trial` counts (a trial handed on, a late report, a
+    worker told `IDLE`), then `CheckedStateMixin` records and saves what counts, then
+    `keras_tuner.Oracle` does the rest.
 
     A subclass implements `populate_space`, `get_state` / `set_state`, and the hooks:
     `_check_hp(hp)` (raise `ValueError` for a hyperparameter it cannot search),
@@ -124,7 +131,8 @@ class RewardOracle(CheckedStateMixin, keras_tuner.Oracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
-        self._init_checked_state(trial_lease, max_collisions)
+        self._init_trial_leases(trial_lease)
+        self._init_checked_state(max_collisions)
         if reward_fn is not None and not callable(reward_fn):
             raise ValueError(
                 f"`reward_fn` must be callable or None. Received: reward_fn={reward_fn!r}"

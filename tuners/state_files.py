@@ -37,23 +37,9 @@ carries them anyway); what the commit made durable is never lost.
 
 The mixin also keeps the bookkeeping that KerasTuner keeps privately, so that the oracles
 use only KerasTuner's public API: the hash of each trial's values (`values_hashes`, saved
-in the state; the duplicate check) and `max_collisions`. And it makes a distributed search
-(KerasTuner's chief and workers, see `docs/distributed.md`) survive its processes:
-
-- Trial leases. A trial whose worker has not reported (`create_trial`, `update_trial`,
-  `end_trial`) for `trial_lease` seconds is handed, under its own id and with its own
-  hyperparameters, to the next worker that asks for a trial. A worker restarted under its
-  old `KERASTUNER_TUNER_ID` gets its trial back, as in KerasTuner.
-- Counted once. The first `end_trial` of a trial ends it; a later `end_trial` or
-  `update_trial` of an ended trial (a worker whose trial was handed on, or an RPC sent
-  again after a chief restart) is ignored, with one warning.
-- Winding down. Once the budget is spent, a worker asking for a trial while other workers
-  still run one is told `IDLE` (it asks again shortly) instead of `STOPPED`: one of those
-  trials may still come back to it. A worker silent for `min(trial_lease, 30)` seconds with
-  no trial is dropped from `tuner_ids`, so the chief can exit.
-- A restarted chief keeps the trials that were running as running, with a fresh lease: a
-  worker that ran one across the restart reports it as usual (KerasTuner would queue it to
-  run again at once, so it would run twice).
+in the state; the duplicate check) and `max_collisions`. What makes a distributed search
+survive its processes (trial leases, results counted once, the wind-down, a restarted
+chief) is `tuners.trial_leases`.
 """
 
 import glob
@@ -61,7 +47,6 @@ import json
 import logging
 import os
 import re
-import time
 
 import keras_tuner
 import numpy as np
@@ -78,11 +63,10 @@ from nasnet_tf.io_utils import (
     remove_temporaries,
     set_aside,
 )
-from nasnet_tf.validators import positive_float, positive_int
+from nasnet_tf.validators import positive_int
 from tuners.values import values_hash
 
 __all__ = [
-    "DEFAULT_TRIAL_LEASE",
     "PREV_STATE_FILE",
     "CheckedStateMixin",
     "SearchStateError",
@@ -91,14 +75,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PREV_STATE_FILE = "oracle.prev.json"
-DEFAULT_TRIAL_LEASE = 3600.0  # seconds; KerasTuner's own RPC timeout (`oracle_client.TIMEOUT`)
 _TRIAL_DIR = re.compile(r"^trial_(.+)$")
 _STATE_KEY = "checked_state"
-_IDLE_WAIT_S = 0.2  # how long an `IDLE` answer waits: paces the workers polling for the end
-_STOP_GRACE_S = 30.0  # a worker silent this long with no trial is taken for gone
 _RUNNING = trial_module.TrialStatus.RUNNING
-_STOPPED = trial_module.TrialStatus.STOPPED
-_IDLE = trial_module.TrialStatus.IDLE
 
 
 class SearchStateError(CorruptFileError):
@@ -125,7 +104,9 @@ class CheckedStateMixin:
 
     Put it before `keras_tuner.Oracle` in the bases. The oracle's `save` calls
     `_write_oracle_state(self.get_state())` (after writing its companion files, if any, with
-    `checksum=True`); `_save_trial` and `reload` replace KerasTuner's. Subclasses may override:
+    `checksum=True`); `_save_trial` and `reload` replace KerasTuner's, and `create_trial` and
+    `end_trial` extend them (one save each, with the trial's values hash recorded). Subclasses
+    may override:
 
     - `_state_tmp_prefix`: the prefix of their temporary files (stray ones are removed).
     - `_companion_pattern`: a compiled regex matching their companion file names; those that
@@ -135,8 +116,10 @@ class CheckedStateMixin:
       `path` cannot be read (it may keep what it read for `set_state`).
     - `_recover_trial_values(trial_id)`: the hyperparameter values of a recorded trial, or
       `None` when the (already set) state cannot tell them.
+    - `_resume_running_trials()`: what `reload` does with the trials that were running
+      (KerasTuner's way: run them again; `tuners.trial_leases` keeps them on a chief).
 
-    Their `__init__` calls `_init_checked_state(trial_lease, max_collisions)` after
+    Their `__init__` calls `_init_checked_state(max_collisions)` after
     `keras_tuner.Oracle.__init__`; their `populate_space` checks draws with `is_tried`.
 
     Example:
@@ -163,19 +146,11 @@ class CheckedStateMixin:
     _lazy_save = False  # True while a save needs no `fsync` (see "Durability" above)
 
     # ------------------------------------------------------ own bookkeeping
-    def _init_checked_state(self, trial_lease=DEFAULT_TRIAL_LEASE, max_collisions=20):
-        """Checks and sets `trial_lease` (seconds, or `None`: never hand a trial on) and
-        `max_collisions` (draws of tried values in a row before the space counts as
-        exhausted, minus one), and empties the bookkeeping."""
-        self.trial_lease = (
-            None if trial_lease is None else positive_float(trial_lease, "trial_lease")
-        )
+    def _init_checked_state(self, max_collisions=20):
+        """Checks and sets `max_collisions` (draws of tried values in a row before the space
+        counts as exhausted, minus one), and empties the bookkeeping."""
         self.max_collisions = positive_int(max_collisions, "max_collisions", minimum=0)
         self._values_hashes = {}  # trial_id -> values_hash of its values (saved)
-        self._lease_seen = {}  # trial_id -> time.monotonic() of its last report (not saved)
-        self._tuner_seen = {}  # tuner_id -> time.monotonic() of its last call
-        self._idling = set()  # tuner ids told IDLE while the search winds down
-        self._space_exhausted = False
         self._defer_save = False
         self._lazy_save = False
 
@@ -204,97 +179,11 @@ class CheckedStateMixin:
         hashes = own["values_hashes"] if own else (state.get("id_to_hash") or {})
         self._values_hashes = {k: v for k, v in hashes.items() if v is not None}
 
-    # ------------------------------------------------- distributed search
-    def _is_chief(self):
-        # KerasTuner's own test (`keras_tuner.src.distribute.utils.is_chief_oracle`).
-        return "KERASTUNER_ORACLE_IP" in os.environ and "chief" in os.environ.get(
-            "KERASTUNER_TUNER_ID", ""
-        )
-
-    def _owner_of(self, trial_id):
-        for tuner_id, trial in self.ongoing_trials.items():
-            if trial.trial_id == trial_id:
-                return tuner_id
-        return None
-
-    def _heard_from(self, trial_id, now):
-        owner = self._owner_of(trial_id)
-        if owner is not None:
-            self._lease_seen[trial_id] = now
-            self._tuner_seen[owner] = now
-
-    def _stop_grace(self):
-        return min(self.trial_lease, _STOP_GRACE_S)
-
-    def _reclaim(self, asker, now):
-        """Hands on the trials whose lease ran out; drops workers that went silent."""
-        if self.trial_lease is None:
-            return
-        for owner, trial in list(self.ongoing_trials.items()):
-            if owner == asker:
-                continue
-            seen = self._lease_seen.setdefault(trial.trial_id, now)
-            if now - seen <= self.trial_lease:
-                continue
-            del self.ongoing_trials[owner]
-            self._lease_seen.pop(trial.trial_id, None)
-            self.tuner_ids.discard(owner)
-            if trial.trial_id not in self._retry_queue:
-                self._retry_queue.append(trial.trial_id)
-            logger.warning(
-                "Trial %s: worker %r has not reported for %.0f s (`trial_lease`); the trial "
-                "goes to the next worker that asks, under the same id. A report from %r for "
-                "it is taken only until the trial ends.",
-                trial.trial_id, owner, now - seen, owner,
-            )  # fmt: skip
-        owners = set(self.ongoing_trials)
-        for other in list(self.tuner_ids):
-            seen = self._tuner_seen.get(other, now)
-            if other != asker and other not in owners and now - seen > self._stop_grace():
-                self.tuner_ids.discard(other)
-                self._idling.discard(other)
-
-    def _others_may_need(self, asker, now):
-        """Whether a worker asking once the budget is spent should wait (`IDLE`)."""
-        if self.trial_lease is None:
-            return False  # KerasTuner's behaviour: `STOPPED`.
-        if any(owner != asker for owner in self.ongoing_trials):
-            return True  # Their trial may still come back to it.
-        # A worker between trials asks for its next one at once; one silent for longer is
-        # dropped by `_reclaim`. Workers already waiting are not waited for.
-        for other in self.tuner_ids - {asker} - self._idling:
-            if now - self._tuner_seen.get(other, now) <= self._stop_grace():
-                return True
-        return False
-
-    def _idle(self, tuner_id):
-        self._idling.add(tuner_id)
-        self.tuner_ids.add(tuner_id)
-        time.sleep(_IDLE_WAIT_S)  # A worker told IDLE asks again at once.
-        return trial_module.Trial(self.hyperparameters.copy(), trial_id="idle", status=_IDLE)
-
+    # ------------------------------------------------------ trials
     @keras_tuner.synchronized
     def create_trial(self, tuner_id):
-        """Creates a trial as KerasTuner does, first handing on the trials whose worker went
-        silent for `trial_lease` seconds, and answers `IDLE` rather than `STOPPED` while the
-        search winds down and another worker's trial may still come back."""
-        now = time.monotonic()
-        self._tuner_seen[tuner_id] = now
-        self._idling.discard(tuner_id)
-        self._reclaim(tuner_id, now)
-        if tuner_id in self.ongoing_trials:  # A worker restarted under its id: its trial.
-            trial = self.ongoing_trials[tuner_id]
-            self._lease_seen[trial.trial_id] = now
-            return trial
-        spent = bool(self.max_trials) and len(self.trials) >= self.max_trials
-        if (spent or self._space_exhausted) and not self._retry_queue:
-            if self._others_may_need(tuner_id, now):
-                return self._idle(tuner_id)
-            if self._space_exhausted:  # Drawing again would only feed more repeats.
-                self.tuner_ids.discard(tuner_id)
-                return trial_module.Trial(
-                    self.hyperparameters.copy(), trial_id="stopped", status=_STOPPED
-                )
+        """Creates a trial as KerasTuner does, recording the hash of its values, and saves the
+        state once (not synced: see "Durability" above)."""
         # KerasTuner saves inside `create_trial`; save once, with the trial's hash recorded.
         self._defer_save = True
         try:
@@ -303,34 +192,12 @@ class CheckedStateMixin:
             self._defer_save = False
         if trial.status == _RUNNING:
             self._values_hashes[trial.trial_id] = values_hash(trial.hyperparameters.values)
-            self._lease_seen[trial.trial_id] = time.monotonic()  # from when it is handed out
-        elif trial.status == _STOPPED and not spent:
-            self._space_exhausted = True
-            if self._others_may_need(tuner_id, now):
-                trial = self._idle(tuner_id)
         # Not a commit point: a start lost to a power cut is drawn (or handed out) again.
         self._lazy_save = True
         try:
             self.save()
         finally:
             self._lazy_save = False
-        return trial
-
-    def _ended(self, trial_id):
-        return trial_id in self.end_order and self._owner_of(trial_id) is None
-
-    @keras_tuner.synchronized
-    def update_trial(self, trial_id, metrics, step=0):
-        """Records a trial's metrics as KerasTuner does (renewing its lease); a report for a
-        trial that has ended already is ignored, with a warning."""
-        if self._ended(trial_id):
-            logger.warning(
-                "Trial %s has ended already; a late `update_trial` for it (from a worker "
-                "whose trial was handed on, or sent again) is ignored.", trial_id,
-            )  # fmt: skip
-            return self.trials[trial_id]
-        trial = super().update_trial(trial_id, metrics, step=step)
-        self._heard_from(trial_id, time.monotonic())
         return trial
 
     # ------------------------------------------------------------------ hooks
@@ -350,22 +217,9 @@ class CheckedStateMixin:
     @keras_tuner.synchronized
     def end_trial(self, trial):
         """Ends the trial as KerasTuner does, then hands the ended trials to the strategy
-        (`_take_ended_trials`: a reward for the controller, a member for the population).
-
-        The first `end_trial` of a trial counts: a later one (a worker whose trial was handed
-        on, or an RPC sent again after a chief restart) is ignored, with a warning. A trial
-        handed on but not yet taken by another worker is ended by its first worker's report.
-        """
+        (`_take_ended_trials`: a reward for the controller, a member for the population) and
+        saves the state (a commit: see "Durability" above)."""
         trial_id = trial.trial_id
-        if self._ended(trial_id):
-            logger.warning(
-                "Trial %s has ended already; a late `end_trial` for it (from a worker whose "
-                "trial was handed on, or sent again) is ignored: its result counts once.",
-                trial_id,
-            )
-            return
-        if self._owner_of(trial_id) is None and trial_id in self._retry_queue:
-            self._retry_queue.remove(trial_id)  # Handed on, but nobody took it yet.
         # KerasTuner saves inside `end_trial`; save once, after the strategy took the trial,
         # so that no `oracle.json` shows a trial ended but not taken.
         self._defer_save = True
@@ -377,7 +231,6 @@ class CheckedStateMixin:
             ended = self.trials.get(trial_id)
             if ended is not None:
                 self._values_hashes[trial_id] = values_hash(ended.hyperparameters.values)
-            self._lease_seen.pop(trial_id, None)
             self._take_ended_trials()
             self.save()
 
@@ -628,16 +481,12 @@ class CheckedStateMixin:
         if path == current and not os.path.exists(prev):
             self._sf_prev_companions = ()
 
-        if self._is_chief() and self.trial_lease is not None:
-            # A restarted chief: the workers may still run their trials (they wait for the
-            # chief to come back); each has `trial_lease` seconds from now to report.
-            now = time.monotonic()
-            for tuner_id, trial in self.ongoing_trials.items():
-                self._lease_seen[trial.trial_id] = now
-                self._tuner_seen[tuner_id] = now
-                self.tuner_ids.add(tuner_id)
-            return
-        # As KerasTuner: the trials that were running are run again.
+        self._resume_running_trials()
+
+    def _resume_running_trials(self):
+        """At reload, after the state is set: the trials that were running are run again, as
+        KerasTuner does (`tuners.trial_leases.TrialLeaseMixin` keeps them running instead on a
+        restarted chief)."""
         for _, trial in self.ongoing_trials.items():
             self._retry_queue.append(trial.trial_id)
         self.ongoing_trials = {}

@@ -118,26 +118,23 @@ class NASNetCell(layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        genotype = CellGenotype.from_value(genotype)
-        bn_momentum = validators.momentum(bn_momentum)
-        filters = validators.positive_int(filters, "filters")
-        drop_path_keep_prob = validators.probability(drop_path_keep_prob, "drop_path_keep_prob")
-        total_cells = validators.positive_int(total_cells, "total_cells")
+        # Each check returns its value normalised (an int, a float), stored as it is.
+        self.genotype = CellGenotype.from_value(genotype)
+        self.bn_momentum = validators.momentum(bn_momentum)
+        self.filters = validators.positive_int(filters, "filters")
+        self.drop_path_keep_prob = validators.probability(
+            drop_path_keep_prob, "drop_path_keep_prob")
+        self.total_cells = validators.positive_int(total_cells, "total_cells")
         if isinstance(cell_index, bool) or not isinstance(cell_index, int) or not (
-            0 <= cell_index < total_cells
+            0 <= cell_index < self.total_cells
         ):
             raise ValueError(
                 "`cell_index` must be in [0, total_cells). "
-                f"Received: cell_index={cell_index}, total_cells={total_cells}"
+                f"Received: cell_index={cell_index}, total_cells={self.total_cells}"
             )
-        self.genotype = genotype
-        self.filters = filters
-        self.reduction = bool(reduction)
-        self.drop_path_keep_prob = float(drop_path_keep_prob)
         self.cell_index = cell_index
-        self.total_cells = total_cells
+        self.reduction = bool(reduction)
         self.seed = seed
-        self.bn_momentum = float(bn_momentum)
         self.sync_batch_norm = bool(sync_batch_norm)
         self.seed_generator = (
             keras.random.SeedGenerator(seed) if self.drop_path_keep_prob < 1.0 else None

@@ -278,7 +278,7 @@ def as_genotype(genotype, cls=Genotype, *, strings="path", default=None):
         cls: `Genotype` or `nasnet_tf.LayerwiseGenotype` (a `JSONGenotype`).
         strings: `"path"`, a string is the path of a JSON file holding the genotype's dict
             (or, as a search's result files do, an object whose `"genotype"` entry is it);
-            `"json"`, a string is the genotype's JSON text.
+            `"json"`, a string is the genotype's JSON text; `None`, strings are refused.
         default: what `None` gives; `None` accepts no `None`.
 
     Returns:
@@ -299,8 +299,11 @@ def as_genotype(genotype, cls=Genotype, *, strings="path", default=None):
         return cls.from_dict(genotype)
     if strings == "json" and isinstance(genotype, str):
         return cls.from_json(genotype)
-    accepted = (f"`genotype` must be a `{cls.__name__}`, its dict or "
-                f"{'its JSON string' if strings == 'json' else 'the path of its JSON file'}.")
+    if strings is None:
+        accepted = f"`genotype` must be a `{cls.__name__}` or its dict."
+    else:
+        accepted = (f"`genotype` must be a `{cls.__name__}`, its dict or "
+                    f"{'its JSON string' if strings == 'json' else 'the path of its JSON file'}.")
     if strings == "path" and isinstance(genotype, (str, os.PathLike)):
         path = os.fspath(genotype)
         if not os.path.isfile(path):

@@ -15,6 +15,7 @@ re-exported here for compatibility.
 import keras_tuner
 
 from nasnet_tf import validators
+from nasnet_tf.genotype import as_genotype
 from nasnet_tf.layerwise import (
     FILTER_SIZES,
     NUM_FILTERS,
@@ -125,13 +126,7 @@ class LayerwiseSearchSpace:
 
     def encode(self, genotype):
         """The hyperparameter values of `genotype` (a `LayerwiseGenotype` or its dict)."""
-        if isinstance(genotype, dict):
-            genotype = LayerwiseGenotype.from_dict(genotype)
-        if not isinstance(genotype, LayerwiseGenotype):
-            raise ValueError(
-                "`genotype` must be a `LayerwiseGenotype` or its dict. "
-                f"Received: genotype={genotype!r}"
-            )
+        genotype = as_genotype(genotype, LayerwiseGenotype, strings=None)
         if genotype.num_layers != self.num_layers:
             raise ValueError(
                 f"The genotype has {genotype.num_layers} layers but the space has "

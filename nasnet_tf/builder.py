@@ -2,6 +2,7 @@
 
 import os
 
+from nasnet_tf import validators
 from nasnet_tf.genotype import NASNET_A, as_genotype
 from nasnet_tf.model import NASNet
 from nasnet_tf.presets import get_preset
@@ -79,19 +80,12 @@ def build_nasnet(
     (None, 10)
     """
     config = get_preset(preset)
-    overrides = {
-        "num_cells": num_cells,
-        "penultimate_filters": penultimate_filters,
-        "stem": stem,
-        "stem_multiplier": stem_multiplier,
-        "skip_reduction": skip_reduction,
-        "auxiliary_head": auxiliary_head,
-        "drop_path_keep_prob": drop_path_keep_prob,
-        "dense_dropout_keep_prob": dense_dropout_keep_prob,
-        "input_shape": input_shape,
-        "classes": classes,
-    }
-    config.update({k: v for k, v in overrides.items() if v is not _UNSET})
+    config.update(validators.given(
+        _UNSET, num_cells=num_cells, penultimate_filters=penultimate_filters, stem=stem,
+        stem_multiplier=stem_multiplier, skip_reduction=skip_reduction,
+        auxiliary_head=auxiliary_head, drop_path_keep_prob=drop_path_keep_prob,
+        dense_dropout_keep_prob=dense_dropout_keep_prob, input_shape=input_shape, classes=classes,
+    ))
     if not include_top:
         config["auxiliary_head"] = False
     model = NASNet(

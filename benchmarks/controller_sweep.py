@@ -28,7 +28,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tuners.controller import Controller  # noqa: E402
-from tuners.controller_oracle import decision_values, default_update_every  # noqa: E402
+from tuners.controller_oracle import default_update_every  # noqa: E402
+from tuners.decisions import decision_values  # noqa: E402
 from tuners.nasnet_space import NASNetSearchSpace  # noqa: E402
 
 NOISE = 0.05

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from tuners.controller import CONTROLLER_SETTINGS, PRESETS, Controller
-from tuners.controller_oracle import decision_values, default_update_every
+from tuners.controller_oracle import default_update_every
+from tuners.decisions import decision_values
 from tuners.nasnet_space import NASNetSearchSpace
 
 CHOICES = [3, 4, 2, 5]  # 120 sequences: chance of any one of them is 1/120.

@@ -27,7 +27,8 @@ from _oracle_toy import (
     toy_score,
 )
 
-from tuners.controller_oracle import ControllerOracle, decision_values, nearest_untried
+from tuners.controller_oracle import ControllerOracle
+from tuners.decisions import decision_values, nearest_untried
 from tuners.state_files import json_default
 
 TOY = pathlib.Path(__file__).with_name("_oracle_toy.py")

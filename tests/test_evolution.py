@@ -14,7 +14,7 @@ import pytest
 from _evolution_toy import NAMES, ToyHyperModel, ToyTuner, make_tuner, toy_score
 
 from nasnet_tf.io_utils import atomic_write
-from tuners.controller_oracle import decision_values
+from tuners.decisions import decision_values
 from tuners.estimation import PerformanceEstimator
 from tuners.evolution import EvolutionOracle, mutation_kind
 from tuners.nas_tuner import NASNetTuner

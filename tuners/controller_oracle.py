@@ -21,7 +21,7 @@ file (which is kept too): when `oracle.json` or its `.npz` is damaged, the searc
 that pair with one warning (see `tuners.state_files`).
 """
 
-import itertools
+import inspect
 import json
 import logging
 import math
@@ -30,7 +30,6 @@ import re
 import warnings
 
 import numpy as np
-from keras_tuner.engine import hyperparameters as hp_module
 from keras_tuner.engine import trial as trial_module
 
 from nasnet_tf.io_utils import CorruptFileError, check_file, first_line
@@ -41,35 +40,19 @@ from tuners.controller import (
     config_from_saved,
     validate_settings,
 )
+from tuners.decisions import nearest_untried, space_size
 from tuners.reward_oracle import RewardOracle
 from tuners.state_files import json_default
-from tuners.trial_leases import DEFAULT_TRIAL_LEASE
 from tuners.values import values_hash
 
 logger = logging.getLogger(__name__)
 
-MAX_CHOICES = 1024  # Larger heads mean an unstepped numeric range; refuse rather than guess.
 _STATE_KEY = "controller_oracle"
 _TMP_PREFIX = ".controller_oracle_tmp_"
 _CONTROLLER_FILE = re.compile(r"controller_\d{6,}\.npz")
 _SPLICE_MARK = "\u0000controller_oracle:%s\u0000"  # stands for a list in the state text
-
-
-def kept_seed(seed, oracle):
-    """The seed of an oracle's own draws: `seed` as the user gave it, 0 included; for `None`,
-    the one KerasTuner drew (`oracle.seed`).
-
-    KerasTuner's oracles take a seed of 0, like `None`, for "no seed" and draw a random one
-    into `seed` (`seed or random.randint(...)`); this is the one place that keeps the user's 0.
-
-    Example:
-
-    >>> import types
-    >>> oracle = types.SimpleNamespace(seed=4321)  # as KerasTuner drew it
-    >>> kept_seed(0, oracle), kept_seed(None, oracle)
-    (0, 4321)
-    """
-    return seed if seed is not None else getattr(oracle, "seed", None)
+# The arguments `**kwargs` passes to `RewardOracle`; the others are `Controller` arguments.
+_BASE_ARGS = frozenset(inspect.signature(RewardOracle).parameters)
 
 
 def default_update_every(max_trials):
@@ -89,146 +72,6 @@ def default_update_every(max_trials):
     if max_trials is None:
         return 4
     return int(min(20, max(4, max_trials // 40)))
-
-
-def _hp_kind(hp):
-    return type(hp).__name__
-
-
-def decision_values(hp):
-    """The values a tunable hyperparameter can take, as a tuple, or `None` for `Fixed`.
-
-    Args:
-        hp: a KerasTuner hyperparameter.
-
-    Returns:
-        A tuple of values (the decision's choices, in order), or `None` when `hp` is not a
-        decision (`Fixed`).
-
-    Raises:
-        ValueError: for a hyperparameter the controller cannot model (a `Float` or log-sampled
-            `Int` without `step`, more than `MAX_CHOICES` values, a conditional one, or an
-            unknown type).
-    """
-    if hp.conditions:
-        raise ValueError(
-            "ControllerOracle does not support conditional hyperparameters (declared inside "
-            "`hp.conditional_scope`): the controller emits one fixed sequence of decisions. "
-            f"Received: {hp!r} with conditions {hp.conditions}"
-        )
-    if isinstance(hp, hp_module.Fixed):
-        return None
-    if isinstance(hp, hp_module.Boolean):
-        return (False, True)
-    if isinstance(hp, hp_module.Choice):
-        values = tuple(hp.values)
-    elif isinstance(hp, (hp_module.Int, hp_module.Float)):
-        if hp.step is None:
-            raise ValueError(
-                f"ControllerOracle needs a finite set of values; {_hp_kind(hp)} "
-                f"'{hp.name}' has no `step`. Accepted: Choice, Boolean, Fixed, Int (linear, or "
-                f"log/reverse_log with a step) and Float with a step. Received: {hp!r}"
-            )
-        # A stepped range's `values` is lazy: read one past the limit, never the whole range.
-        values = tuple(itertools.islice(hp.values, MAX_CHOICES + 1))
-        if len(values) > MAX_CHOICES:
-            raise ValueError(
-                f"{_hp_kind(hp)} '{hp.name}' has more than {MAX_CHOICES} values; "
-                f"ControllerOracle accepts at most {MAX_CHOICES} per hyperparameter (use a "
-                f"larger `step`). Received: {hp!r}"
-            )
-        if isinstance(hp, hp_module.Int):
-            values = tuple(dict.fromkeys(int(round(v)) for v in values))
-        else:
-            values = tuple(float(v) for v in values)
-    else:
-        raise ValueError(
-            f"ControllerOracle supports Choice, Boolean, Fixed, stepped Int and stepped Float "
-            f"hyperparameters. Received: {hp!r} of type {_hp_kind(hp)}"
-        )
-    if len(values) > MAX_CHOICES:
-        raise ValueError(
-            f"{_hp_kind(hp)} '{hp.name}' has {len(values)} values; ControllerOracle accepts at "
-            f"most {MAX_CHOICES} per hyperparameter. Received: {hp!r}"
-        )
-    return values
-
-
-def index_of(options, value):
-    """The index of `value` among a decision's `options` (same type first, then `==`), or
-    `None` when it is not one of them.
-
-    Example:
-
-    >>> index_of((0, 1, 2), 2), index_of((False, True), 1), index_of(("a",), "b")
-    (2, 1, None)
-    """
-    for i, option in enumerate(options):
-        if type(option) is type(value) and option == value:
-            return i
-    for i, option in enumerate(options):
-        if option == value:
-            return i
-    return None
-
-
-def space_size(num_choices):
-    """How many configurations a sequence of decisions has: the product of their numbers of
-    choices, as an exact Python int (never enumerated).
-
-    Example:
-
-    >>> space_size([3, 2, 5]), space_size([8] * 40) == 8**40, space_size([])
-    (30, True, 1)
-    """
-    return math.prod(int(k) for k in num_choices)
-
-
-def nearest_untried(start, num_choices, is_untried):
-    """The untried configurations nearest to `start`, fewest decisions changed first.
-
-    Searches rings of growing Hamming distance around `start` (itself, then every change of
-    one decision, then of two, ...) and returns the first ring's configurations for which
-    `is_untried` holds, in a fixed order. A ring is only built once every configuration of
-    the one before was tried, so the work is bounded by the tried configurations near
-    `start`; only when nearly all of a small space is tried does it cover the whole space.
-
-    Args:
-        start: a sequence of decision indices.
-        num_choices: the number of choices of each decision.
-        is_untried: callable `tuple of indices -> bool`.
-
-    Returns:
-        A list of tuples of decision indices; empty when every configuration is tried.
-
-    Example:
-
-    >>> tried = {(0, 0), (0, 1), (1, 0)}
-    >>> nearest_untried((0, 0), [2, 3], lambda d: d not in tried)
-    [(0, 2)]
-    >>> nearest_untried((0, 0), [2, 2], lambda d: d not in tried)
-    [(1, 1)]
-    """
-    start = tuple(int(d) for d in start)
-    if is_untried(start):
-        return [start]
-    seen, ring = {start}, [start]
-    while ring:
-        outer = []
-        for config in ring:
-            for i, k in enumerate(num_choices):
-                for choice in range(int(k)):
-                    if choice == config[i]:
-                        continue
-                    neighbour = config[:i] + (choice,) + config[i + 1 :]
-                    if neighbour not in seen:
-                        seen.add(neighbour)
-                        outer.append(neighbour)
-        found = [config for config in outer if is_untried(config)]
-        if found:
-            return found
-        ring = outer
-    return []
 
 
 class _EncodedList:
@@ -321,15 +164,15 @@ class ControllerOracle(RewardOracle):
             20) or, under `"default"`, to `default_update_every(max_trials)`.
         failure_reward: float, the reward of a failed or invalid trial, or `None` (default)
             for "the worst real reward so far minus a margin" (see above).
-        reward_fn: optional callable `trial -> float` giving the reward of a completed trial.
-        seed: int or None, seeds the controller (its weights and its draws).
-        allow_new_entries, tune_new_entries, max_retries_per_trial,
-        max_consecutive_failed_trials, trial_lease, max_collisions: as for
-            `tuners.reward_oracle.RewardOracle`.
-        rescore_repeats: bool, hand out draws of values already tried as new trials (see
-            "Repeats" above). Defaults to False.
-        **controller_kwargs: further `Controller` arguments (`embedding_dim`, `clip_epsilon`,
-            `ppo_epochs`, `normalize_advantages`, `logit_clip`, `temperature`, `max_kl`).
+        **kwargs: the arguments of `tuners.reward_oracle.RewardOracle`: `reward_fn`
+            (optional callable `trial -> float` giving the reward of a completed trial),
+            `seed` (int or None, seeds the controller: its weights and its draws),
+            `rescore_repeats` (bool, hand out draws of values already tried as new trials, see
+            "Repeats" above; defaults to False), `allow_new_entries`, `tune_new_entries`,
+            `max_retries_per_trial`, `max_consecutive_failed_trials`, `trial_lease`,
+            `max_collisions`; and further `Controller` arguments (`embedding_dim`,
+            `clip_epsilon`, `ppo_epochs`, `normalize_advantages`, `logit_clip`, `temperature`,
+            `max_kl`).
 
     Example:
 
@@ -364,30 +207,11 @@ class ControllerOracle(RewardOracle):
         baseline_decay=None,
         update_every=None,
         failure_reward=None,
-        reward_fn=None,
-        seed=None,
-        allow_new_entries=True,
-        tune_new_entries=True,
-        max_retries_per_trial=0,
-        max_consecutive_failed_trials=3,
-        trial_lease=DEFAULT_TRIAL_LEASE,
-        max_collisions=20,
-        rescore_repeats=False,
-        **controller_kwargs,
+        **kwargs,
     ):
+        controller_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k not in _BASE_ARGS}
         super().__init__(
-            objective=objective,
-            max_trials=max_trials,
-            hyperparameters=hyperparameters,
-            reward_fn=reward_fn,
-            seed=seed,
-            allow_new_entries=allow_new_entries,
-            tune_new_entries=tune_new_entries,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-            trial_lease=trial_lease,
-            max_collisions=max_collisions,
-            rescore_repeats=rescore_repeats,
+            objective=objective, max_trials=max_trials, hyperparameters=hyperparameters, **kwargs
         )
         if not isinstance(preset, str) or preset not in PRESETS:
             raise ValueError(
@@ -433,7 +257,7 @@ class ControllerOracle(RewardOracle):
             **controller_kwargs,
         )
         # Fail on bad controller settings now, not at the first trial.
-        validate_settings(**self._controller_kwargs, seed=seed)
+        validate_settings(**self._controller_kwargs, seed=self._kept_seed)
         if not derived and self.max_trials and self.max_trials / update_every < 5:
             warnings.warn(
                 f"ControllerOracle: update_every={update_every} gives the controller "
@@ -443,7 +267,7 @@ class ControllerOracle(RewardOracle):
                 "updates' worth of trials.",
                 stacklevel=2,
             )
-        self._controller_seed = kept_seed(seed, self)
+        self._controller_seed = self._kept_seed
         self.controller = None
         self._specs = []  # [(name, values)] of the decisions, in the space's order.
         self._signature = None
@@ -463,20 +287,9 @@ class ControllerOracle(RewardOracle):
         self._encoded = {"rewards": _EncodedList(), "history": _EncodedList()}
 
     # ----------------------------------------------------------------- the space
-    def _check_hp(self, hp):
-        decision_values(hp)  # refuses what the controller cannot model
-
-    def _decision_specs(self):
-        specs = []
-        for hp in self.hyperparameters.space:
-            values = decision_values(hp)
-            if values is not None and len(values) > 1:
-                specs.append((hp.name, values))
-        return specs
-
     def _ensure_controller(self):
         """Builds (or, if the space changed, rebuilds) the controller for the current space."""
-        specs = self._decision_specs()
+        specs = self._decisions()
         signature = [[name, len(values)] for name, values in specs]
         if self.controller is not None and signature == self._signature:
             self._specs = specs
@@ -511,12 +324,11 @@ class ControllerOracle(RewardOracle):
     def _values_for(self, decisions):
         chosen = {name: values[d] for (name, values), d in zip(self._specs, decisions)}
         values = {}
-        for hp in self.hyperparameters.space:
+        for hp, options in self._options():
             if hp.name in chosen:
                 values[hp.name] = chosen[hp.name]
             else:
-                candidates = decision_values(hp)
-                values[hp.name] = hp.value if candidates is None else candidates[0]
+                values[hp.name] = hp.value if options is None else options[0]
         return values
 
     def _ended_trials_by_hash(self):
@@ -785,7 +597,7 @@ class ControllerOracle(RewardOracle):
         self._signature = own["signature"]
         self._controller_version = own["controller_version"]
         self.controller = None
-        self._specs = self._decision_specs()
+        self._specs = self._decisions()
         if own["controller"] is not None:
             self.controller = Controller(**config_from_saved(own["controller"]["config"]))
             path = os.path.join(self._project_dir, own["controller_file"])
@@ -795,11 +607,9 @@ class ControllerOracle(RewardOracle):
         self._loaded_arrays = {}
         self._reward_ended_trials()
 
-    def save(self):
-        """Writes the controller arrays (if changed), then `oracle.json`, each whole and
-        checksummed (see `tuners.state_files`)."""
-        if self._defer_save:
-            return
+    def _save_companions(self):
+        """Writes the controller arrays, when they changed since the last save (`save`, see
+        `RewardOracle.save`, then writes `oracle.json`, which names them)."""
         if (
             self.controller is not None
             and self._saved_controller_version != self._controller_version
@@ -814,7 +624,6 @@ class ControllerOracle(RewardOracle):
                 lambda f: np.savez(f, **arrays),
                 suffix=".npz",
             )
-        self._write_oracle_state(self.get_state())
         self._saved_controller_version = self._controller_version
 
     # The `CheckedStateMixin` hooks.

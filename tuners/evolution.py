@@ -21,10 +21,9 @@ import numpy as np
 from keras_tuner.engine import trial as trial_module
 
 from nasnet_tf.validators import positive_int
-from tuners.controller_oracle import decision_values, index_of, kept_seed, nearest_untried
+from tuners.decisions import index_of, nearest_untried
 from tuners.nasnet_space import parse_hp_name
 from tuners.reward_oracle import RewardOracle
-from tuners.trial_leases import DEFAULT_TRIAL_LEASE
 from tuners.values import values_hash
 
 __all__ = ["EvolutionOracle", "mutation_kind"]
@@ -58,14 +57,6 @@ def mutation_kind(name):
     """
     parsed = parse_hp_name(name)
     return _FIELD_KIND[parsed[2]] if parsed else "hyperparameter"
-
-
-def _checked_values(hp):
-    try:
-        return decision_values(hp)
-    except ValueError as error:
-        # `decision_values` words its errors for the controller; the limits are the same.
-        raise ValueError(str(error).replace("ControllerOracle", "EvolutionOracle")) from None
 
 
 class EvolutionOracle(RewardOracle):
@@ -136,35 +127,30 @@ class EvolutionOracle(RewardOracle):
             Defaults to 5.
         identity_prob: float in [0, 1), the chance that a child is its parent unchanged.
             Defaults to 0.0.
-        reward_fn: optional callable `trial -> float` giving the reward of a completed trial
-            (higher is better).
-        seed: int or None, seeds the evolution's `np.random.default_rng` (0 is kept as 0).
-        allow_new_entries, tune_new_entries, max_retries_per_trial,
-        max_consecutive_failed_trials, trial_lease, max_collisions: as for
-            `tuners.reward_oracle.RewardOracle`.
-        rescore_repeats: bool, hand out children of values already tried as new trials (see
-            "Repeats" above). Defaults to False.
         children_per_batch: int, the most new children in one `sample_candidates(n)` batch
             once the population is full; the rest of the batch re-scores members. Defaults
             to `max(1, population_size // 4)`.
+        **kwargs: the arguments of `tuners.reward_oracle.RewardOracle`: `reward_fn`
+            (optional callable `trial -> float` giving the reward of a completed trial,
+            higher is better), `seed` (int >= 0 or None, seeds the evolution's
+            `np.random.default_rng`; 0 is kept as 0), `rescore_repeats` (bool, hand out
+            children of values already tried as new trials, see "Repeats" above; defaults to
+            False), `allow_new_entries`, `tune_new_entries`, `max_retries_per_trial`,
+            `max_consecutive_failed_trials`, `trial_lease`, `max_collisions`.
 
     Example:
 
     ```python
-    import keras_tuner
+    from tuners import NASNetTuner
 
-    class Toy(keras_tuner.Tuner):
-        def run_trial(self, trial, *args, **kwargs):
-            hp = trial.hyperparameters
-            return {"score": float(hp.Choice("a", [1, 2, 3]) + hp.Int("b", 0, 8, step=2))}
-
-    oracle = EvolutionOracle(
-        objective=keras_tuner.Objective("score", "max"), max_trials=10, population_size=4,
-        sample_size=2, seed=0)
-    tuner = Toy(oracle=oracle, directory="/tmp/toy_evolution", overwrite=True)
-    tuner.search(verbose=0)
+    oracle = EvolutionOracle(objective="val_accuracy", max_trials=40, population_size=8,
+                             sample_size=2, seed=0)
+    tuner = NASNetTuner(oracle=oracle, num_blocks=2, num_cells=1, penultimate_filters=24,
+                        input_shape=(8, 8, 3), classes=4, directory="/tmp/nas_evolution",
+                        overwrite=True)
+    tuner.search(x, y, validation_data=(x_val, y_val), epochs=1, verbose=0)
     print([m["id"] for m in oracle.population], oracle.history[-1]["mutation"])
-    print(tuner.get_best_hyperparameters()[0].values)
+    print(tuner.get_best_genotypes(1)[0])
     ```
     """
 
@@ -177,30 +163,11 @@ class EvolutionOracle(RewardOracle):
         population_size=20,
         sample_size=5,
         identity_prob=0.0,
-        reward_fn=None,
-        seed=None,
-        allow_new_entries=True,
-        tune_new_entries=True,
-        max_retries_per_trial=0,
-        max_consecutive_failed_trials=3,
-        trial_lease=DEFAULT_TRIAL_LEASE,
-        max_collisions=20,
-        rescore_repeats=False,
         children_per_batch=None,
+        **kwargs,
     ):
         super().__init__(
-            objective=objective,
-            max_trials=max_trials,
-            hyperparameters=hyperparameters,
-            reward_fn=reward_fn,
-            seed=seed,
-            allow_new_entries=allow_new_entries,
-            tune_new_entries=tune_new_entries,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-            trial_lease=trial_lease,
-            max_collisions=max_collisions,
-            rescore_repeats=rescore_repeats,
+            objective=objective, max_trials=max_trials, hyperparameters=hyperparameters, **kwargs
         )
         positive_int(population_size, "population_size")
         positive_int(sample_size, "sample_size")
@@ -219,7 +186,8 @@ class EvolutionOracle(RewardOracle):
                 "`identity_prob` must be a number in [0, 1). "
                 f"Received: identity_prob={identity_prob!r}"
             )
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        seed = self._kept_seed  # the user's (KerasTuner's draw for None: an int >= 1)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"`seed` must be an int >= 0 or None. Received: seed={seed!r}")
         if children_per_batch is None:
             children_per_batch = max(1, population_size // 4)
@@ -228,7 +196,7 @@ class EvolutionOracle(RewardOracle):
         self.population_size = population_size
         self.sample_size = sample_size
         self.identity_prob = float(identity_prob)
-        self._evolution_seed = kept_seed(seed, self)
+        self._evolution_seed = seed
         self._rng = np.random.default_rng(self._evolution_seed)
         self._population = []  # [{"id", "reward", "values", "scored"}], oldest first
         self._history = []  # [{"id", "reward", "parent", "mutation", "source"}], in order
@@ -237,14 +205,7 @@ class EvolutionOracle(RewardOracle):
         # `_candidates`: candidate_id -> {"values", "parent", "mutation"} (+ "rescore").
         self._added = set()  # ended trial ids already handled (joined or failed)
 
-    def _check_hp(self, hp):
-        _checked_values(hp)  # refuses what evolution cannot mutate
-
     # ------------------------------------------------------------- sampling
-    def _options(self):
-        """[(hp, values or None)] for the space, in its order."""
-        return [(hp, _checked_values(hp)) for hp in self.hyperparameters.space]
-
     def _random_sample(self):
         values = {}
         for hp, options in self._options():
@@ -274,9 +235,8 @@ class EvolutionOracle(RewardOracle):
         if self.identity_prob and self._rng.random() < self.identity_prob:
             return values, {"kind": "identity"}
         groups = {}
-        for hp, options in self._options():
-            if options is not None and len(options) > 1:
-                groups.setdefault(mutation_kind(hp.name), []).append((hp.name, options))
+        for name, options in self._decisions():
+            groups.setdefault(mutation_kind(name), []).append((name, options))
         kinds = [kind for kind in _KINDS if kind in groups]
         if not kinds:
             return None
@@ -331,11 +291,7 @@ class EvolutionOracle(RewardOracle):
         """A configuration for which `is_new` holds, drawn among those nearest to `start`
         (`tuners.controller_oracle.nearest_untried`), or None when there is none in the space."""
         base = self._complete(start)
-        tunable = [
-            (hp.name, options)
-            for hp, options in self._options()
-            if options is not None and len(options) > 1
-        ]
+        tunable = self._decisions()
         origin = [index_of(options, base[name]) for name, options in tunable]
         origin = [0 if d is None else d for d in origin]  # a value the space no longer has
 
@@ -606,12 +562,6 @@ class EvolutionOracle(RewardOracle):
         # Only when the oracle has a project directory, i.e. is in a tuner.
         if getattr(self, "_directory", None) is not None:
             self.save()
-
-    def save(self):
-        """Writes `oracle.json` whole and checksummed (see `tuners.state_files`)."""
-        if self._defer_save:
-            return
-        self._write_oracle_state(self.get_state())
 
     # The `CheckedStateMixin` hooks.
     _state_tmp_prefix = _TMP_PREFIX

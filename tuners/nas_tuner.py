@@ -26,13 +26,12 @@ from nasnet_tf import build_nasnet, validators
 from nasnet_tf.io_utils import atomic_write, read_json, remove_temporaries
 from nasnet_tf.layerwise import build_layerwise_cnn
 from tuners.chief_worker import ReconnectingClient, is_worker
-from tuners.controller_oracle import kept_seed
 from tuners.estimation import Child, PerformanceEstimator, TrainAndEvaluate
 from tuners.final_selection import FinalSelection
 from tuners.layerwise_space import LayerwiseSearchSpace
 from tuners.listeners import check_listeners
 from tuners.nasnet_space import NASNetSearchSpace
-from tuners.reward_oracle import RewardOracle
+from tuners.reward_oracle import RewardOracle, kept_seed
 
 __all__ = [
     "LayerwiseHyperModel",

@@ -16,11 +16,12 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
+from tuners.decisions import decision_values
 from tuners.state_files import CheckedStateMixin
 from tuners.trial_leases import DEFAULT_TRIAL_LEASE, TrialLeaseMixin
 from tuners.values import candidate_rewards
 
-__all__ = ["RewardOracle", "is_declared"]
+__all__ = ["RewardOracle", "is_declared", "kept_seed", "shifted_seed"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,37 @@ def is_declared(hyperparameters, hp):
         other.name == hp.name and other.conditions == hp.conditions
         for other in hyperparameters.space
     )
+
+
+def kept_seed(seed, oracle):
+    """The seed of an oracle's own draws: `seed` as the user gave it, 0 included; for `None`,
+    the one KerasTuner drew (`oracle.seed`).
+
+    KerasTuner's oracles take a seed of 0, like `None`, for "no seed" and draw a random one
+    into `seed` (`seed or random.randint(...)`). This function and `shifted_seed` are the
+    library's one answer to that rule: its own oracles keep the user's 0 with `kept_seed`.
+
+    Example:
+
+    >>> import types
+    >>> oracle = types.SimpleNamespace(seed=4321)  # as KerasTuner drew it
+    >>> kept_seed(0, oracle), kept_seed(None, oracle)
+    (0, 4321)
+    """
+    return seed if seed is not None else getattr(oracle, "seed", None)
+
+
+def shifted_seed(seed):
+    """The seed to give one of KerasTuner's own oracles (e.g. `RandomSearchOracle`) so that
+    every seed is kept: `seed + 1` (KerasTuner takes 0 for "no seed", see `kept_seed`), or
+    `None` for `None`.
+
+    Example:
+
+    >>> shifted_seed(0), shifted_seed(41), shifted_seed(None)
+    (1, 42, None)
+    """
+    return None if seed is None else seed + 1
 
 
 def _check_count(n):
@@ -60,10 +92,13 @@ class RewardOracle(TrialLeaseMixin, CheckedStateMixin, keras_tuner.Oracle):
     `keras_tuner.Oracle` does the rest.
 
     A subclass implements `populate_space`, `get_state` / `set_state`, and the hooks:
-    `_check_hp(hp)` (raise `ValueError` for a hyperparameter it cannot search),
     `_draw_candidates(n, record)` (a list of `(record_entry, values)`),
     `_take_rewards(items)` (`items`: `(candidate_id, reward, record_entry)` tuples) and
-    `_final_candidates(n)` (a list of values dicts).
+    `_final_candidates(n)` (a list of values dicts); it may override `_check_hp(hp)` (by
+    default a hyperparameter must be a finite decision: `tuners.decisions`) and
+    `_save_companions()` (files its state names, written before `oracle.json`). The space
+    is read through `_options()` and `_decisions()`; the seed of the strategy's own draws is
+    `_kept_seed` (0 kept as 0: `kept_seed`).
 
     Args:
         objective: as for `keras_tuner.Oracle`.
@@ -147,11 +182,32 @@ class RewardOracle(TrialLeaseMixin, CheckedStateMixin, keras_tuner.Oracle):
         self._candidates = {}  # candidate id -> the subclass's record, awaiting a reward
         self._candidate_count = 0
         self._defer_save = False
+        # The seed of the strategy's own draws: the user's, 0 included (see `kept_seed`).
+        self._kept_seed = kept_seed(seed, self)
         self._check_space(self.hyperparameters)
 
     # ----------------------------------------------------------------- the space
+    def _decision_values(self, hp):
+        """`tuners.decisions.decision_values(hp)`, its errors naming this oracle's class."""
+        return decision_values(hp, type(self).__name__)
+
     def _check_hp(self, hp):
-        raise NotImplementedError
+        """Raises `ValueError` for a hyperparameter the strategy cannot search: one that is not
+        a finite decision (`tuners.decisions.decision_values`)."""
+        self._decision_values(hp)
+
+    def _options(self):
+        """`[(hp, values or None)]` for the space, in its order (`None` for a `Fixed` one)."""
+        return [(hp, self._decision_values(hp)) for hp in self.hyperparameters.space]
+
+    def _decisions(self):
+        """`[(name, values)]` of the space's decisions (the hyperparameters with two values
+        or more), in its order."""
+        return [
+            (hp.name, values)
+            for hp, values in self._options()
+            if values is not None and len(values) > 1
+        ]
 
     def _check_space(self, hyperparameters):
         for hp in hyperparameters.space:
@@ -209,6 +265,18 @@ class RewardOracle(TrialLeaseMixin, CheckedStateMixin, keras_tuner.Oracle):
     def _save_outside_trials(self):
         """Saves the state after a call outside trials (`sample_candidates`, ...)."""
         self.save()
+
+    def save(self):
+        """Writes the subclass's companion files (`_save_companions`), then `oracle.json`,
+        each whole and checksummed (see `tuners.state_files`); nothing while KerasTuner's own
+        save inside `create_trial` / `end_trial` is deferred (the state is saved once, after)."""
+        if self._defer_save:
+            return
+        self._save_companions()
+        self._write_oracle_state(self.get_state())
+
+    def _save_companions(self):
+        """Writes the files the state names, before `oracle.json` (none by default)."""
 
     @keras_tuner.synchronized
     def sample_candidates(self, n, record=True):

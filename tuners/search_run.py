@@ -17,6 +17,7 @@ from nasnet_tf.genotype import COMBINE_OPS, OP_NAMES
 from nasnet_tf.io_utils import read_json, write_json
 from tuners import search_outputs as outputs
 from tuners.listeners import check_listeners
+from tuners.reward_oracle import shifted_seed
 
 __all__ = ["ESTIMATORS", "SPACES", "STRATEGIES", "NoCompletedTrialError", "SearchRun",
            "make_oracle"]
@@ -41,7 +42,7 @@ def make_oracle(strategy, *, max_trials, seed, max_consecutive_failed_trials=3,
             (`keras_tuner.oracles.RandomSearchOracle`).
         max_trials, max_consecutive_failed_trials: the oracle's.
         seed: an int >= 0; the same seed draws the same trials (the random oracle gets
-            `seed + 1`: KerasTuner takes 0 for "no seed").
+            `tuners.reward_oracle.shifted_seed(seed)`: KerasTuner takes 0 for "no seed").
         update_every: rewards per controller update (controller only); None derives it from
             `max_trials` (`tuners.controller_oracle.default_update_every`).
         population_size, sample_size: evolution only; None keeps the oracle's defaults.
@@ -69,9 +70,8 @@ def make_oracle(strategy, *, max_trials, seed, max_consecutive_failed_trials=3,
         return EvolutionOracle(**evolution_args, **common)
     from keras_tuner.oracles import RandomSearchOracle
 
-    # KerasTuner's oracles take a seed of 0 for "no seed" (a random one): seed 0, the CLI's
-    # default, would draw other trials on every run. Shifted by one, every seed is kept.
-    return RandomSearchOracle(**{**common, "seed": seed + 1})
+    # Seed 0, the CLI's default, would draw other trials on every run (see `shifted_seed`).
+    return RandomSearchOracle(**{**common, "seed": shifted_seed(seed)})
 
 
 def _resumed_settings(previous, settings, update_every_given):

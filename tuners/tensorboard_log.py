@@ -32,7 +32,7 @@ import time
 
 import keras_tuner
 
-from tuners.controller_oracle import decision_values
+from tuners.decisions import decision_values
 from tuners.nasnet_space import parse_hp_name
 
 __all__ = [

@@ -193,22 +193,10 @@ class ControllerOracle(RewardOracle):
     ```
     """
 
-    def __init__(
-        self,
-        objective=None,
-        max_trials=None,
-        hyperparameters=None,
-        *,
-        preset="default",
-        units=100,
-        algorithm=None,
-        learning_rate=None,
-        entropy_weight=None,
-        baseline_decay=None,
-        update_every=None,
-        failure_reward=None,
-        **kwargs,
-    ):
+    def __init__(self, objective=None, max_trials=None, hyperparameters=None, *,
+                 preset="default", units=100, algorithm=None, learning_rate=None,
+                 entropy_weight=None, baseline_decay=None, update_every=None,
+                 failure_reward=None, **kwargs):
         controller_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k not in _BASE_ARGS}
         super().__init__(
             objective=objective, max_trials=max_trials, hyperparameters=hyperparameters, **kwargs
@@ -538,22 +526,16 @@ class ControllerOracle(RewardOracle):
         """The controller's decisions of each trial: `{trial_id: [int, ...]}`."""
         return {k: list(v) for k, v in self._trial_decisions.items()}
 
-    @property
-    def recorded_candidates(self):
-        """Candidates awaiting a reward: `{id: [decisions, sampling-time log-probability]}`."""
-        return {k: [list(v[0]), v[1]] for k, v in self._candidates.items()}
-
     # ------------------------------------------------------------ persistence
     def _controller_fname(self, version):
         return os.path.join(self._project_dir, f"controller_{version:06d}.npz")
 
-    def get_state(self):
-        state = super().get_state()
+    def _get_own_state(self):
         controller_state = None
         if self.controller is not None:
             # The arrays go to the controller file, written by `save` only when they changed.
             controller_state = self.controller.get_state(include_arrays=False)
-        state[_STATE_KEY] = {
+        return {
             "signature": self._signature,
             "decision_names": self.decision_names,
             "update_every": self.update_every,
@@ -576,13 +558,8 @@ class ControllerOracle(RewardOracle):
             "candidate_count": self._candidate_count,
             "rescore_repeats": self.rescore_repeats,  # recorded only: a resume takes the argument
         }
-        return state
 
-    def set_state(self, state):
-        super().set_state(state)
-        own = state.get(_STATE_KEY)
-        if own is None:
-            return
+    def _set_own_state(self, own):
         self._controller_seed = own["controller_seed"]
         self._trial_decisions = {k: list(v) for k, v in own["trial_decisions"].items()}
         self._trial_log_probs = dict(own.get("trial_log_probs", {}))
@@ -650,6 +627,7 @@ class ControllerOracle(RewardOracle):
             text = text.replace(json.dumps(_SPLICE_MARK % key), self._encoded[key].text(items), 1)
         return text
 
+    _state_key = _STATE_KEY
     _state_tmp_prefix = _TMP_PREFIX
     _companion_pattern = _CONTROLLER_FILE
 

@@ -154,18 +154,9 @@ class EvolutionOracle(RewardOracle):
     ```
     """
 
-    def __init__(
-        self,
-        objective=None,
-        max_trials=None,
-        hyperparameters=None,
-        *,
-        population_size=20,
-        sample_size=5,
-        identity_prob=0.0,
-        children_per_batch=None,
-        **kwargs,
-    ):
+    def __init__(self, objective=None, max_trials=None, hyperparameters=None, *,
+                 population_size=20, sample_size=5, identity_prob=0.0,
+                 children_per_batch=None, **kwargs):
         super().__init__(
             objective=objective, max_trials=max_trials, hyperparameters=hyperparameters, **kwargs
         )
@@ -504,16 +495,9 @@ class EvolutionOracle(RewardOracle):
         """Trials created but not ended yet: `{trial_id: [parent_id, mutation]}`."""
         return {k: list(v) for k, v in self._pending_trials.items()}
 
-    @property
-    def recorded_candidates(self):
-        """Candidates awaiting a reward: `{id: {"values", "parent", "mutation"}}`, plus
-        `"rescore"` (the member's id) for a re-score."""
-        return {k: dict(v) for k, v in self._candidates.items()}
-
     # --------------------------------------------------------- persistence
-    def get_state(self):
-        state = super().get_state()
-        state[_STATE_KEY] = {
+    def _get_own_state(self):
+        return {
             "seed": self._evolution_seed,
             "population_size": self.population_size,
             "sample_size": self.sample_size,
@@ -529,15 +513,10 @@ class EvolutionOracle(RewardOracle):
             "added": sorted(self._added),
             "candidate_counter": self._candidate_count,
         }
-        return state
 
-    def set_state(self, state):
+    def _set_own_state(self, own):
         # `reload` (`tuners.state_files`) has dropped the trials the state never recorded (a
         # `trial.json` written just before a kill): the same random state draws them again.
-        super().set_state(state)
-        own = state.get(_STATE_KEY)
-        if own is None:
-            return
         self._evolution_seed = own["seed"]
         self._rng = np.random.default_rng(self._evolution_seed)
         self._rng.bit_generator.state = own["rng"]
@@ -564,6 +543,7 @@ class EvolutionOracle(RewardOracle):
             self.save()
 
     # The `CheckedStateMixin` hooks.
+    _state_key = _STATE_KEY
     _state_tmp_prefix = _TMP_PREFIX
 
     def _recover_trial_values(self, trial_id):

@@ -9,6 +9,7 @@ scores back with `add_rewards(ids, rewards)`; the final selection asks it for fi
 `EvolutionOracle` derive from it.
 """
 
+import copy
 import logging
 import math
 
@@ -91,7 +92,9 @@ class RewardOracle(TrialLeaseMixin, CheckedStateMixin, keras_tuner.Oracle):
     worker told `IDLE`), then `CheckedStateMixin` records and saves what counts, then
     `keras_tuner.Oracle` does the rest.
 
-    A subclass implements `populate_space`, `get_state` / `set_state`, and the hooks:
+    A subclass sets `_state_key` (the key of its own section of the oracle state) and
+    implements `populate_space` and the hooks: `_get_own_state()` (that section, a JSON-able
+    dict), `_set_own_state(own)` (restores it, and rebuilds what derives from it),
     `_draw_candidates(n, record)` (a list of `(record_entry, values)`),
     `_take_rewards(items)` (`items`: `(candidate_id, reward, record_entry)` tuples) and
     `_final_candidates(n)` (a list of values dicts); it may override `_check_hp(hp)` (by
@@ -266,6 +269,26 @@ class RewardOracle(TrialLeaseMixin, CheckedStateMixin, keras_tuner.Oracle):
         """Saves the state after a call outside trials (`sample_candidates`, ...)."""
         self.save()
 
+    # ------------------------------------------------------------------ state
+    def get_state(self):
+        """KerasTuner's state, with the strategy's own under the key `_state_key`."""
+        state = super().get_state()
+        state[self._state_key] = self._get_own_state()
+        return state
+
+    def set_state(self, state):
+        """Sets KerasTuner's state, then the strategy's own (when the state has one)."""
+        super().set_state(state)
+        own = state.get(self._state_key)
+        if own is not None:
+            self._set_own_state(own)
+
+    def _get_own_state(self):
+        raise NotImplementedError
+
+    def _set_own_state(self, own):
+        raise NotImplementedError
+
     def save(self):
         """Writes the subclass's companion files (`_save_companions`), then `oracle.json`,
         each whole and checksummed (see `tuners.state_files`); nothing while KerasTuner's own
@@ -277,6 +300,14 @@ class RewardOracle(TrialLeaseMixin, CheckedStateMixin, keras_tuner.Oracle):
 
     def _save_companions(self):
         """Writes the files the state names, before `oracle.json` (none by default)."""
+
+    @property
+    def recorded_candidates(self):
+        """Candidates awaiting a reward: `{id: entry}`, a copy. The entry is the strategy's:
+        `[decisions, sampling-time log-probability]` for `ControllerOracle`;
+        `{"values", "parent", "mutation"}`, plus `"rescore"` (the member's id) for a
+        re-score, for `EvolutionOracle`."""
+        return copy.deepcopy(self._candidates)
 
     @keras_tuner.synchronized
     def sample_candidates(self, n, record=True):

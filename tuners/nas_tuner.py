@@ -63,20 +63,24 @@ def _space(space, space_args, space_class):
 
 
 class _ChildHyperModel(keras_tuner.HyperModel):
-    """Shared part of the NAS hypermodels: the space, and how a child is compiled."""
+    """Shared part of the NAS hypermodels: the space, and how a child is compiled.
+
+    Its keyword arguments (and their defaults) are those every hypermodel takes: see
+    `NASNetHyperModel`; the hypermodels pass them on as `**kwargs`.
+    """
 
     def __init__(
         self,
         space,
         *,
-        input_shape,
-        classes,
-        optimizer,
-        loss,
-        metrics,
-        compile_kwargs,
-        batch_norm_momentum,
-        name,
+        input_shape=(32, 32, 3),
+        classes=10,
+        optimizer="adam",
+        loss="sparse_categorical_crossentropy",
+        metrics=("accuracy",),
+        compile_kwargs=None,
+        batch_norm_momentum=0.9,
+        name=None,
     ):
         super().__init__(name=name)
         self.space = space
@@ -197,30 +201,14 @@ class NASNetHyperModel(_ChildHyperModel):
         combine_ops=_UNSET,
         num_cells=2,
         penultimate_filters=96,
-        input_shape=(32, 32, 3),
-        classes=10,
-        optimizer="adam",
-        loss="sparse_categorical_crossentropy",
-        metrics=("accuracy",),
-        compile_kwargs=None,
-        batch_norm_momentum=0.9,
         build_kwargs=None,
         name="nasnet_child",
+        **kwargs,
     ):
         space_args = validators.given(
             _UNSET, num_blocks=num_blocks, ops=ops, combine_ops=combine_ops
         )
-        super().__init__(
-            _space(space, space_args, NASNetSearchSpace),
-            input_shape=input_shape,
-            classes=classes,
-            optimizer=optimizer,
-            loss=loss,
-            metrics=metrics,
-            compile_kwargs=compile_kwargs,
-            batch_norm_momentum=batch_norm_momentum,
-            name=name,
-        )
+        super().__init__(_space(space, space_args, NASNetSearchSpace), name=name, **kwargs)
         self.num_cells = num_cells
         self.penultimate_filters = penultimate_filters
         if build_kwargs is not None and not isinstance(build_kwargs, dict):
@@ -291,14 +279,8 @@ class LayerwiseHyperModel(_ChildHyperModel):
         filters=_UNSET,
         strides=_UNSET,
         skip_connections=_UNSET,
-        input_shape=(32, 32, 3),
-        classes=10,
-        optimizer="adam",
-        loss="sparse_categorical_crossentropy",
-        metrics=("accuracy",),
-        compile_kwargs=None,
-        batch_norm_momentum=0.9,
         name="layerwise_child",
+        **kwargs,
     ):
         space_args = validators.given(
             _UNSET,
@@ -308,17 +290,7 @@ class LayerwiseHyperModel(_ChildHyperModel):
             strides=strides,
             skip_connections=skip_connections,
         )
-        super().__init__(
-            _space(space, space_args, LayerwiseSearchSpace),
-            input_shape=input_shape,
-            classes=classes,
-            optimizer=optimizer,
-            loss=loss,
-            metrics=metrics,
-            compile_kwargs=compile_kwargs,
-            batch_norm_momentum=batch_norm_momentum,
-            name=name,
-        )
+        super().__init__(_space(space, space_args, LayerwiseSearchSpace), name=name, **kwargs)
 
     def build_child(self, architecture):
         kwargs = {}
@@ -739,9 +711,11 @@ class LayerwiseTuner(NASTuner):
 
 
 def _hypermodel_args(cls, kwargs):
-    """Pops from `kwargs` the keyword arguments that `cls` (a hypermodel class) takes."""
+    """Pops from `kwargs` the keyword arguments that `cls` (a hypermodel class) takes, its
+    own and those it passes to `_ChildHyperModel`."""
     names = [
-        name for name, p in inspect.signature(cls).parameters.items()
+        name for klass in (cls, _ChildHyperModel)
+        for name, p in inspect.signature(klass).parameters.items()
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     ]
     return {name: kwargs.pop(name) for name in names if name in kwargs}

@@ -179,7 +179,7 @@ class CheckedStateMixin:
         hashes = own["values_hashes"] if own else (state.get("id_to_hash") or {})
         self._values_hashes = {k: v for k, v in hashes.items() if v is not None}
 
-    # ------------------------------------------------------ trials
+    # ----------------------------------------------------------------- trials
     @keras_tuner.synchronized
     def create_trial(self, tuner_id):
         """Creates a trial as KerasTuner does, recording the hash of its values, and saves the

@@ -280,7 +280,7 @@ class EvolutionOracle(RewardOracle):
 
     def _nearest_new(self, start, is_new):
         """A configuration for which `is_new` holds, drawn among those nearest to `start`
-        (`tuners.controller_oracle.nearest_untried`), or None when there is none in the space."""
+        (`tuners.decisions.nearest_untried`), or None when there is none in the space."""
         base = self._complete(start)
         tunable = self._decisions()
         origin = [index_of(options, base[name]) for name, options in tunable]

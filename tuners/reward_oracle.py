@@ -7,6 +7,10 @@ scores back with `add_rewards(ids, rewards)`; the final selection asks it for fi
 `final_candidates(n)`. Estimators ask for this interface by type
 (`isinstance(oracle, RewardOracle)`), never by `hasattr`. `ControllerOracle` and
 `EvolutionOracle` derive from it.
+
+The module also holds the library's one answer to KerasTuner's rule that a seed of 0 means
+"no seed": `kept_seed` (an oracle's own draws keep the user's 0) and `shifted_seed` (what to
+give KerasTuner's own oracles).
 """
 
 import copy

@@ -12,14 +12,32 @@ compilation counted and in steady state), the ratio to (a), and the super-networ
 step time against one child's step on the same batch: the cost of carrying every op.
 
     python benchmarks/estimation_speed.py --children 6      # KERAS_BACKEND=jax for JAX
+
+`--mode build` measures the super-network alone, one child process per arm (so each peak
+resident memory is its own, and a runaway arm is stopped at `--memory-cap-gb`): its build,
+compile and first training step (trace/compile plus the step), what it holds (cell layers,
+edge branches, variables), then its steady training step against a `build_nasnet` child's on
+the same batch. Images are generated at the arm's shape (build and step cost do not depend on
+their values):
+
+| arm | space | child | images (batch 64) |
+|---|---|---|---|
+| `digits13` | all 13 ops, B=5, add and concat | the CLI's default, 1@48 | 8x8x3 (digits') |
+| `cifar5` | the 5 ENAS ops, B=3, add | 1@96 | 32x32x3 (CIFAR-10's) |
+
+    python benchmarks/estimation_speed.py --mode build --arms digits13 cifar5
 """
 
 import argparse
+import json
 import logging
 import os
 import pathlib
+import resource
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -27,10 +45,27 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10" / "train"
 ENAS_OPS = ("identity", "sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3")
+ARMS = {
+    "digits13": dict(num_blocks=5, ops=None, combine_ops=None, num_cells=1,
+                     penultimate_filters=48, input_shape=(8, 8, 3), classes=10),
+    "cifar5": dict(num_blocks=3, ops=list(ENAS_OPS), combine_ops=["add"], num_cells=1,
+                   penultimate_filters=96, input_shape=(32, 32, 3), classes=10),
+}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--mode", choices=["search", "build"], default="search",
+                   help="search: children per hour by estimator; build: the super-network's "
+                   "build, first step, memory and step ratio (see the module docstring)")
+    p.add_argument("--arms", nargs="+", default=list(ARMS),
+                   help=f"build mode: arms to run, from {list(ARMS)}, or a small custom arm "
+                   "as JSON (SuperNet arguments)")
+    p.add_argument("--arm-timeout", type=int, default=900, help="build mode: seconds per arm")
+    p.add_argument("--memory-cap-gb", type=float, default=8.0,
+                   help="build mode: an arm's resident memory above this stops it")
+    p.add_argument("--steps", type=int, default=10, help="build mode: timed steady steps")
+    p.add_argument("--run-arm", help=argparse.SUPPRESS)
     p.add_argument("--data-dir", default=str(DEFAULT_DATA),
                    help="CIFAR-10 images as <dir>/<class>/*.jpg (random images if absent)")
     p.add_argument("--children", type=int, default=6, help="children per estimator")
@@ -131,11 +166,158 @@ def step_times(args, data, classes, tuner):
             timed(lambda: child.train_on_batch(x, y)))
 
 
+def _peak_rss_gb():
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def measure_arm(spec, args):
+    """In this (child) process: build, compile and step one super-network; returns a dict."""
+    import keras
+
+    from nasnet_tf import Block, CellGenotype, Genotype, build_nasnet
+    from nasnet_tf.supernet import SuperCell, SuperNet
+
+    spec = dict(spec)
+    out = {"backend": keras.backend.backend(), "spec": spec}
+    rss_start = _peak_rss_gb()
+    keras.utils.set_random_seed(0)
+    start = time.perf_counter()
+    net = SuperNet(**spec)
+    out["build_s"] = time.perf_counter() - start
+    cells = [layer for layer in net.layers if isinstance(layer, SuperCell)]
+    out["cells"] = len(cells)
+    out["branches"] = sum(len(side) for c in cells for edge in c.edges for side in edge)
+    out["layers"] = sum(1 for _ in net._flatten_layers(include_self=False, recursive=True))
+    out["variables"] = len(net.variables)
+    out["parameters"] = int(net.count_params())
+    start = time.perf_counter()
+    net.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    out["compile_s"] = time.perf_counter() - start
+
+    rng = np.random.default_rng(0)
+    n = args.batch_size
+    x = rng.normal(size=(n,) + tuple(spec["input_shape"])).astype("float32")
+    y = rng.integers(0, spec["classes"], n).astype("int32")
+    ops_ = net.candidate_ops
+    combine = net.combine_ops
+
+    def cell(seed):
+        r = np.random.default_rng(seed)
+        return CellGenotype([
+            Block(int(r.integers(2 + k)), int(r.integers(2 + k)), ops_[r.integers(len(ops_))],
+                  ops_[r.integers(len(ops_))], combine[r.integers(len(combine))])
+            for k in range(net.num_blocks)])
+
+    genotype = Genotype(cell(1), cell(2))
+    inputs = net.inputs_for(x, genotype)
+    start = time.perf_counter()
+    net.train_on_batch(inputs, y)
+    out["first_step_s"] = time.perf_counter() - start
+    out["build_and_first_step_s"] = out["build_s"] + out["compile_s"] + out["first_step_s"]
+    out["peak_rss_after_first_step_gb"] = _peak_rss_gb()
+    start = time.perf_counter()
+    net.predict_on_batch(inputs)
+    out["first_predict_s"] = time.perf_counter() - start
+
+    child = build_nasnet(genotype, **net.child_config())
+    child.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+
+    def timed(fn):
+        fn()
+        fn()
+        times = []
+        for _ in range(args.steps):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return float(np.median(times))
+
+    other = net.inputs_for(x, Genotype(cell(3), cell(4)))
+    out["net_step_s"] = timed(lambda: net.train_on_batch(inputs, y))
+    out["net_step_other_arch_s"] = timed(lambda: net.train_on_batch(other, y))
+    out["child_step_s"] = timed(lambda: child.train_on_batch(x, y))
+    out["step_ratio"] = out["net_step_s"] / out["child_step_s"]
+    out["peak_rss_gb"] = _peak_rss_gb()
+    out["rss_at_start_gb"] = rss_start
+    return out
+
+
+def _watch(cmd, timeout, cap_gb):
+    """Runs `cmd`, stopping it past `timeout` s or `cap_gb` resident; returns (rc, out, why)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    start, peak, why = time.perf_counter(), 0.0, None
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    while proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/status") as f:
+                rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+            peak = max(peak, rss / 2**20)
+        except (OSError, StopIteration):
+            pass
+        if peak > cap_gb:
+            why = f"stopped: resident memory above {cap_gb} GB"
+        elif time.perf_counter() - start > timeout:
+            why = f"stopped: over {timeout} s"
+        if why:
+            proc.kill()
+            break
+        time.sleep(0.25)
+    proc.wait()
+    reader.join(5)
+    return proc.returncode, "".join(lines), why, peak, time.perf_counter() - start
+
+
+def build_mode(args):
+    if args.run_arm:
+        result = measure_arm(json.loads(args.run_arm), args)
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+    load = os.getloadavg()
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    print(f"backend={backend} batch={args.batch_size} load average={load[0]:.2f} "
+          f"{load[1]:.2f} {load[2]:.2f} cpus={os.cpu_count()} "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
+    rows = []
+    for arm in args.arms:
+        spec = ARMS[arm] if arm in ARMS else json.loads(arm)
+        cmd = [sys.executable, __file__, "--mode", "build", "--batch-size", str(args.batch_size),
+               "--steps", str(args.steps), "--run-arm", json.dumps(spec)]
+        rc, text, why, peak, wall = _watch(cmd, args.arm_timeout, args.memory_cap_gb)
+        result = next((json.loads(line[7:]) for line in text.splitlines()
+                       if line.startswith("RESULT ")), None)
+        if result is None:
+            print(f"{arm}: no result (rc={rc}, {why or 'failed'}, {wall:.0f} s, "
+                  f"resident peak seen {peak:.2f} GB)\n{text[-2000:]}", flush=True)
+            rows.append((arm, None, why or f"rc={rc}", wall, peak))
+            continue
+        print(f"{arm}: " + json.dumps(result), flush=True)
+        rows.append((arm, result, None, wall, peak))
+    print()
+    print("| arm | branches | variables | build s | compile s | first step s | build + first "
+          "step s | peak RSS GB | net step ms | child step ms | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for arm, r, why, wall, peak in rows:
+        if r is None:
+            print(f"| {arm} | | | | | | > {wall:.0f} ({why}) | >= {peak:.1f} | | | |")
+            continue
+        print(f"| {arm} | {r['branches']} | {r['variables']} | {r['build_s']:.1f} | "
+              f"{r['compile_s']:.1f} | {r['first_step_s']:.1f} | "
+              f"{r['build_and_first_step_s']:.1f} | {r['peak_rss_gb']:.2f} | "
+              f"{1000 * r['net_step_s']:.1f} | {1000 * r['child_step_s']:.1f} | "
+              f"{r['step_ratio']:.2f} |")
+
+
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     sys.path.insert(0, str(ROOT))
+    if args.mode == "build":
+        build_mode(args)
+        return
     import keras
 
     data = load_data(args)

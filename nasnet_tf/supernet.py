@@ -57,12 +57,39 @@ def _pad(x, width):
     return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]])
 
 
+def _flat(tensors):
+    """One flat vector of `tensors` (empty when there are none)."""
+    if not tensors:
+        return ops.zeros((0,), "float32")
+    return ops.concatenate([ops.reshape(t, (-1,)) for t in tensors], axis=0)
+
+
+def _spans(variables, start):
+    """`(offset, size, shape)` of each variable in a flat vector, from `start` on."""
+    spans = []
+    for v in variables:
+        shape = tuple(v.shape)
+        size = int(np.prod(shape))
+        spans.append((start, size, shape))
+        start += size
+    return spans, start
+
+
+def _unflat(flat, spans):
+    return [ops.reshape(ops.slice(flat, (a,), (n,)), shape) for a, n, shape in spans]
+
+
 def _run_branches(index, branches, training):
     """Runs the branch `index` of `branches`, a list of `(make_input, layer, finish)`.
 
     Only the selected branch runs. In training, a branch's layer runs statelessly and its new
     non-trainable values (moving statistics) come back through the switch, to be assigned
     outside it (see the module docstring).
+
+    The switch takes every branch's weights as one flat vector and returns every moving
+    statistic as one flat vector: a switch's gradient (TensorFlow) and its outputs (both
+    backends) hold one tensor per input and output of every branch, so per-variable tensors
+    would make the graph grow with the square of the branch count.
     """
     layer_list = [layer for _, layer, _ in branches]
     stateful = bool(training) and any(
@@ -79,43 +106,49 @@ def _run_branches(index, branches, training):
 
         return ops.switch(index, [plain(*branch) for branch in branches])
 
-    def values(layer, trainable):
-        if layer is None:
-            return []
-        variables = layer.trainable_variables if trainable else layer.non_trainable_variables
-        return [ops.convert_to_tensor(v.value) for v in variables]
-
-    trainable = [values(layer, True) for layer in layer_list]
-    state = [values(layer, False) for layer in layer_list]
+    t_spans, s_spans, t_end, s_end = [], [], 0, 0
+    for layer in layer_list:
+        t_vars = [] if layer is None else layer.trainable_variables
+        s_vars = [] if layer is None else layer.non_trainable_variables
+        spans, t_end = _spans(t_vars, t_end)
+        t_spans.append(spans)
+        spans, s_end = _spans(s_vars, s_end)
+        s_spans.append(spans)
+    state_vars = [v for layer in layer_list if layer is not None
+                  for v in layer.non_trainable_variables]
+    flat_trainable = _flat([
+        ops.convert_to_tensor(v.value) for layer in layer_list if layer is not None
+        for v in layer.trainable_variables
+    ])
+    flat_state = _flat([ops.convert_to_tensor(v.value) for v in state_vars])
 
     def stateless(i):
         make_input, layer, finish = branches[i]
-        n_trainable = len(trainable[i])
-
-        def apply(*flat):
-            y, new = layer.stateless_call(
-                list(flat[:n_trainable]), list(flat[n_trainable:-1]), flat[-1], training=True
-            )
-            return (y, *new)
 
         def run():
             x = make_input()
-            new_state = list(state)
             if layer is None:
-                y = x
-            else:
-                y, *new = apply(*trainable[i], *state[i], x)
-                new_state[i] = list(new)
-            return finish(y), new_state
+                return finish(x), flat_state
+            y, new = layer.stateless_call(
+                _unflat(flat_trainable, t_spans[i]), _unflat(flat_state, s_spans[i]), x,
+                training=True,
+            )
+            if not new:
+                return finish(y), flat_state
+            first = s_spans[i][0][0]
+            last = s_spans[i][-1][0] + s_spans[i][-1][1]
+            parts = [ops.slice(flat_state, (0,), (first,))] if first else []
+            parts += [ops.reshape(value, (-1,)) for value in new]
+            if last < s_end:
+                parts.append(ops.slice(flat_state, (last,), (s_end - last,)))
+            return finish(y), ops.concatenate(parts, axis=0)
 
         return run
 
     y, new_state = ops.switch(index, [stateless(i) for i in range(len(branches))])
-    for layer, new_values in zip(layer_list, new_state):
-        if layer is None:
-            continue
-        for variable, value in zip(layer.non_trainable_variables, new_values):
-            variable.assign(value)
+    spans = [span for layer_spans in s_spans for span in layer_spans]
+    for variable, value in zip(state_vars, _unflat(new_state, spans)):
+        variable.assign(value)
     return y
 
 
@@ -226,11 +259,17 @@ class SuperCell(layers.Layer):
 
     def _edge(self, k, side, stacks, source, branch, training):
         plan, f = self.plan, self.plan.filters
+        # The edge's input is selected once, outside the branches (a Reduction cell selects
+        # in both of its groups; the index is clipped in the group the edge does not read).
+        selected = {
+            group: ops.take(stack, ops.minimum(source, stack.shape[0] - 1), axis=0)
+            for group, stack in stacks.items()
+        }
         branches = []
         for (group, _, variant), layer in zip(plan.branches[k], self.edges[k][side]):
 
             def make_input(group=group):
-                return ops.take(stacks[group], source, axis=0)
+                return selected[group]
 
             finish = (lambda y: y[..., :f]) if variant == EXACT else _identity
             branches.append((make_input, layer, finish))

@@ -76,7 +76,17 @@ def _spans(variables, start):
 
 
 def _unflat(flat, spans):
-    return [ops.reshape(ops.slice(flat, (a,), (n,)), shape) for a, n, shape in spans]
+    """The tensors of `spans` (contiguous, in order) out of `flat`: one slice and one split."""
+    if not spans:
+        return []
+    start = spans[0][0]
+    total = spans[-1][0] + spans[-1][1] - start
+    part = flat if (start == 0 and total == flat.shape[0]) else ops.slice(flat, (start,), (total,))
+    if len(spans) == 1:
+        pieces = [part]
+    else:
+        pieces = ops.split(part, np.cumsum([n for _, n, _ in spans[:-1]]).tolist(), axis=0)
+    return [ops.reshape(piece, shape) for piece, (_, _, shape) in zip(pieces, spans)]
 
 
 def _run_branches(index, branches, training):

@@ -588,6 +588,24 @@ def test_numeric_ranges_are_counted_without_being_listed():
     assert decision_values(fine) == tuple(fine.values) and len(tuple(fine.values)) <= 1024
 
 
+def test_draws_from_a_callers_rng_repeat_and_leave_the_controller_alone(tmp_path):
+    tuner = make_tuner(tmp_path, max_trials=10, overwrite=True, update_every=3)
+    oracle = tuner.oracle
+    oracle.update_space(_declare(ToyHyperModel().build))
+    oracle.sample_candidates(1)  # builds the controller, saves the state
+    saved = (tmp_path / "toy" / "oracle.json").read_bytes()
+    own = oracle.controller.get_state(include_arrays=False)["rng"]
+    a = oracle.sample_candidates(6, record=False, rng=np.random.default_rng([1, 7, 0]))
+    b = oracle.sample_candidates(6, record=False, rng=np.random.default_rng([1, 7, 0]))
+    assert a == b and [c["id"] for c in a] == [None] * 6
+    assert oracle.controller.get_state(include_arrays=False)["rng"] == own
+    assert (tmp_path / "toy" / "oracle.json").read_bytes() == saved
+    recorded = oracle.sample_candidates(2, rng=np.random.default_rng([1, 7, 0]))
+    assert [c["values"] for c in recorded] == [c["values"] for c in a[:2]]
+    oracle.discard_candidates([c["id"] for c in recorded])
+    assert list(oracle.recorded_candidates) == ["c000001"]
+
+
 def test_final_candidates_are_distinct_policy_draws(tmp_path):
     tuner = make_tuner(tmp_path, max_trials=6, overwrite=True, update_every=3)
     tuner.search(verbose=0)

@@ -555,6 +555,35 @@ def test_sample_candidates_and_add_rewards(tmp_path):
     assert [h["id"] for h in reloaded.history[-2:]] == pair
 
 
+def test_draws_from_a_callers_rng_repeat_and_change_nothing_saved(tmp_path):
+    hp = keras_tuner.HyperParameters()
+    for name in NAMES:
+        hp.Choice(name, [0, 1, 2, 3])
+    oracle = EvolutionOracle(objective=MAX, hyperparameters=hp, population_size=4,
+                             sample_size=2, seed=5)  # fmt: skip
+    oracle._set_project_dir(str(tmp_path), "shared")
+    first = oracle.sample_candidates(3)
+    oracle.add_rewards([c["id"] for c in first], [toy_score(c["values"]) for c in first])
+    saved = (tmp_path / "shared" / "oracle.json").read_bytes()
+    state = _evolution_state(oracle)
+
+    # E.g. the architectures an epoch of shared weights trains on, seeded by the epoch.
+    a = oracle.sample_candidates(5, record=False, rng=np.random.default_rng([1, 7, 0]))
+    b = oracle.sample_candidates(5, record=False, rng=np.random.default_rng([1, 7, 0]))
+    assert a == b and [c["id"] for c in a] == [None] * 5
+    assert _evolution_state(oracle) == state  # its random state and ids untouched
+    assert (tmp_path / "shared" / "oracle.json").read_bytes() == saved
+
+    # Recorded draws the caller will not score are discarded (a killed estimator's).
+    left = oracle.sample_candidates(2, rng=np.random.default_rng(3))
+    oracle.discard_candidates([c["id"] for c in left])
+    assert not oracle.recorded_candidates
+    with pytest.raises(ValueError, match=r"awaiting a reward. Received: .*c000001"):
+        oracle.discard_candidates(["c000001"])
+    with pytest.raises(ValueError, match=r"numpy.random.Generator or None. Received: rng=7"):
+        oracle.sample_candidates(1, record=False, rng=7)
+
+
 class _ParameterFreeShare(PerformanceEstimator):
     """Scores a child without training it: the share of parameter-free ops."""
 

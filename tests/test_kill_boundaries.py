@@ -95,14 +95,16 @@ def test_a_shared_search_killed_at_any_write_of_its_state_resumes(tmp_path):
 
     run = tmp_path / "run"
     _, first = search(run, 1)
-    shared = ("shared_weights_", "shared_optimizer_", "shared_state")
+    # Trial 1's writes: the shared state unit's and the oracle's (the two are written one after
+    # the other, each whole: a kill between them must not change what the search does).
+    state = ("shared_weights_", "shared_optimizer_", "shared_state", "oracle", "controller_")
     with Boundaries(run, tmp_path / "snapshots",
-                    only=lambda name: any(s in name for s in shared)) as boundaries:
-        _, resumed = search(run, 2, first.supernet)  # trial 1: the next state unit's writes
+                    only=lambda name: any(s in name for s in state)) as boundaries:
+        tuner, resumed = search(run, 2, first.supernet)
     expected = weights_digest(resumed.supernet)
-    # The weights, the optimizer, the previous and the current state; the old version removed.
-    assert boundaries.calls >= 6
-    assert len(boundaries.snapshots) >= 6
+    expected_controller = _controller_arrays(tuner.oracle)
+    assert boundaries.calls >= 12
+    assert len(boundaries.snapshots) >= 10
 
     for i, (snapshot, what) in enumerate(boundaries.snapshots):
         directory = _rerun(snapshot, tmp_path, f"{i:04d}")
@@ -114,17 +116,22 @@ def test_a_shared_search_killed_at_any_write_of_its_state_resumes(tmp_path):
         assert sorted(trials) == ["0", "1"], what
         assert all(t.status == COMPLETED for t in trials.values()), what
         # What the rerun leaves on disk restores (a finished search's rerun trains nothing
-        # and loads nothing, so the unit is read back here as the next run would).
-        trained = weights_digest(estimator.supernet) if estimator.epochs_done else None
+        # and loads nothing, so the unit is read back here as the next run would) and is what
+        # the uninterrupted search ended with: the same shared weights, the same controller.
         again = SharedWeights(supernet=first.supernet)  # loads into the same object
         again.reload(str(directory / "shared"))
         again._maybe_restore(None)
         assert again.epochs_done == 2, what
-        if trained is not None:  # the rerun trained: its last unit is what it ended with
-            assert weights_digest(again.supernet) == trained, what
-        if what == "the end":
-            assert weights_digest(again.supernet) == expected, what
+        assert weights_digest(again.supernet) == expected, what
+        controller = _controller_arrays(tuner.oracle)
+        assert len(controller) == len(expected_controller), what
+        assert all(np.array_equal(a, b) for a, b in zip(controller, expected_controller)), what
         assert problems_left(directory) == [], what
+
+
+def _controller_arrays(oracle):
+    oracle._ensure_controller()
+    return [np.asarray(v) for v in oracle.controller.get_state()["weights"]]
 
 
 # -- training's checkpoints -----------------------------------------------------------------------

@@ -615,22 +615,31 @@ class Controller:
             )
         return array.astype("int32")
 
-    def sample(self, n=1, return_log_prob=False):
+    def sample(self, n=1, return_log_prob=False, rng=None):
         """Draws `n` decision sequences from the policy.
 
         Args:
             n: int, how many sequences.
             return_log_prob: bool, also return each sequence's log-probability under the
                 policy that drew it (give it back to `update` as `old_log_probs`).
+            rng: optional `np.random.Generator` to draw from instead of the controller's own
+                random state, which is then left as it was (e.g. draws that a resumed run
+                must repeat, seeded by the caller).
 
         Returns:
             An int array of shape `[n, num_decisions]`; with `return_log_prob`, a tuple
             `(decisions, log_probs)` with `log_probs` a float64 array of shape `[n]`.
         """
         n = validators.positive_int(n, "n")
+        if rng is None:
+            rng = self._rng
+        elif not isinstance(rng, np.random.Generator):
+            raise ValueError(
+                f"`rng` must be a numpy.random.Generator or None. Received: rng={rng!r}"
+            )
         # Inverse-CDF sampling from NumPy uniforms keeps the draws reproducible and the
         # generator state plain data, whatever the backend.
-        uniforms = self._rng.random((n, self.num_decisions)).astype("float32")
+        uniforms = rng.random((n, self.num_decisions)).astype("float32")
         decisions, log_probs, _ = self._run("sample", uniforms)
         decisions = decisions.astype("int32")
         if return_log_prob:

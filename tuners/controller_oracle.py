@@ -333,9 +333,10 @@ class ControllerOracle(RewardOracle):
                 ended[trial_hash] = trial
         return ended
 
-    def _draw(self, n):
-        """`n` decision lists and their sampling-time log-probabilities."""
-        decisions, log_probs = self.controller.sample(n, return_log_prob=True)
+    def _draw(self, n, rng=None):
+        """`n` decision lists and their sampling-time log-probabilities (drawn from `rng`
+        when given, else from the controller's random state)."""
+        decisions, log_probs = self.controller.sample(n, return_log_prob=True, rng=rng)
         return [[int(d) for d in row] for row in decisions], [float(lp) for lp in log_probs]
 
     def _running(self, trial_id, decisions, log_prob, values=None):
@@ -479,12 +480,13 @@ class ControllerOracle(RewardOracle):
         self._reward_ended_trials()
 
     # ------------------------------------------------- rewards without trials
-    def _draw_candidates(self, n, record):
+    def _draw_candidates(self, n, record, rng=None):
         """Draws from the controller; a recorded candidate keeps `[decisions, sampling-time
         log-probability]`, and its reward joins the same pending batch as the trials' (source
         `"candidate"` in `rewards`)."""
         self._ensure_controller()
-        drawn = [([], None)] * n if self.controller is None else list(zip(*self._draw(n)))
+        drawn = ([([], None)] * n if self.controller is None
+                 else list(zip(*self._draw(n, rng))))
         return [([list(d), log_prob], self._values_for(d)) for d, log_prob in drawn]
 
     def _take_rewards(self, items):

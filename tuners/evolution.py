@@ -361,7 +361,7 @@ class EvolutionOracle(RewardOracle):
         )
         return [self._population[order[i % len(order)]] for i in range(n)]
 
-    def _draw_candidates(self, n, record):
+    def _draw_candidates(self, n, record, rng=None):
         """Random samples while the population is not full; once it is, with `record=True`, at
         most `children_per_batch` mutated children of tournament winners, the other
         candidates being re-scores of living members (their values; the least recently
@@ -383,6 +383,15 @@ class EvolutionOracle(RewardOracle):
         """
         if not isinstance(record, bool):
             raise ValueError(f"`record` must be a bool. Received: record={record!r}")
+        if rng is None:
+            return self._draw_batch(n, record)
+        own, self._rng = self._rng, rng  # the caller's generator, for this call only
+        try:
+            return self._draw_batch(n, record)
+        finally:
+            self._rng = own
+
+    def _draw_batch(self, n, record):
         self._add_ended_trials()
         children = n
         if record and len(self._population) >= self.population_size:

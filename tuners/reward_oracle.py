@@ -260,7 +260,7 @@ class RewardOracle(TrialLeaseMixin, CheckedStateMixin, keras_tuner.Oracle):
                 yield trial
 
     # ------------------------------------------------- rewards without trials
-    def _draw_candidates(self, n, record):
+    def _draw_candidates(self, n, record, rng=None):
         raise NotImplementedError
 
     def _take_rewards(self, items):
@@ -314,24 +314,31 @@ class RewardOracle(TrialLeaseMixin, CheckedStateMixin, keras_tuner.Oracle):
         return copy.deepcopy(self._candidates)
 
     @keras_tuner.synchronized
-    def sample_candidates(self, n, record=True):
+    def sample_candidates(self, n, record=True, rng=None):
         """Draws n architectures from the strategy without creating trials.
 
         For weight-sharing estimators: e.g. one trial trains shared weights on architectures
         drawn with `record=False`, then scores architectures drawn with `record=True` and
         gives their scores to `add_rewards`. The oracle's state (with the random state) is
-        saved afterwards.
+        saved afterwards, except after draws from the caller's `rng` that record nothing:
+        those leave the state as it was.
 
         Args:
             n: int, how many architectures.
             record: bool. With `True` the oracle remembers each candidate until
                 `add_rewards` names it; with `False` it does not (e.g. architectures
                 sampled only to train shared weights).
+            rng: optional `np.random.Generator` the strategy draws from instead of its own
+                random state, which it leaves untouched. With `record=False`, such draws
+                change nothing the oracle saves, so a caller that seeds `rng` from where it
+                stands (e.g. the epoch of shared weights being trained) draws the same
+                architectures again after a resume.
 
         Returns:
             A list of dicts `{"id": str, "values": {hp_name: value, ...}}` (values for every
             hyperparameter of the space, like a trial's). Ids (`"c000001"`, ...) are unique
-            within the project, across resumes.
+            within the project, across resumes; draws from `rng` that record nothing have
+            the id `None`.
 
         Example:
 
@@ -342,8 +349,15 @@ class RewardOracle(TrialLeaseMixin, CheckedStateMixin, keras_tuner.Oracle):
         ```
         """
         n = _check_count(n)
+        if rng is not None and not isinstance(rng, np.random.Generator):
+            raise ValueError(
+                f"`rng` must be a numpy.random.Generator or None. Received: rng={rng!r}"
+            )
+        drawn = self._draw_candidates(n, record, rng)
+        if rng is not None and not record:
+            return [{"id": None, "values": values} for _, values in drawn]
         candidates = []
-        for entry, values in self._draw_candidates(n, record):
+        for entry, values in drawn:
             self._candidate_count += 1
             candidate_id = f"c{self._candidate_count:06d}"
             if record:
@@ -372,6 +386,32 @@ class RewardOracle(TrialLeaseMixin, CheckedStateMixin, keras_tuner.Oracle):
         self._take_rewards(
             [(c, float(r), self._candidates.pop(c)) for c, r in zip(ids, values)]
         )
+        self._save_outside_trials()
+
+    @keras_tuner.synchronized
+    def discard_candidates(self, candidate_ids):
+        """Forgets recorded candidates that will get no reward.
+
+        E.g. candidates an estimator drew and was killed before scoring: its rerun draws
+        them again (from the same seeded `rng`) and discards the ones it left behind, so
+        that they neither wait for a reward nor steer later draws. The state is saved
+        afterwards.
+
+        Args:
+            candidate_ids: ids from `sample_candidates(..., record=True)` not rewarded yet.
+
+        Raises:
+            ValueError: for an id that is not awaiting a reward; nothing is discarded then.
+        """
+        ids = [candidate_ids] if isinstance(candidate_ids, str) else list(candidate_ids)
+        unknown = [c for c in ids if c not in self._candidates]
+        if unknown:
+            raise ValueError(
+                "`candidate_ids` must name candidates awaiting a reward. "
+                f"Received: candidate_ids={unknown!r}"
+            )
+        for candidate_id in ids:
+            del self._candidates[candidate_id]
         self._save_outside_trials()
 
     @keras_tuner.synchronized

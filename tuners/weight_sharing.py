@@ -549,11 +549,11 @@ class SharedWeights(_SuperNetEstimator):
             out.append({"id": None, "values": values})
         return out
 
-    def _sample(self, child, n, record):
+    def _sample(self, child, n, record, rng=None):
         sampler = self._sampler(child)
         if sampler is None:
             return self._uniform(child, n)
-        return sampler.sample_candidates(n, record=record)
+        return sampler.sample_candidates(n, record=record, rng=rng)
 
     # -- scoring -------------------------------------------------------------------------------
     def _score(self, genotype, batches, recalibration=None):
@@ -604,8 +604,14 @@ class SharedWeights(_SuperNetEstimator):
         snapshot = net.moving_statistics()
         recalibration = self._recalibration_images(train, epoch)
         val_batches = list(val.evaluate())
+        sampler = self._sampler(child)
         if progress["phase"] == "trained" and self.candidates_per_trial:
-            samples = self._sample(child, self.candidates_per_trial, record=True)
+            if sampler is not None and sampler.recorded_candidates:
+                # Drawn by a run killed before it scored them: drawn again below.
+                sampler.discard_candidates(list(sampler.recorded_candidates))
+            # The epoch's own seed: a rerun of this phase draws the same architectures.
+            samples = self._sample(child, self.candidates_per_trial, record=True,
+                                   rng=np.random.default_rng([self.seed, 8, epoch]))
             picked, indices = self._epoch_batches(val_batches, epoch)
             progress["validation_batches"] = indices
             rewards = []
@@ -615,12 +621,18 @@ class SharedWeights(_SuperNetEstimator):
                 self._record(score["val_accuracy"], "candidate")
                 self.candidates.append([sample["values"], score["val_accuracy"], epoch])
             net.restore_moving_statistics(snapshot)
-            progress.update(phase="rewarded")
+            progress.update(phase="rewarded",
+                            rewards=[[s["id"], r] for s, r in zip(samples, rewards)])
             # Saved before the oracle hears of them: a kill after this does not redo them.
             self._save(weights_changed=False)
-            sampler = self._sampler(child)
             if sampler is not None and samples:
                 sampler.add_rewards([s["id"] for s in samples], rewards)
+        elif progress["phase"] == "rewarded" and sampler is not None:
+            # Killed between the save above and the oracle's: the rewards it still awaits.
+            waiting = sampler.recorded_candidates
+            late = [(c, r) for c, r in progress.get("rewards", []) if c in waiting]
+            if late:
+                sampler.add_rewards([c for c, _ in late], [r for _, r in late])
         logs = dict(progress.get("logs", {}))
         logs.update(self._score(child.architecture, val_batches, recalibration))
         net.restore_moving_statistics(snapshot)
@@ -641,10 +653,13 @@ class SharedWeights(_SuperNetEstimator):
         if steps is not None:
             known = steps if known is None else min(known, steps)
         encoded, queue = {}, []
+        # The epoch's own seed, not the strategy's random state (which the oracle saves apart
+        # from these weights): a rerun of a killed epoch trains on the same architectures.
+        draws = np.random.default_rng([self.seed, 7, self.epochs_done])
 
         def arch_for_step(step):
             if not queue:  # the whole epoch in one call when its length is known
-                queue.extend(self._sample(child, known or 32, record=False))
+                queue.extend(self._sample(child, known or 32, record=False, rng=draws))
             values = queue.pop(0)["values"]
             key = json.dumps(values, sort_keys=True)
             if key not in encoded:

@@ -204,8 +204,17 @@ class RewardOracle(TrialLeaseMixin, CheckedStateMixin, keras_tuner.Oracle):
         self._decision_values(hp)
 
     def _options(self):
-        """`[(hp, values or None)]` for the space, in its order (`None` for a `Fixed` one)."""
-        return [(hp, self._decision_values(hp)) for hp in self.hyperparameters.space]
+        """`[(hp, values or None)]` for the space, in its order (`None` for a `Fixed` one).
+
+        Kept until the space changes (it only grows, or is replaced by a reload): the
+        controller reads it for every configuration it looks at."""
+        hyperparameters = self.hyperparameters
+        size = len(hyperparameters.space)
+        cached = getattr(self, "_options_cache", None)
+        if cached is None or cached[0] is not hyperparameters or cached[1] != size:
+            options = [(hp, self._decision_values(hp)) for hp in hyperparameters.space]
+            self._options_cache = cached = (hyperparameters, size, options)
+        return cached[2]
 
     def _decisions(self):
         """`[(name, values)]` of the space's decisions (the hyperparameters with two values

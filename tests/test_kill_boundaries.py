@@ -136,6 +136,9 @@ def _controller_arrays(oracle):
 
 # -- training's checkpoints -----------------------------------------------------------------------
 def test_training_killed_at_any_write_resumes_and_ends_as_an_uninterrupted_run(tmp_path):
+    # Every state a kill inside the second epoch can leave (a SIGKILL mid-step leaves the one
+    # after the last write), resumed to the uninterrupted run's weights bit for bit. A real
+    # SIGKILL of training processes is tests/test_multihost.py's kill-and-resume test.
     import keras
 
     from nasnet_tf.data import load_dataset

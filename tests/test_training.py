@@ -8,8 +8,6 @@ import logging
 import os
 import pathlib
 import shutil
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -34,13 +32,12 @@ BACKEND = keras.backend.backend()
 # by the arrays test, tests/test_placement.py and tests/test_multihost.py (whose kill-and-resume
 # test checks a resumed run against an uninterrupted one); the kill at every write boundary is
 # tests/test_kill_boundaries.py.
-HELPER = pathlib.Path(__file__).with_name("_train_resume.py")
 TINY = dict(num_cells=1, penultimate_filters=24, auxiliary_head=False, drop_path_keep_prob=1.0)
 
 
 def _config(**overrides):
     # Eager: a few steps of a tiny model run faster than tracing its graph (the graph path
-    # runs in the subprocess tests below and in tests/test_placement.py).
+    # runs in tests/test_placement.py and in the command line's end-to-end tests).
     base = dict(epochs=1, batch_size=16, steps_per_epoch=2, jit_compile=False, verbose=0,
                 run_eagerly=True, tensorboard=False, model_kwargs=dict(TINY))
     base.update(overrides)
@@ -501,48 +498,3 @@ def test_weights_without_a_state_are_an_unfinished_epoch_not_damage(
         k: v for k, v in before.items() if "checkpoints" in str(k)}
 
 
-# -- kill and resume -----------------------------------------------------------------------------
-def _start(output_dir, *kill):
-    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.Popen(
-        [sys.executable, str(HELPER), str(output_dir), *map(str, kill)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        cwd=HELPER.parents[1],
-    )
-
-
-def _finish(process):
-    stdout, stderr = process.communicate(timeout=900)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-
-
-@pytest.mark.slow
-# Under JAX, a killed and resumed run is checked against an uninterrupted one (bit for bit) by
-# tests/test_multihost.py's kill-and-resume test; this one cost 170 s there.
-@pytest.mark.tf_only
-def test_sigkill_in_the_second_epoch_then_restart_matches_an_uninterrupted_run(tmp_path):
-    # A real SIGKILL of a separate process, under the backend under test (TensorFlow with op
-    # determinism; XLA on CPU under JAX): the resumed run's final weights equal bit for bit.
-    # The uninterrupted and the killed runs share the two cores (JAX compiles in each).
-    straight, killed = _start(tmp_path / "straight"), _start(tmp_path / "killed", 1, 1)
-    straight, killed = _finish(straight), _finish(killed)  # epoch index 1, its batch 1
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    assert killed.returncode == -9, killed.stderr[-3000:]
-    state = latest_checkpoint(tmp_path / "killed")
-    assert state["epoch"] == 1  # the first epoch's checkpoint survived, nothing later
-    resumed = _finish(_start(tmp_path / "killed"))
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    weights = tmp_path / "killed" / "checkpoints" / "epoch-00001.weights.h5"
-    assert f"nasnet_tf.training: Resuming from epoch 1 (checkpoint {weights})" in resumed.stderr
-    assert "WARNING nasnet_tf" not in resumed.stderr  # a kill damages no checkpoint
-
-    a = json.loads(straight.stdout.strip().splitlines()[-1])
-    b = json.loads(resumed.stdout.strip().splitlines()[-1])
-    assert a["epochs"] == b["epochs"] == 2
-    assert b["steps_this_process"] == 3 and a["iterations"] == b["iterations"] == 6
-    assert a["loss"] == b["loss"]
-    wa = np.load(tmp_path / "straight" / "final_weights.npz")
-    wb = np.load(tmp_path / "killed" / "final_weights.npz")
-    assert len(wa) == len(wb) > 0
-    for key in wa:
-        np.testing.assert_array_equal(wa[key], wb[key])

@@ -24,13 +24,10 @@ def build_nasnet(
     dense_dropout_keep_prob=_UNSET,
     input_shape=_UNSET,
     classes=_UNSET,
-    include_top=True,
-    pooling=None,
-    classifier_activation="softmax",
+    include_top=True, pooling=None, classifier_activation="softmax",
     weights=None,
     seed=None,
-    batch_norm_momentum=0.9997,
-    sync_batch_norm=False,
+    batch_norm_momentum=0.9997, sync_batch_norm=False,
     name=None,
 ):
     """Builds a NASNet: `preset` gives the layout, every other argument overrides it.

@@ -508,19 +508,13 @@ class Controller:
         num_choices,
         units=100,
         embedding_dim=None,
-        algorithm=None,
-        learning_rate=None,
-        entropy_weight=None,
-        baseline_decay=None,
-        clip_epsilon=None,
-        ppo_epochs=None,
+        # The training settings (`None`: the preset's).
+        algorithm=None, learning_rate=None, entropy_weight=None, baseline_decay=None,
+        clip_epsilon=None, ppo_epochs=None,
         seed=None,
         *,
         preset="default",
-        normalize_advantages=None,
-        logit_clip=None,
-        temperature=None,
-        max_kl=None,
+        normalize_advantages=None, logit_clip=None, temperature=None, max_kl=None,
     ):
         if isinstance(num_choices, (str, bytes)) or not hasattr(num_choices, "__len__"):
             raise ValueError(

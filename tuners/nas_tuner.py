@@ -196,9 +196,7 @@ class NASNetHyperModel(_ChildHyperModel):
         self,
         space=None,
         *,
-        num_blocks=_UNSET,
-        ops=_UNSET,
-        combine_ops=_UNSET,
+        num_blocks=_UNSET, ops=_UNSET, combine_ops=_UNSET,  # the space's, unless `space`
         num_cells=2,
         penultimate_filters=96,
         build_kwargs=None,

@@ -122,6 +122,17 @@ def test_switching_architectures_traces_once(monkeypatch):
     assert counts == [counts[0]] * 6, counts
 
 
+def test_compile_builds_the_optimizer():
+    # Left to the first `train_on_batch`, the optimizer's variables would be created inside the
+    # traced step, each with a conditional initializer: most of a large network's first step.
+    net = SuperNet(num_blocks=1, ops=["identity", "sep_conv_3x3"], num_cells=1,
+                   penultimate_filters=48, input_shape=SHAPE, classes=4)
+    net.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
+    assert net.optimizer.built
+    # Adam: a first and a second moment for each trainable variable.
+    assert len(net.optimizer.variables) >= 2 * len(net.trainable_variables)
+
+
 def test_reinitialize_draws_fresh_seeded_weights(supernet):
     net = SuperNet.from_config(supernet.get_config())
     net.reinitialize(seed=7)

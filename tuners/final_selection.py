@@ -42,7 +42,7 @@ import numpy as np
 from nasnet_tf.io_utils import write_json
 from tuners.estimation import Child, TrainAndEvaluate, trial_seed
 from tuners.reward_oracle import RewardOracle
-from tuners.weight_sharing import read_json_or_none
+from tuners.weight_sharing import SharedWeights, read_json_or_none
 
 __all__ = ["FinalSelection"]
 
@@ -147,7 +147,7 @@ class FinalSelection:
         direction = -1.0 if oracle.objective.direction == "max" else 1.0
         completed.sort(key=lambda t: direction * t.score)
         proposals = []
-        shared = hasattr(estimator, "score_architectures")
+        shared = isinstance(estimator, SharedWeights)
         if shared and self.num_samples:
             if isinstance(oracle, RewardOracle):
                 proposals += [dict(v) for v in oracle.final_candidates(self.num_samples)]
@@ -186,7 +186,7 @@ class FinalSelection:
             rung come first.
         """
         estimator = tuner.estimator
-        if hasattr(estimator, "score_architectures"):
+        if isinstance(estimator, SharedWeights):
             estimator.prepare(tuner.hypermodel)  # a resumed process may have run no trial
         path = os.path.join(tuner.project_dir, FILE_NAME)
         completed = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
@@ -195,7 +195,7 @@ class FinalSelection:
         if state is None or state.get("stamp") != stamp:
             state = {"stamp": stamp}
         save = lambda: write_json(path, state)  # noqa: E731
-        shared = hasattr(estimator, "score_architectures")
+        shared = isinstance(estimator, SharedWeights)
         if "proposals" not in state:
             proposals, trial_scores = self._proposals(tuner, estimator)
             state.update(proposals=proposals, trial_scores=trial_scores)

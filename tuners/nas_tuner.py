@@ -32,6 +32,7 @@ from tuners.layerwise_space import LayerwiseSearchSpace
 from tuners.listeners import check_listeners
 from tuners.nasnet_space import NASNetSearchSpace
 from tuners.reward_oracle import RewardOracle, kept_seed
+from tuners.weight_sharing import SharedWeights
 
 __all__ = [
     "LayerwiseHyperModel",
@@ -130,7 +131,8 @@ class _ChildHyperModel(keras_tuner.HyperModel):
         """The uncompiled Keras model of `architecture`."""
         raise NotImplementedError
 
-    def _make_optimizer(self):
+    def make_optimizer(self):
+        """A new optimizer of this hypermodel's setting (one per model: never shared)."""
         if isinstance(self.optimizer, str):
             return self.optimizer
         if isinstance(self.optimizer, keras.optimizers.Optimizer):
@@ -141,7 +143,7 @@ class _ChildHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         model = self.build_child(self.space.declare(hp))
         model.compile(
-            optimizer=self._make_optimizer(),
+            optimizer=self.make_optimizer(),
             loss=self.loss,
             metrics=self.metrics,
             **self.compile_kwargs,
@@ -498,7 +500,7 @@ class NASTuner(keras_tuner.Tuner):
             self._search_deadline = None
         if self.final_selection is not None and not self._is_worker():
             self.final_ranking = self.final_selection.run(self, *fit_args, **fit_kwargs)
-            if hasattr(self.estimator, "final_ranking"):
+            if isinstance(self.estimator, SharedWeights):
                 self.estimator.final_ranking = self.final_ranking
                 self.estimator.save(self.project_dir)
         for listener in self.listeners:

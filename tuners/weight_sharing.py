@@ -101,7 +101,7 @@ def supernet_for(hypermodel):
         batch_norm_momentum=0.9997 if momentum is None else momentum,
     )
     net.compile(
-        optimizer=hypermodel._make_optimizer(),
+        optimizer=hypermodel.make_optimizer(),
         loss=hypermodel.loss,
         metrics=["accuracy"],
     )

@@ -120,6 +120,9 @@ def run(kind, args, data, classes, workdir):
         num_cells=args.num_cells, penultimate_filters=args.penultimate_filters,
         input_shape=data[0][0].shape[1:], classes=classes, oracle=oracle, estimator=estimator,
         directory=workdir, project_name=kind, overwrite=True,
+        # Estimation only: the super-network estimators' final selection (finalists trained
+        # standalone after the last trial) is work the `train` arm does not do.
+        final_selection=None,
     )
     ends = []
     original = tuner.on_trial_end

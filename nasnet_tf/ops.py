@@ -274,6 +274,11 @@ class FactorizedReduction(_Op):
         shape = self.pool_1.compute_output_shape(input_shape)
         self.conv_1.build(shape)
         self.conv_2.build(shape)
+        # Every sublayer built here, so that a model holding this one is built whole (Keras'
+        # trainers otherwise trace the whole model symbolically to build the rest).
+        self.pad.build(input_shape)
+        self.crop.build(self.pad.compute_output_shape(input_shape))
+        self.concat.build([shape[:-1] + (half,)] * 2)
         self.bn.build(shape[:-1] + (self.filters,))
 
     def call(self, inputs, training=None):

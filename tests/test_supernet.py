@@ -204,3 +204,28 @@ def test_trains_as_the_child_it_holds():
     for a, b in zip(back.weights, child.weights):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
                                    atol=1e-5)
+
+
+def test_a_compiled_metric_does_not_trace_the_step_twice(monkeypatch):
+    # Metric variables created while the first step is traced make TensorFlow trace it again.
+    calls = []
+    original = SuperNet.call
+
+    def counting(self, *args, **kwargs):
+        calls.append(kwargs.get("training"))  # Python runs here only while tracing
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SuperNet, "call", counting)
+    net = SuperNet(num_blocks=1, ops=["identity", "sep_conv_3x3"], num_cells=1,
+                   penultimate_filters=48, input_shape=SHAPE, classes=4)
+    net.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4,) + SHAPE).astype("float32")
+    y = rng.integers(4, size=4).astype("int32")
+    inputs = net.inputs_for(x, _random_genotypes(0, 1, num_blocks=1)[0])
+    before = len(calls)
+    logs = [net.train_on_batch(inputs, y, return_dict=True) for _ in range(3)]
+    assert len(calls) - before == 1, calls
+    assert set(logs[0]) == {"loss", "accuracy"}
+    net.test_on_batch(inputs, y)
+    assert len(calls) - before == 2  # and one for the test step

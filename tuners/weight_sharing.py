@@ -913,10 +913,10 @@ _OPTIMIZER_STATES = weakref.WeakKeyDictionary()
 
 def _fresh_optimizer_state(net):
     """The super-network's optimizer state before any step, recorded the first time its
-    optimizer is seen (estimators that share a super-network reset to it)."""
+    optimizer is seen (estimators that share a super-network reset to it). `SuperNet.compile`
+    has built the optimizer."""
     optimizer = net.optimizer
     if optimizer not in _OPTIMIZER_STATES:
-        optimizer.build(net.trainable_variables)
         _OPTIMIZER_STATES[optimizer] = [np.array(keras.ops.convert_to_numpy(v))
                                         for v in optimizer.variables]
     return _OPTIMIZER_STATES[optimizer]

@@ -348,3 +348,23 @@ def test_final_selection_rejects_bad_settings(kwargs, match):
 ])
 def test_final_selection_rungs(settings, rungs):
     assert FinalSelection(**settings).rungs() == rungs
+
+
+@pytest.mark.tf_only  # the file handling is the backends' same
+def test_a_state_saved_with_another_optimizer_is_refused_before_anything_loads(
+        tmp_path, searched):
+    x, y, vx, vy = _data()
+    supernet = searched[0].estimator.supernet
+    fit = dict(validation_data=(vx, vy), batch_size=4, steps_per_epoch=4, verbose=0)
+    NASNetTuner(**CHILD, max_trials=1, seed=5, oracle_kwargs={"units": 16},
+                estimator=SharedWeights(candidates_per_trial=2, seed=1, supernet=supernet,
+                                        optimizer="adam"),
+                final_selection=None, directory=tmp_path, overwrite=True).search(x, y, **fit)
+    saved = json.loads((tmp_path / "untitled_project" / "shared_state.json").read_text())
+    resumed = SharedWeights(candidates_per_trial=2, seed=1, supernet=supernet)  # SGD
+    tuner = NASNetTuner(**CHILD, max_trials=2, seed=5, oracle_kwargs={"units": 16},
+                        estimator=resumed, final_selection=None, directory=tmp_path)
+    with pytest.raises(ValueError, match="holds the state of another optimizer"):
+        resumed.prepare(tuner.hypermodel)
+    # The weights were not loaded either: the state is restored whole or not at all.
+    assert weights_digest(supernet) != saved["values_sha256"]

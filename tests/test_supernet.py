@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from nasnet_tf import Block, CellGenotype, Genotype, build_nasnet
+from nasnet_tf.flat_updates import FlatUpdates
 from nasnet_tf.supernet import SuperCell, SuperNet
 
 # Identity, a pool and a conv: every kind of branch (exact, projected, conv, reduction).
@@ -128,9 +129,34 @@ def test_compile_builds_the_optimizer():
     net = SuperNet(num_blocks=1, ops=["identity", "sep_conv_3x3"], num_cells=1,
                    penultimate_filters=48, input_shape=SHAPE, classes=4)
     net.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
-    assert net.optimizer.built
-    # Adam: a first and a second moment for each trainable variable.
-    assert len(net.optimizer.variables) >= 2 * len(net.trainable_variables)
+    assert net.optimizer.built and net.optimizer.inner_optimizer.built
+    # Adam over one flat vector: a first and a second moment as long as all the weights.
+    size = sum(int(np.prod(v.shape)) for v in net.trainable_variables)
+    moments = [v for v in net.optimizer.inner_optimizer.variables if tuple(v.shape) == (size,)]
+    assert len(moments) == 2
+
+
+def test_the_optimizer_updates_one_flat_vector_as_the_optimizer_itself_would(supernet):
+    # Adam over the flat vector against Adam variable by variable (a clipnorm too large to
+    # clip keeps Adam out of `FlatUpdates`): the same weights after three steps.
+    genotype = _random_genotypes(4, 1)[0]
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(4,) + SHAPE).astype("float32")
+    y = rng.integers(4, size=4)
+    nets = []
+    for optimizer in (keras.optimizers.Adam(1e-2), keras.optimizers.Adam(1e-2, clipnorm=1e30)):
+        net = SuperNet.from_config(supernet.get_config())
+        net.reinitialize(seed=3)
+        net.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+        for _ in range(3):
+            net.train_on_batch(net.inputs_for(x, genotype), y)
+        nets.append(net)
+    assert isinstance(nets[0].optimizer, FlatUpdates)
+    assert type(nets[1].optimizer) is keras.optimizers.Adam
+    for a, b in zip(nets[0].weights, nets[1].weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
+                                   rtol=1e-5, atol=1e-6, err_msg=a.path)
+    assert int(keras.ops.convert_to_numpy(nets[0].optimizer.iterations)) == 3
 
 
 def test_reinitialize_draws_fresh_seeded_weights(supernet):

@@ -366,7 +366,8 @@ class FreshWeights(_SuperNetEstimator):
 STATISTICS = ("batch", "recalibrate", "moving")
 """How `SharedWeights` treats batch normalization when it scores an architecture."""
 
-SHARED_STATE_VERSION = 2
+# 3: the super-network's optimizer state is `FlatUpdates`' (one vector per slot).
+SHARED_STATE_VERSION = 3
 
 
 class SharedWeights(_SuperNetEstimator):
@@ -499,7 +500,7 @@ class SharedWeights(_SuperNetEstimator):
 
     def _compile(self, net):
         optimizer = self.make_optimizer()
-        current = net.optimizer
+        current = getattr(net.optimizer, "inner_optimizer", net.optimizer)
         same = current is not None and type(current) is type(optimizer) and (
             _comparable(current.get_config()) == _comparable(optimizer.get_config()))
         if not same:
@@ -858,10 +859,15 @@ class SharedWeights(_SuperNetEstimator):
                 return f"{path} is missing"
             if sha256_file(path) != digest:
                 return f"{path} does not match its checksum"
-        self.supernet.load_weights(weights)
         with np.load(optimizer) as arrays:
-            for i, variable in enumerate(self.supernet.optimizer.variables):
-                variable.assign(arrays[f"o{i}"])
+            saved = [arrays[f"o{i}"] for i in range(len(arrays.files))]
+        variables = self.supernet.optimizer.variables
+        if [a.shape for a in saved] != [tuple(v.shape) for v in variables]:
+            return (f"{optimizer} holds the state of another optimizer ({len(saved)} arrays; "
+                    f"the super-network's optimizer has {len(variables)} variables)")
+        self.supernet.load_weights(weights)
+        for variable, value in zip(variables, saved):
+            variable.assign(value)
         self._version = payload["version"]
         self._weights_sha256 = payload["weights_sha256"]
         self._values_sha256 = payload["values_sha256"]

@@ -333,6 +333,7 @@ def test_train_overwrite_discards_the_run_and_nothing_else(capsys, tmp_path, mon
 
 
 @pytest.mark.slow
+@pytest.mark.tf_only  # file handling, the backends' same (about 50 s under JAX)
 def test_train_with_a_damaged_checkpoint_then_overwrite(capsys, tmp_path):
     genotype = tmp_path / "g.json"
     genotype.write_text(json.dumps(ONE_BLOCK))

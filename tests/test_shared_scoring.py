@@ -153,6 +153,9 @@ class Selection(FinalSelection):
         return super()._train_standalone(tuner, values, rank, epochs, fit_args, fit_kwargs)
 
 
+# The selection's bookkeeping is the backends' same; under JAX its six standalone children
+# compile one by one (90 s). The CLI's super-network searches run a final selection there.
+@pytest.mark.tf_only
 def test_final_selection_ranks_trains_and_resumes_inside(tmp_path, searched):
     x, y, vx, vy = _data()
     supernet = searched[0].estimator.supernet

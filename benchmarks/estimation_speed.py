@@ -24,6 +24,7 @@ their values):
 |---|---|---|---|
 | `digits13` | all 13 ops, B=5, add and concat | the CLI's default, 1@48 | 8x8x3 (digits') |
 | `cifar5` | the 5 ENAS ops, B=3, add | 1@96 | 32x32x3 (CIFAR-10's) |
+| `cifar5_f32` | the same | 1@768 (F=32, NASNet's search children's width) | 32x32x3 |
 
     python benchmarks/estimation_speed.py --mode build --arms digits13 cifar5
 """
@@ -50,6 +51,10 @@ ARMS = {
                      penultimate_filters=48, input_shape=(8, 8, 3), classes=10),
     "cifar5": dict(num_blocks=3, ops=list(ENAS_OPS), combine_ops=["add"], num_cells=1,
                    penultimate_filters=96, input_shape=(32, 32, 3), classes=10),
+    # The same space at the width of NASNet's CIFAR search children (F=32): the step ratio
+    # where arithmetic, not the cost of launching small ops, makes the step.
+    "cifar5_f32": dict(num_blocks=3, ops=list(ENAS_OPS), combine_ops=["add"], num_cells=1,
+                       penultimate_filters=768, input_shape=(32, 32, 3), classes=10),
 }
 
 

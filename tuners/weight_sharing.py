@@ -788,6 +788,7 @@ class SharedWeights(_SuperNetEstimator):
             "values_sha256": self._values_sha256,
             "optimizer_file": os.path.basename(optimizer),
             "optimizer_sha256": self._optimizer_sha256,
+            "optimizer": _optimizer_key(self.supernet),
         }
         text = json.dumps(payload, default=json_default)
         if os.path.exists(state):
@@ -859,6 +860,11 @@ class SharedWeights(_SuperNetEstimator):
                 return f"{path} is missing"
             if sha256_file(path) != digest:
                 return f"{path} does not match its checksum"
+        key = _optimizer_key(self.supernet)
+        if payload.get("optimizer", key) != key:
+            # Optimizers with as many slots (e.g. RMSprop, momentum SGD) have the same shapes.
+            return (f"it holds the state of another optimizer: saved with "
+                    f"{payload['optimizer']}; this search's is {key}")
         with np.load(optimizer) as arrays:
             saved = [arrays[f"o{i}"] for i in range(len(arrays.files))]
         variables = self.supernet.optimizer.variables
@@ -899,6 +905,14 @@ def _is_shared_temporary(name):
     """Whether `name` is the temporary file of an interrupted write of the state unit."""
     return name.startswith(".tmp-") and any(
         s in name for s in ("shared_weights_", "shared_optimizer_", "shared_state_"))
+
+
+def _optimizer_key(net):
+    """The super-network's optimizer as the state records it: its class and its settings
+    (not its name or its learning rate, which the restarts change), as JSON reads them back."""
+    optimizer = getattr(net.optimizer, "inner_optimizer", net.optimizer)
+    return json.loads(json.dumps(
+        {"class": type(optimizer).__name__, **_comparable(optimizer.get_config())}))
 
 
 def _comparable(config):

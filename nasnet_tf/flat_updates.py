@@ -35,6 +35,19 @@ ELEMENTWISE = (
 """Optimizer classes whose update is elementwise (subclasses are not assumed to be)."""
 
 
+def flatten(tensors):
+    """One flat vector of `tensors`, in order (empty when there are none).
+
+    Example:
+
+    >>> tuple(flatten([np.ones((2, 3)), np.ones(4)]).shape)
+    (10,)
+    """
+    if not tensors:
+        return ops.zeros((0,), "float32")
+    return ops.concatenate([ops.reshape(t, (-1,)) for t in tensors], axis=0)
+
+
 def _not_flat_because(optimizer):
     """Why `optimizer`'s update is not the same over one flat vector, or None."""
     if type(optimizer) not in ELEMENTWISE:
@@ -155,12 +168,9 @@ class FlatUpdates(keras.optimizers.Optimizer):
                 f"Received {len(grads)} gradients for {len(trainable_variables)} variables."
             )
         dtype = self._flat.dtype
-        flat_grad = ops.concatenate([
-            ops.reshape(ops.zeros(shape, dtype) if g is None else ops.cast(g, dtype), (-1,))
-            for g, shape in zip(grads, self._shapes)
-        ], axis=0)
-        self._flat.assign(ops.concatenate(
-            [ops.reshape(v, (-1,)) for v in trainable_variables], axis=0))
+        flat_grad = flatten([ops.zeros(shape, dtype) if g is None else ops.cast(g, dtype)
+                             for g, shape in zip(grads, self._shapes)])
+        self._flat.assign(flatten(trainable_variables))
         self.inner_optimizer.apply([flat_grad], [self._flat])
         pieces = ops.split(self._flat, np.cumsum(self._sizes[:-1]).tolist(), axis=0)
         for variable, piece, shape in zip(trainable_variables, pieces, self._shapes):

@@ -25,6 +25,7 @@ from keras import layers, ops
 
 from nasnet_tf import validators
 from nasnet_tf.flat_updates import FlatUpdates, flat_updates_apply
+from nasnet_tf.flat_updates import flatten as _flat
 from nasnet_tf.genotype import COMBINE_OPS, Genotype, check_names
 from nasnet_tf.ops import (
     BN_EPSILON,
@@ -56,13 +57,6 @@ def _pad(x, width):
     if extra == 0:
         return x
     return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]])
-
-
-def _flat(tensors):
-    """One flat vector of `tensors` (empty when there are none)."""
-    if not tensors:
-        return ops.zeros((0,), "float32")
-    return ops.concatenate([ops.reshape(t, (-1,)) for t in tensors], axis=0)
 
 
 def _spans(variables, start):

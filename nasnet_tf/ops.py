@@ -20,7 +20,7 @@ and a data-parallel JAX batch is one global (sharded) array whose statistics are
 import math
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from nasnet_tf import validators
 from nasnet_tf.genotype import OP_NAMES  # noqa: F401  (the names of OPS, re-exported)
@@ -237,6 +237,21 @@ class SeparableConvOp(_KernelOp):
             self._bn("separable_conv_2_bn"),
         ]
 
+def slice_sizes(x):
+    """`x`'s shape as `keras.ops.slice` sizes: -1 (to the end) where a dimension is unknown."""
+    return [-1 if n is None else n for n in x.shape]
+
+
+def _crop_top_left(x):
+    """`x` without its first row and column (`Cropping2D(((1, 0), (1, 0)))` as a slice, whose
+    gradient under TensorFlow is a pad, not the far slower `StridedSliceGrad`)."""
+    sizes = slice_sizes(x)
+    for axis in (1, 2):
+        if sizes[axis] != -1:
+            sizes[axis] -= 1
+    return ops.slice(x, [0, 1, 1, 0], sizes)
+
+
 @keras.saving.register_keras_serializable(package="nasnet_tf")
 class FactorizedReduction(_Op):
     """Halves the resolution without losing pixels: ReLU, then two stride-2 1x1 convs of
@@ -266,7 +281,6 @@ class FactorizedReduction(_Op):
         self.pool_1 = layers.AveragePooling2D(1, strides=2, padding="valid", name="avg_pool_1")
         self.conv_1 = layers.Conv2D(half, 1, name="conv_1", **conv)
         self.pad = layers.ZeroPadding2D(((0, 1), (0, 1)), name="shift_pad")
-        self.crop = layers.Cropping2D(((1, 0), (1, 0)), name="shift_crop")
         self.pool_2 = layers.AveragePooling2D(1, strides=2, padding="valid", name="avg_pool_2")
         self.conv_2 = layers.Conv2D(half, 1, name="conv_2", **conv)
         self.concat = layers.Concatenate(name="concat")
@@ -277,14 +291,13 @@ class FactorizedReduction(_Op):
         # Every sublayer built here, so that a model holding this one is built whole (Keras'
         # trainers otherwise trace the whole model symbolically to build the rest).
         self.pad.build(input_shape)
-        self.crop.build(self.pad.compute_output_shape(input_shape))
         self.concat.build([shape[:-1] + (half,)] * 2)
         self.bn.build(shape[:-1] + (self.filters,))
 
     def call(self, inputs, training=None):
         x = self.relu(inputs)
         a = self.conv_1(self.pool_1(x))
-        b = self.conv_2(self.pool_2(self.crop(self.pad(x))))
+        b = self.conv_2(self.pool_2(_crop_top_left(self.pad(x))))
         return self.bn(self.concat([a, b]), training=training)
 
 
@@ -303,13 +316,19 @@ class PoolOp(_Op):
     """Average or max pooling (stride 1 `"same"`; stride 2 zero-padded as Keras' NASNet), then
     a 1x1 projection where the input's channels differ from `filters`.
 
+    `recompute_gradient=True` makes max pooling compute its gradient from a pool recomputed
+    beside it: the same values, and under TensorFlow oneDNN's fast kernel where the op runs
+    inside a `keras.ops.switch` branch, as in `nasnet_tf.SuperNet` (see
+    `nasnet_tf.tf_pooling`). Other backends and average pooling ignore it.
+
     Example:
 
     >>> tuple(PoolOp(4, "max", 3, strides=2)(keras.ops.ones((1, 8, 8, 4))).shape)
     (1, 4, 4, 4)
     """
 
-    def __init__(self, filters, pool_type="avg", pool_size=3, strides=1, **kwargs):
+    def __init__(self, filters, pool_type="avg", pool_size=3, strides=1,
+                 recompute_gradient=False, **kwargs):
         super().__init__(filters, strides, **kwargs)
         if pool_type not in ("avg", "max"):
             raise ValueError(
@@ -317,9 +336,19 @@ class PoolOp(_Op):
             )
         self.pool_type = pool_type
         self.pool_size = pool_size
+        self.recompute_gradient = bool(recompute_gradient)
+
+    def _pool_class(self):
+        if self.pool_type == "avg":
+            return layers.AveragePooling2D
+        if self.recompute_gradient and keras.backend.backend() == "tensorflow":
+            from nasnet_tf.tf_pooling import RecomputingMaxPooling2D
+
+            return RecomputingMaxPooling2D
+        return layers.MaxPooling2D
 
     def _chain(self, input_shape):
-        pool_cls = layers.AveragePooling2D if self.pool_type == "avg" else layers.MaxPooling2D
+        pool_cls = self._pool_class()
         chain = []
         if self.strides == 1:
             chain.append(pool_cls(self.pool_size, strides=1, padding="same", name="pool"))
@@ -332,7 +361,8 @@ class PoolOp(_Op):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"pool_type": self.pool_type, "pool_size": self.pool_size})
+        config.update({"pool_type": self.pool_type, "pool_size": self.pool_size,
+                       "recompute_gradient": self.recompute_gradient})
         return config
 
 

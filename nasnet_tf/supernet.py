@@ -32,7 +32,9 @@ from nasnet_tf.ops import (
     OP_NAMES,
     OPS,
     FactorizedReduction,
+    PoolOp,
     ReLUConvBN,
+    slice_sizes,
 )
 from nasnet_tf.supernet_plan import (
     CONV,
@@ -57,6 +59,23 @@ def _pad(x, width):
     if extra == 0:
         return x
     return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]])
+
+
+def _select(stack, index):
+    """`stack[index]` for a scalar tensor `index`: a dynamic slice (its gradient pads, where
+    a gather's gradient scatters)."""
+    sizes = slice_sizes(stack)
+    sizes[0] = 1
+    return ops.squeeze(ops.slice(stack, [index] + [0] * (len(sizes) - 1), sizes), axis=0)
+
+
+def _channels(x, width):
+    """The first `width` channels of `x` (a slice: its gradient pads)."""
+    if x.shape[-1] == width:
+        return x
+    sizes = slice_sizes(x)
+    sizes[-1] = width
+    return ops.slice(x, [0] * len(sizes), sizes)
 
 
 def _spans(variables, start):
@@ -221,10 +240,11 @@ class SuperCell(layers.Layer):
             for side in ("left", "right"):
                 candidates = []
                 for i, (group, op, variant) in enumerate(branches):
-                    shape = (batch,) + spatial[group] + (plan.group_widths[group],)
+                    # An exact pooling reads the first F channels (its input's real ones).
+                    width = f if variant == EXACT else plan.group_widths[group]
+                    shape = (batch,) + spatial[group] + (width,)
                     name = f"block_{k + 1}_{side}_{i}_{op}_{variant}"
-                    layer = self._candidate(op, variant, plan.group_strides(group),
-                                            plan.group_widths[group], name)
+                    layer = self._candidate(op, variant, plan.group_strides(group), name)
                     if layer is not None:
                         layer.build(shape)
                     candidates.append(layer)
@@ -243,15 +263,15 @@ class SuperCell(layers.Layer):
             layer.build((batch, height, width, plan.state1_width))
             self.output_adjust["1"] = layer
 
-    def _candidate(self, op, variant, strides, group_width, name):
+    def _candidate(self, op, variant, strides, name):
         f = self.plan.filters
-        if variant == EXACT:
-            if op == "identity":
-                return None
-            # Pooling over every padded channel (no projection), the first F kept after it.
-            return OPS[op](group_width, strides=strides, name=name, bn_momentum=self.bn_momentum)
-        if variant in (CONV, PROJECT, REDUCE):
-            return OPS[op](f, strides=strides, name=name, bn_momentum=self.bn_momentum)
+        if variant == EXACT and op == "identity":
+            return None
+        if variant in (EXACT, CONV, PROJECT, REDUCE):
+            make = OPS[op]
+            extra = {"recompute_gradient": True} if make.op_class is PoolOp else {}
+            return make.op_class(f, strides=strides, name=name, bn_momentum=self.bn_momentum,
+                                 **make.fixed, **extra)
         raise ValueError(f"Unknown branch variant {variant!r}.")
 
     def compute_output_shape(self, input_shape):
@@ -267,17 +287,17 @@ class SuperCell(layers.Layer):
         # The edge's input is selected once, outside the branches (a Reduction cell selects
         # in both of its groups; the index is clipped in the group the edge does not read).
         selected = {
-            group: ops.take(stack, ops.minimum(source, stack.shape[0] - 1), axis=0)
+            group: _select(stack, ops.minimum(source, stack.shape[0] - 1))
             for group, stack in stacks.items()
         }
         branches = []
         for (group, _, variant), layer in zip(plan.branches[k], self.edges[k][side]):
 
-            def make_input(group=group):
-                return selected[group]
+            def make_input(group=group, real=variant == EXACT):
+                # An exact pooling or identity reads an input of F real channels.
+                return _channels(selected[group], f) if real else selected[group]
 
-            finish = (lambda y: y[..., :f]) if variant == EXACT else _identity
-            branches.append((make_input, layer, finish))
+            branches.append((make_input, layer, _identity))
         return _run_branches(branch, branches, training)
 
     def call(self, inputs, training=None):

@@ -287,8 +287,8 @@ class SuperCell(layers.Layer):
         # The edge's input is selected once, outside the branches (a Reduction cell selects
         # in both of its groups; the index is clipped in the group the edge does not read).
         selected = {
-            group: _select(stack, ops.minimum(source, stack.shape[0] - 1))
-            for group, stack in stacks.items()
+            group: stack if count == 1 else _select(stack, ops.minimum(source, count - 1))
+            for group, (stack, count) in stacks.items()
         }
         branches = []
         for (group, _, variant), layer in zip(plan.branches[k], self.edges[k][side]):
@@ -334,7 +334,11 @@ class SuperCell(layers.Layer):
             groups = {"all": [_pad(h, width), _pad(s1, width)]}
         block_outputs = []
         for k in range(b):
-            stacks = {g: ops.stack(states, axis=0) for g, states in groups.items() if states}
+            # Each group's states, stacked to be selected from (one state is used as it is).
+            stacks = {
+                g: (states[0] if len(states) == 1 else ops.stack(states, axis=0), len(states))
+                for g, states in groups.items() if states
+            }
             entry = arch[5 * k: 5 * k + 5]
             left = self._edge(k, 0, stacks, entry[0], entry[1], training)
             right = self._edge(k, 1, stacks, entry[2], entry[3], training)
@@ -350,12 +354,21 @@ class SuperCell(layers.Layer):
             groups["blocks" if plan.reduction else "all"].append(
                 y if plan.reduction else _pad(y, plan.group_widths["all"])
             )
+        used = arch[5 * b: 5 * b + 2 + b]
+        # An input state's slot is reduced or projected only where no block reads it (a read
+        # slot is zeroed below), as the child computes it only then.
+        shape_of = _channels(block_outputs[0], f) if plan.reduction else h
         slots = [h, s1]
-        for i in ("0", "1"):
-            if i in self.output_adjust:
-                slots[int(i)] = self.output_adjust[i](slots[int(i)], training=training)
+        for i, layer in self.output_adjust.items():
+            j = int(i)
+            slots[j] = _run_branches(
+                used[j],
+                [(lambda x=slots[j]: x, layer, _identity),
+                 (lambda: ops.zeros_like(shape_of), None, _identity)],
+                training,
+            )
         slots += block_outputs
-        keep = 1.0 - ops.cast(arch[5 * b: 5 * b + 2 + b], slots[0].dtype)
+        keep = 1.0 - ops.cast(used, slots[0].dtype)
         return ops.concatenate([s * keep[i] for i, s in enumerate(slots)], axis=-1)
 
     def get_config(self):

@@ -54,6 +54,14 @@ def test_equals_each_child_it_holds(supernet):
     # Both combine ops, and both cell types reading the cell inputs and the blocks' outputs.
     assert any(b.combine == "concat" for g in genotypes for b in g.normal.blocks)
     assert any(b.combine == "add" for g in genotypes for b in g.reduction.blocks)
+    # And cells that leave an input state unread, so that it is in their output: projected
+    # (state 1 of the first cell, the stem's width) and reduced (a Reduction cell's state 0).
+    genotypes.append(Genotype(
+        CellGenotype([Block(0, 0, "sep_conv_3x3", "identity"), Block(2, 0, "max_pool_3x3",
+                                                                      "identity", "concat")]),
+        CellGenotype([Block(1, 1, "identity", "max_pool_3x3"), Block(2, 1, "sep_conv_3x3",
+                                                                      "identity")]),
+    ))
     for i, genotype in enumerate(genotypes):
         child = build_nasnet(genotype, **supernet.child_config())
         _perturb(child, i)

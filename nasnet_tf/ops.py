@@ -237,6 +237,7 @@ class SeparableConvOp(_KernelOp):
             self._bn("separable_conv_2_bn"),
         ]
 
+
 def slice_sizes(x):
     """`x`'s shape as `keras.ops.slice` sizes: -1 (to the end) where a dimension is unknown."""
     return [-1 if n is None else n for n in x.shape]

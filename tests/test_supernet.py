@@ -223,6 +223,8 @@ def test_saves_and_loads_as_a_keras_file(tmp_path):
 def test_trains_as_the_child_it_holds():
     """A few SGD steps through the super-network change the child's weights as the child's own
     training does (batch statistics and their updates included)."""
+    # Seeded: the weights drawn must not depend on the tests run before in this process.
+    keras.utils.set_random_seed(0)
     net = SuperNet(num_blocks=1, ops=["identity", "sep_conv_3x3"], combine_ops=["add"],
                    num_cells=1, penultimate_filters=48, input_shape=SHAPE, classes=3)
     cell = CellGenotype([Block(0, 1, "sep_conv_3x3", "identity")])

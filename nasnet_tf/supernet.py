@@ -104,7 +104,8 @@ def _unflat(flat, spans):
 
 
 def _run_branches(index, branches, training):
-    """Runs the branch `index` of `branches`, a list of `(make_input, layer, finish)`.
+    """Runs the branch `index` of `branches`, a list of `(make_input, layer)` pairs
+    (`layer` `None` for the input itself).
 
     Only the selected branch runs. In training, a branch's layer runs statelessly and its new
     non-trainable values (moving statistics) come back through the switch, to be assigned
@@ -115,16 +116,16 @@ def _run_branches(index, branches, training):
     backends) hold one tensor per input and output of every branch, so per-variable tensors
     would make the graph grow with the square of the branch count.
     """
-    layer_list = [layer for _, layer, _ in branches]
+    layer_list = [layer for _, layer in branches]
     stateful = bool(training) and any(
         layer is not None and layer.non_trainable_variables for layer in layer_list
     )
     if not stateful:
 
-        def plain(make_input, layer, finish):
+        def plain(make_input, layer):
             def run():
                 x = make_input()
-                return finish(x if layer is None else layer(x, training=training))
+                return x if layer is None else layer(x, training=training)
 
             return run
 
@@ -147,25 +148,25 @@ def _run_branches(index, branches, training):
     flat_state = _flat([ops.convert_to_tensor(v.value) for v in state_vars])
 
     def stateless(i):
-        make_input, layer, finish = branches[i]
+        make_input, layer = branches[i]
 
         def run():
             x = make_input()
             if layer is None:
-                return finish(x), flat_state
+                return x, flat_state
             y, new = layer.stateless_call(
                 _unflat(flat_trainable, t_spans[i]), _unflat(flat_state, s_spans[i]), x,
                 training=True,
             )
             if not new:
-                return finish(y), flat_state
+                return y, flat_state
             first = s_spans[i][0][0]
             last = s_spans[i][-1][0] + s_spans[i][-1][1]
             parts = [ops.slice(flat_state, (0,), (first,))] if first else []
             parts += [ops.reshape(value, (-1,)) for value in new]
             if last < s_end:
                 parts.append(ops.slice(flat_state, (last,), (s_end - last,)))
-            return finish(y), ops.concatenate(parts, axis=0)
+            return y, ops.concatenate(parts, axis=0)
 
         return run
 
@@ -174,10 +175,6 @@ def _run_branches(index, branches, training):
     for variable, value in zip(state_vars, _unflat(new_state, spans)):
         variable.assign(value)
     return y
-
-
-def _identity(x):
-    return x
 
 
 @keras.saving.register_keras_serializable(package="nasnet_tf")
@@ -297,7 +294,7 @@ class SuperCell(layers.Layer):
                 # An exact pooling or identity reads an input of F real channels.
                 return _channels(selected[group], f) if real else selected[group]
 
-            branches.append((make_input, layer, _identity))
+            branches.append((make_input, layer))
         return _run_branches(branch, branches, training)
 
     def call(self, inputs, training=None):
@@ -315,8 +312,8 @@ class SuperCell(layers.Layer):
             take = arch[6 * b + 3:]
             s1 = _run_branches(
                 arch[6 * b + 2],
-                [(lambda: p, self.adjust, _identity),
-                 (lambda: ops.take(p, take, axis=-1), None, _identity)],
+                [(lambda: p, self.adjust),
+                 (lambda: ops.take(p, take, axis=-1), None)],
                 training,
             )
         elif self.adjust is not None:
@@ -363,8 +360,8 @@ class SuperCell(layers.Layer):
             j = int(i)
             slots[j] = _run_branches(
                 used[j],
-                [(lambda x=slots[j]: x, layer, _identity),
-                 (lambda: ops.zeros_like(shape_of), None, _identity)],
+                [(lambda x=slots[j]: x, layer),
+                 (lambda: ops.zeros_like(shape_of), None)],
                 training,
             )
         slots += block_outputs

@@ -230,7 +230,8 @@ class SuperCell(layers.Layer):
         batch, height, width = ip_shape[0], ip_shape[1], ip_shape[2]
         half = (None if height is None else -(-height // 2),
                 None if width is None else -(-width // 2))
-        spatial = {"all": (height, width), "inputs": (height, width), "blocks": half}
+        spatial = {"all": (height, width), "stem": (height, width), "inputs": (height, width),
+                   "blocks": half}
         self.edges = []
         for k, branches in enumerate(plan.branches):
             pair = []
@@ -281,8 +282,8 @@ class SuperCell(layers.Layer):
 
     def _edge(self, k, side, stacks, source, branch, training):
         plan, f = self.plan, self.plan.filters
-        # The edge's input is selected once, outside the branches (a Reduction cell selects
-        # in both of its groups; the index is clipped in the group the edge does not read).
+        # The edge's input is selected once, outside the branches (a cell with two groups
+        # selects in both; the index is clipped in the group the edge does not read).
         selected = {
             group: stack if count == 1 else _select(stack, ops.minimum(source, count - 1))
             for group, (stack, count) in stacks.items()
@@ -326,6 +327,8 @@ class SuperCell(layers.Layer):
                            _pad(s1, plan.group_widths["inputs"])],
                 "blocks": [],
             }
+        elif plan.stem_group:
+            groups = {"stem": [s1], "all": [_pad(h, plan.group_widths["all"])]}
         else:
             width = plan.group_widths["all"]
             groups = {"all": [_pad(h, width), _pad(s1, width)]}
@@ -552,7 +555,10 @@ class SuperNet(keras.Model):
         # `predict_with_batch_statistics` traces its own predict function with this flag on.
         if self._batch_statistics:
             training = True
-        return super().call(inputs, training=training, mask=mask, **kwargs)
+        # Under TensorFlow, a traced step sees the batch size as unknown: the zero gradients
+        # of the inputs a branch does not read then stay operations instead of constants
+        # folded into the graph (`nasnet_tf.tf_graph_rewrites`).
+        return super().call(_unknown_batch(inputs), training=training, mask=mask, **kwargs)
 
     # -- scoring without pooled statistics ----------------------------------------------------
     def _predict_function_for(self, batch_statistics):
@@ -805,6 +811,14 @@ def _without_graph_rewrites(function):
     from nasnet_tf.tf_graph_rewrites import without_graph_rewrites
 
     return without_graph_rewrites(function)
+
+
+def _unknown_batch(inputs):
+    if keras.backend.backend() != "tensorflow":
+        return inputs
+    from nasnet_tf.tf_graph_rewrites import unknown_batch
+
+    return unknown_batch(inputs)
 
 
 def _initializer_for(variable, seed):

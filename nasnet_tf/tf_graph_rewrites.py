@@ -1,4 +1,4 @@
-"""Running a compiled Keras function without TensorFlow's graph rewrites (Grappler).
+"""Running a compiled Keras function without TensorFlow's graph rewrites.
 
 TensorFlow rewrites a `tf.function`'s graph (Grappler: constant folding, arithmetic and
 layout rewrites, op fusion) when the function is first run. For `nasnet_tf.SuperNet` that
@@ -10,7 +10,17 @@ TensorFlow keys a function's instantiation by the options it runs under, so the 
 must stay off on every call, not only the first: `without_graph_rewrites` turns them off
 around each call and restores the caller's setting after it. The setting is
 `tf.config.optimizer`'s, read by the calling thread; other threads keep the options they
-last ran with. TensorFlow only: under JAX, XLA compiles what runs.
+last ran with.
+
+TensorFlow also folds constants when it instantiates a function (its classic graph
+optimizer, which Grappler's switch does not turn off). In a super-network's gradient every
+switch branch gives a zero gradient to each input it does not read; where the batch size is
+static, those zeros are constants that folding writes into the graph, one per branch (2.7 GB
+for the 5-op space at F=32 once the first cell has two groups of states). `unknown_batch`
+hides the batch size from the graph, so the zeros stay operations a step runs only in the
+branch it takes.
+
+TensorFlow only: under JAX, XLA compiles what runs.
 """
 
 import contextlib
@@ -18,7 +28,7 @@ import functools
 
 import tensorflow as tf
 
-__all__ = ["without_graph_rewrites"]
+__all__ = ["unknown_batch", "without_graph_rewrites"]
 
 _OPTION = "disable_meta_optimizer"
 
@@ -62,3 +72,39 @@ def without_graph_rewrites(function):
 
     run._without_graph_rewrites = True
     return run
+
+
+def unknown_batch(tensors):
+    """`tensors` (a nested structure) with the batch dimension unknown to a traced graph.
+
+    Inside a `tf.function` each tensor passes through `PlaceholderWithDefault` with its first
+    dimension set to `None` (the values are unchanged); run eagerly, `tensors` are returned
+    as they are.
+
+    Args:
+        tensors: a nested structure of tensors (and `None`s).
+
+    Returns:
+        The same structure.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> @tf.function
+    ... def double(x):
+    ...     y = unknown_batch(x)
+    ...     print(y.shape)  # at tracing
+    ...     return 2 * y
+    >>> float(double(tf.ones((4, 3)))[0, 0])
+    (None, 3)
+    2.0
+    """
+    if tf.executing_eagerly():
+        return tensors
+
+    def hide(t):
+        if t is None or not isinstance(t, tf.Tensor) or t.shape.rank in (None, 0):
+            return t
+        return tf.compat.v1.placeholder_with_default(t, [None] + t.shape.as_list()[1:])
+
+    return tf.nest.map_structure(hide, tensors)

@@ -230,8 +230,7 @@ class SuperCell(layers.Layer):
         batch, height, width = ip_shape[0], ip_shape[1], ip_shape[2]
         half = (None if height is None else -(-height // 2),
                 None if width is None else -(-width // 2))
-        spatial = {"all": (height, width), "stem": (height, width), "inputs": (height, width),
-                   "blocks": half}
+        spatial = {"all": (height, width), "inputs": (height, width), "blocks": half}
         self.edges = []
         for k, branches in enumerate(plan.branches):
             pair = []
@@ -282,8 +281,8 @@ class SuperCell(layers.Layer):
 
     def _edge(self, k, side, stacks, source, branch, training):
         plan, f = self.plan, self.plan.filters
-        # The edge's input is selected once, outside the branches (a cell with two groups
-        # selects in both; the index is clipped in the group the edge does not read).
+        # The edge's input is selected once, outside the branches (a Reduction cell selects
+        # in both of its groups; the index is clipped in the group the edge does not read).
         selected = {
             group: stack if count == 1 else _select(stack, ops.minimum(source, count - 1))
             for group, (stack, count) in stacks.items()
@@ -327,8 +326,6 @@ class SuperCell(layers.Layer):
                            _pad(s1, plan.group_widths["inputs"])],
                 "blocks": [],
             }
-        elif plan.stem_group:
-            groups = {"stem": [s1], "all": [_pad(h, plan.group_widths["all"])]}
         else:
             width = plan.group_widths["all"]
             groups = {"all": [_pad(h, width), _pad(s1, width)]}

@@ -10,12 +10,10 @@ Fixed shapes for every child (the cell's output is read by two later cells, what
 architecture):
 
 - Inside a cell, the states an edge may read are padded with zero channels to one width per
-  group. A Reduction cell has two groups: its inputs at full resolution, read with stride 2,
-  and its block outputs at half resolution. The first cell has two where the stem's output
-  (its state 1) is wider than its other states: that state alone, and the others. A block
-  state is `F` channels wide after `add` and `2F` after `concat`: the super-network carries
-  every block state at `2F` channels when the space has `concat`, the real channels first,
-  so a child's concat block is computed exactly.
+  group (a Reduction cell has two groups: its inputs at full resolution, read with stride 2, and
+  its block outputs at half resolution). A block state is `F` channels wide after `add` and `2F`
+  after `concat`: the super-network carries every block state at `2F` channels when the space
+  has `concat`, the real channels first, so a child's concat block is computed exactly.
 - A cell's output concatenates every state in a fixed slot (`F` for the two inputs, the block
   width for each block), multiplied by 0 where a block reads the state. The child's output
   (only the unused states, in index order) is thus the super-network's output with the zero
@@ -84,16 +82,8 @@ class CellPlan:
         self.slot_offsets = np.cumsum([0] + widths[:-1]).tolist()
         self.output_width = int(sum(widths))
         self.state1_projected = self.state1_width != f  # output slot 1 needs a projection
-        # The first cell's state 1 is the stem's output (3F wide in NASNet): wider than the
-        # other states, it is a group of its own, so that they are not carried at its width
-        # (every conv branch reading them would read 3F channels, two thirds of them zeros).
-        self.stem_group = (
-            not self.reduction and p_kind == P_NONE and self.state1_width > self.block_width
-        )
         if self.reduction:
             self.group_widths = {"inputs": max(f, self.state1_width), "blocks": self.block_width}
-        elif self.stem_group:
-            self.group_widths = {"stem": self.state1_width, "all": self.block_width}
         else:
             self.group_widths = {"all": max(f, self.state1_width, self.block_width)}
         self.branches = [self._branches(k) for k in range(self.num_blocks)]
@@ -102,11 +92,7 @@ class CellPlan:
     def group_of(self, state):
         """The group (name) of a state index, and the state's index within it."""
         if not self.reduction:
-            if not self.stem_group:
-                return "all", state
-            if state == 1:
-                return "stem", 0
-            return "all", max(state - 1, 0)
+            return "all", state
         if state < 2:
             return "inputs", state
         return "blocks", state - 2
@@ -118,24 +104,19 @@ class CellPlan:
         f = self.filters
         if group == "inputs":
             return {f, self.state1_width}
-        if group == "stem":
-            return {self.state1_width}
         widths = {self.block_width if "concat" in self.combine_ops else f}
         if "add" in self.combine_ops:
             widths.add(f)
         if group == "all":
-            inputs = {f} if self.stem_group else {f, self.state1_width}
-            widths |= inputs
+            widths |= {f, self.state1_width}
             if block == 0:  # block 0 reads the cell inputs only
-                widths = inputs
+                widths = {f, self.state1_width}
         return widths
 
     def _branches(self, block):
         """The candidate branches of block `block`'s edges: `(group, op, variant)` triples."""
-        if self.reduction:
-            groups = ["inputs"] if block == 0 else ["inputs", "blocks"]
-        else:
-            groups = ["stem", "all"] if self.stem_group else ["all"]
+        groups = ["all"] if not self.reduction else (["inputs"] if block == 0 else
+                                                     ["inputs", "blocks"])
         branches = []
         for group in groups:
             strides = self.group_strides(group)

@@ -9,7 +9,6 @@ import pytest
 from nasnet_tf import Block, CellGenotype, Genotype, build_nasnet
 from nasnet_tf.flat_updates import FlatUpdates
 from nasnet_tf.supernet import SuperCell, SuperNet
-from nasnet_tf.supernet_plan import network_plan
 
 # Identity, a pool and a conv: every kind of branch (exact, projected, conv, reduction).
 OPS = ["identity", "sep_conv_3x3", "max_pool_3x3"]
@@ -130,21 +129,6 @@ def test_switching_architectures_traces_once(monkeypatch):
     # Traced on the first architecture (train and predict), never again after it.
     assert counts[0] > 0
     assert counts == [counts[0]] * 6, counts
-
-
-def test_the_first_cell_carries_the_stem_apart_from_its_other_states():
-    # NASNet's stem is 3F wide: carried with it, every state of the first cell would be 3F
-    # channels wide, and every conv branch reading one would read 2F channels of zeros.
-    plans, _ = network_plan(2, ["identity", "sep_conv_3x3"], ["add", "concat"], 1, 8, 24)
-    first = plans[0]
-    assert first.stem_group and first.group_widths == {"stem": 24, "all": 16}
-    assert [first.group_of(s) for s in range(4)] == [
-        ("all", 0), ("stem", 0), ("all", 1), ("all", 2)]
-    assert {g for g, _, _ in first.branches[1]} == {"stem", "all"}
-    assert not any(p.stem_group for p in plans[1:])
-    # A stem no wider than the block states needs no group of its own.
-    plans, _ = network_plan(2, ["identity", "sep_conv_3x3"], ["add"], 1, 8, 8)
-    assert not plans[0].stem_group and plans[0].group_widths == {"all": 8}
 
 
 def test_compile_builds_the_optimizer():

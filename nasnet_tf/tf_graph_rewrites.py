@@ -15,11 +15,10 @@ last ran with.
 TensorFlow also folds constants when it instantiates a function (its classic graph
 optimizer, which Grappler's switch does not turn off). In a super-network's gradient every
 switch branch gives a zero gradient to each input it does not read; where the batch size is
-static, those zeros are constants that folding writes into the graph, one per branch (for
-the 5-op space at F=32 on a 2-core CPU, 0.6 of the 4.8 GB its first step held; 2.7 GB with
-a first cell of two groups of states). `unknown_batch`
-hides the batch size from the graph, so the zeros stay operations a step runs only in the
-branch it takes.
+static, those zeros are constants that folding writes into the graph, one per branch (0.6 of
+the 4.8 GB the 5-op space's first step held at F=32 on a 2-core CPU). `unknown_batch` hides
+the batch size from the graph, so the zeros stay operations a step runs only in the branch
+it takes.
 
 TensorFlow only: under JAX, XLA compiles what runs.
 """

@@ -535,17 +535,17 @@ class SuperNet(keras.Model):
     # on a graph that is mostly branches a step does not run.
     def make_train_function(self, force=False):
         super().make_train_function(force)
-        self.train_function = _without_graph_rewrites(self.train_function)
+        self.train_function = _tf_rewrite("without_graph_rewrites", self.train_function)
         return self.train_function
 
     def make_test_function(self, force=False):
         super().make_test_function(force)
-        self.test_function = _without_graph_rewrites(self.test_function)
+        self.test_function = _tf_rewrite("without_graph_rewrites", self.test_function)
         return self.test_function
 
     def make_predict_function(self, force=False):
         super().make_predict_function(force)
-        self.predict_function = _without_graph_rewrites(self.predict_function)
+        self.predict_function = _tf_rewrite("without_graph_rewrites", self.predict_function)
         return self.predict_function
 
     def call(self, inputs, training=None, mask=None, **kwargs):
@@ -555,7 +555,8 @@ class SuperNet(keras.Model):
         # Under TensorFlow, a traced step sees the batch size as unknown: the zero gradients
         # of the inputs a branch does not read then stay operations instead of constants
         # folded into the graph (`nasnet_tf.tf_graph_rewrites`).
-        return super().call(_unknown_batch(inputs), training=training, mask=mask, **kwargs)
+        inputs = _tf_rewrite("unknown_batch", inputs)
+        return super().call(inputs, training=training, mask=mask, **kwargs)
 
     # -- scoring without pooled statistics ----------------------------------------------------
     def _predict_function_for(self, batch_statistics):
@@ -802,20 +803,13 @@ def _distributed(model):
             or getattr(model, "_distribute_strategy", None) is not None)
 
 
-def _without_graph_rewrites(function):
+def _tf_rewrite(name, value):
+    """`nasnet_tf.tf_graph_rewrites.<name>(value)` under TensorFlow, `value` as it is else."""
     if keras.backend.backend() != "tensorflow":
-        return function
-    from nasnet_tf.tf_graph_rewrites import without_graph_rewrites
+        return value
+    from nasnet_tf import tf_graph_rewrites
 
-    return without_graph_rewrites(function)
-
-
-def _unknown_batch(inputs):
-    if keras.backend.backend() != "tensorflow":
-        return inputs
-    from nasnet_tf.tf_graph_rewrites import unknown_batch
-
-    return unknown_batch(inputs)
+    return getattr(tf_graph_rewrites, name)(value)
 
 
 def _initializer_for(variable, seed):

@@ -14,6 +14,16 @@ once.
 
     KERAS_BACKEND=jax python benchmarks/device_bench.py --data .device_data/splits.npz \\
         --out-dir $OUT --deadline 540
+
+The call prepared for the next lent GPU (tried on this CPU with `--try-small`): the six
+architectures the benchmark still lacks, on two workers, beside two shared-weights runs, one at
+the recipe's width and one five times wider (ENAS' 20 filters per branch), each scored at the
+ends of the learning rate's cosine periods:
+
+    KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false python benchmarks/device_bench.py \\
+        --data .device_data/splits.npz --out-dir $OUT --resume benchmarks/cell_bench_long.json \\
+        --workers 2 --shared-epochs 3 10 30 70 150 --shared-filters 96 480 \\
+        --shared-modes batch recalibrate --deadline 470
 """
 
 import argparse
@@ -39,6 +49,11 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--shared-epochs", type=int, nargs="*", default=[5, 10, 20, 40],
                    help="score the shared weights after these epochs (none: no rank run)")
+    p.add_argument("--shared-filters", type=int, nargs="+", default=[None], metavar="N",
+                   help="one shared-weights rank run per super-network width (penultimate "
+                        "filters; default: the recipe's)")
+    p.add_argument("--shared-modes", nargs="+", default=None,
+                   help="estimator_rank.py's --shared-modes (default: all)")
     p.add_argument("--deadline", type=float, default=540.0, help="seconds until every stop")
     p.add_argument("--every", type=float, default=20.0)
     p.add_argument("--resume", default=None, help="a merged file of an earlier call")
@@ -104,13 +119,19 @@ def main(argv=None):
                "--out", str(shard), "--shard", f"{i}/{args.workers}", *small]
         procs.append(subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                                       env=env))
-    if args.shared_epochs:
-        log = work / "rank.log"
+    for filters in args.shared_filters if args.shared_epochs else []:
+        name = "rank" if filters is None else f"rank_w{filters}"
+        log = work / f"{name}.log"
         logs.append(log)
         cmd = [sys.executable, str(HERE / "estimator_rank.py"), "--arms", "shared",
                "--archs", str(args.archs), "--shared-epochs", *map(str, args.shared_epochs),
-               "--data-dir", args.data, "--out", str(out_dir / "estimator_rank_device.json"),
-               "--workdir", str(work / "rank"), "--bench", str(merged_file), *small]
+               "--data-dir", args.data, "--out",
+               str(out_dir / f"estimator_{name}_device.json"),
+               "--workdir", str(work / name), "--bench", str(merged_file), *small]
+        if filters is not None:
+            cmd += ["--shared-filters", str(filters)]
+        if args.shared_modes:
+            cmd += ["--shared-modes", *args.shared_modes]
         procs.append(subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                                       env=env))
 
@@ -119,6 +140,9 @@ def main(argv=None):
         lines = [f"== {time.monotonic() - start:.0f} s"
                  + (f" | {json.dumps(merged['summary'])}" if merged else "")]
         for log in logs:
+            if log.stem.startswith("rank"):  # the shared training's progress: its trials
+                trials = len(list((work / log.stem).glob("*/trial_*")))
+                lines.append(f"-- {log.stem}: {trials} trials (epochs of shared training)")
             text = log.read_text() if log.exists() else ""
             keep = text.splitlines()[-(400 if final else 3):]
             lines += [f"-- {log.name}"] + keep

@@ -21,7 +21,9 @@ Estimators:
   every architecture trained equally often), every architecture then scored on all of
   `search_val` with the pooled moving statistics, with batch statistics, or with statistics
   recalibrated on 4 training batches. The shared training's CPU seconds are counted once per
-  S, and each architecture's scoring on top.
+  S, and each architecture's scoring on top. `--shared-filters N` trains a super-network of
+  another width (records `shared-wN-S-...`), still judged against the recipe's children;
+  `--shared-modes` picks the statistics.
 
 Results go to `benchmarks/estimator_rank.json` (one record per estimator and architecture:
 `estimator`, `genotype`, `score`, `cpu_seconds`), rewritten whole after each arm; a killed run
@@ -71,6 +73,12 @@ def parse_args(argv=None):
                    help="S: score the shared weights after these many epochs")
     p.add_argument("--shared-optimizer", choices=("sgd", "adam"), default="sgd",
                    help="the shared weights' optimizer (SharedWeights' `optimizer`)")
+    p.add_argument("--shared-filters", type=int, default=RECIPE["penultimate_filters"],
+                   help="the super-network's penultimate filters (its width; the ground truth's "
+                        "children stay at the recipe's); other than the recipe's, the records "
+                        "are named shared-wN-...")
+    p.add_argument("--shared-modes", nargs="+", choices=MODES, default=list(MODES),
+                   help="the batch-norm statistics each architecture is scored with")
     p.add_argument("--data-dir", default=str(DEFAULT_DATA),
                    help="the image folder, or an .npz file of cell_recipe.export_splits")
     p.add_argument("--bench", nargs="+", default=[str(ROOT / "benchmarks" / name) for name in
@@ -92,14 +100,15 @@ def cpu():
     return used.ru_utime + used.ru_stime
 
 
-def hypermodel(classes):
+def hypermodel(classes, filters=None):
     import keras
 
     from tuners import NASNetHyperModel
 
     return NASNetHyperModel(
         num_blocks=SPACE["num_blocks"], ops=SPACE["ops"], combine_ops=SPACE["combine_ops"],
-        num_cells=RECIPE["num_cells"], penultimate_filters=RECIPE["penultimate_filters"],
+        num_cells=RECIPE["num_cells"],
+        penultimate_filters=filters or RECIPE["penultimate_filters"],
         input_shape=(32, 32, 3), classes=classes,
         optimizer=keras.optimizers.Adam(RECIPE["learning_rate"]),
         batch_norm_momentum=0.9)  # the hypermodel default, as a search uses it
@@ -236,23 +245,25 @@ def arm_fresh(genotypes, splits, classes, workdir):
     return records
 
 
-def arm_shared(genotypes, splits, classes, workdir, epochs_list, done, write, optimizer):
+def arm_shared(genotypes, splits, classes, workdir, epochs_list, done, write, optimizer,
+               filters=None, modes=MODES):
     import keras_tuner
 
     from tuners import NASTuner, SharedWeights
 
     (x, y), val = splits["train"], splits["search_val"]
-    model = hypermodel(classes)
+    model = hypermodel(classes, filters)
     supernet, spent = None, 0.0
-    state_file = workdir / f"shared_{optimizer}_cpu.json"
+    width = "" if filters in (None, RECIPE["penultimate_filters"]) else f"w{filters}-"
+    state_file = workdir / f"shared_{width}{optimizer}_cpu.json"
     wall = 0.0
     if state_file.exists():
         state = json.loads(state_file.read_text())
         spent, wall = state["cpu_seconds"], state.get("wall_seconds", 0.0)
     records = []
     for epochs in sorted(epochs_list):
-        tag = "" if optimizer == "sgd" else f"{optimizer}-"
-        names = [f"shared-{tag}{epochs}-{m}" for m in MODES]
+        tag = width + ("" if optimizer == "sgd" else f"{optimizer}-")
+        names = [f"shared-{tag}{epochs}-{m}" for m in modes]
         if all(n in done for n in names):
             continue
         estimator = SharedWeights(candidates_per_trial=0, seed=0, supernet=supernet,
@@ -260,7 +271,7 @@ def arm_shared(genotypes, splits, classes, workdir, epochs_list, done, write, op
         tuner = NASTuner(model, keras_tuner.oracles.RandomSearchOracle(
             objective="val_accuracy", max_trials=epochs, seed=1),
             estimator=estimator, final_selection=None, directory=str(workdir),
-            project_name=f"shared-{optimizer}", overwrite=False)
+            project_name=f"shared-{width}{optimizer}", overwrite=False)
         start, t = cpu(), time.perf_counter()
         tuner.search(x, y, validation_data=val, batch_size=RECIPE["batch_size"], verbose=0)
         spent += cpu() - start
@@ -269,18 +280,19 @@ def arm_shared(genotypes, splits, classes, workdir, epochs_list, done, write, op
         supernet = estimator.supernet
         print(f"  shared weights: {estimator.epochs_done} epochs, {spent:.0f} CPU s, "
               f"{wall:.0f} s wall", flush=True)
-        for mode, name in zip(MODES, names):
+        for mode, name in zip(modes, names):
             estimator.statistics = mode
-            arm, t = [], time.perf_counter()
-            for genotype in genotypes:
-                start = cpu()
-                score = estimator.score_architectures(
-                    [genotype], val, batch_size=RECIPE["batch_size"],
-                    recalibration_data=(x, y))[0]["val_accuracy"]
-                arm.append({"estimator": name, "genotype": genotype.to_dict(), "score": score,
-                            "cpu_seconds": round(cpu() - start, 3),
-                            "shared_training_cpu_seconds": round(spent, 1),
-                            "shared_training_wall_seconds": round(wall, 1)})
+            # One call for all: the same validation batches, one snapshot of the statistics;
+            # each architecture is charged an equal share of the call's CPU seconds.
+            start, t = cpu(), time.perf_counter()
+            scores = estimator.score_architectures(
+                genotypes, val, batch_size=RECIPE["batch_size"], recalibration_data=(x, y))
+            share = (cpu() - start) / len(genotypes)
+            arm = [{"estimator": name, "genotype": genotype.to_dict(),
+                    "score": score["val_accuracy"], "cpu_seconds": round(share, 3),
+                    "shared_training_cpu_seconds": round(spent, 1),
+                    "shared_training_wall_seconds": round(wall, 1)}
+                   for genotype, score in zip(genotypes, scores)]
             print(f"  {name}: scored {len(arm)} in {time.perf_counter() - t:.0f} s wall",
                   flush=True)
             records += arm
@@ -352,7 +364,7 @@ def main(argv=None):
         print(f"arm {arm}", flush=True)
         if arm == "shared":
             arm_shared(genotypes, splits, classes, workdir, args.shared_epochs, done, write,
-                       args.shared_optimizer)
+                       args.shared_optimizer, args.shared_filters, args.shared_modes)
         elif (arm if arm != "zerocost" else "naswot") not in done:
             if arm == "params":
                 records = arm_params(genotypes, classes)

@@ -24,6 +24,7 @@ import numpy as np
 from keras import layers, ops
 
 from nasnet_tf import validators
+from nasnet_tf.compiled_state import build_compiled_state, label_row
 from nasnet_tf.flat_updates import FlatUpdates, flat_updates_apply
 from nasnet_tf.flat_updates import flatten as _flat
 from nasnet_tf.genotype import COMBINE_OPS, Genotype, check_names
@@ -515,11 +516,7 @@ class SuperNet(keras.Model):
         """
         if getattr(self, "_compiled_state_built", True) or y is None:
             return
-        row = keras.tree.map_structure(lambda v: ops.convert_to_tensor(np.asarray(v)[:1]), y)
-        y_pred = ops.full((1, self.classes), 1.0 / self.classes, "float32")
-        self.compute_loss(y=row, y_pred=y_pred, training=False)
-        self.compute_metrics(None, row, y_pred)
-        self.reset_metrics()
+        build_compiled_state(self, label_row(y=y))
         self._compiled_state_built = True
 
     def train_on_batch(self, x, y=None, *args, **kwargs):

@@ -46,6 +46,7 @@ from nasnet_tf.checkpoints import (
     scan,
     unusable,
 )
+from nasnet_tf.compiled_state import build_compiled_state, label_row
 from nasnet_tf.io_utils import atomic_save, remove_temporaries, write_json
 from nasnet_tf.layerwise import LayerwiseGenotype, build_layerwise_cnn
 from nasnet_tf.losses import LabelSmoothingCrossentropy
@@ -290,6 +291,8 @@ def train(model_or_genotype=None, data=None, config=None, output_dir=None, *,
         result = keras.callbacks.History()
         result.set_model(model)
         if initial_epoch < config.epochs:
+            # Before the first step: its tracing otherwise creates them and runs twice.
+            build_compiled_state(model, label_row(fit_args["x"], fit_args.get("y")))
             fit_history = model.fit(
                 **fit_args, epochs=config.epochs, initial_epoch=initial_epoch,
                 steps_per_epoch=steps, callbacks=cbs, verbose=config.verbose,

@@ -24,6 +24,8 @@ import keras
 import keras_tuner
 import numpy as np
 
+from nasnet_tf.compiled_state import build_compiled_state, label_row
+
 __all__ = ["Child", "PerformanceEstimator", "TrainAndEvaluate", "trial_seed"]
 
 
@@ -154,6 +156,10 @@ class TrainAndEvaluate(PerformanceEstimator):
             # Each epoch's metrics join the trial's history (reward rules such as
             # `tuners.rewards.nas2016_reward` read the last epochs).
             kwargs["callbacks"].append(_Report(child.report))
+        # Built before the first step: its tracing otherwise creates them and runs twice.
+        build_compiled_state(model, label_row(
+            fit_args[0] if fit_args else kwargs.get("x"),
+            fit_args[1] if len(fit_args) > 1 else kwargs.get("y")))
         if child.hypermodel is not None:
             # KerasTuner's public hook: `HyperModel.fit(hp, model, *args, **kwargs)` (by
             # default `model.fit(*args, **kwargs)`); a hypermodel may override it.

@@ -320,9 +320,11 @@ def build_mode(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     sys.path.insert(0, str(ROOT))
+    from nasnet_tf.cli.utils import prepare_backend
+
+    prepare_backend()  # TensorFlow's start-up lines held back, as the command line does
     if args.mode == "build":
         build_mode(args)
         return

@@ -5,6 +5,7 @@ from keras import layers, ops
 
 from nasnet_tf import validators
 from nasnet_tf.cell import NASNetCell
+from nasnet_tf.compiled_state import build_compiled_state, label_row
 from nasnet_tf.genotype import NASNET_A, Genotype
 from nasnet_tf.ops import BN_MOMENTUM, batch_norm
 
@@ -215,6 +216,14 @@ class NASNet(keras.Model):
         self.seed = seed
         self.batch_norm_momentum = float(batch_norm_momentum)
         self.sync_batch_norm = bool(sync_batch_norm)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        # Keras creates the optimizer's and the compiled metrics' variables ahead of the first
+        # step only under a `tf.distribute` strategy; otherwise TensorFlow's first step creates
+        # them while it is traced, and is traced again. Built here first, it is traced once.
+        if getattr(self, "compiled", False) and getattr(self, "_distribute_strategy", 1) is None:
+            build_compiled_state(self, label_row(x, y))
+        return super().fit(x, y, *args, **kwargs)
 
     # -- the auxiliary head is a training-time output only ------------------------------------
     def call(self, inputs, training=None, mask=None):

@@ -43,6 +43,17 @@ def test_train_traces_its_first_step_once():
     assert len(calls) == 1
 
 
+def test_a_nasnet_s_own_fit_traces_its_first_step_once():
+    # A user's plain `model.fit`, without `train`: the model builds its compiled state itself.
+    model = build_nasnet(Genotype(CELL, CELL), **TINY)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    calls = _count_traces(model)
+    x, y = _data()
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert history.history["accuracy"]
+    assert len(calls) == 1
+
+
 def test_the_train_estimator_traces_a_child_s_first_step_once(tmp_path):
     calls = []
 

@@ -4,10 +4,11 @@ per block.
 The super-network's first step and memory grow with its switch branches (about 10 MB and
 0.26 s each under TensorFlow, `RESULTS.md`), and it has one switch per edge: 2B of them per
 cell. This probe measures what a loop over the blocks would save, on a simplified cell of the
-same shape of computation (each edge selects its input from the stacked states, then one of 5
-ops: identity, ReLU-separable 3x3 / 5x5-batch norm, average and max pooling; batch statistics,
-no moving ones), C cells at 16x16x16, batch 32, SGD, `train_on_batch`. The arms, each in a
-fresh process:
+same shape of computation (each edge selects its input from the stacked states, then one of
+`--ops` ops, by default 5: identity, ReLU-separable 3x3 / 5x5-batch norm, average and max
+pooling; up to 10 with separable 7x7, max pooling 5x5 / 7x7 and ReLU-conv 1x1 / 3x3-batch
+norm; batch statistics, no moving ones), C cells at 16x16x16, batch 32, SGD,
+`train_on_batch`. The arms, each in a fresh process:
 
 - `unrolled`: one switch per edge, 2B per cell (what `SuperNet` does today);
 - `blocks`: one `keras.ops.fori_loop` over the B blocks per cell, its body holding the two
@@ -19,7 +20,7 @@ steps on other architectures, the peak resident memory (the process's, imports i
 against `unrolled`, and the first step's loss (the same weights and architecture in every arm:
 the arms compute the same function when it is the same).
 
-    python benchmarks/block_loop_probe.py            # KERAS_BACKEND=jax for JAX
+    python benchmarks/block_loop_probe.py [--ops 10]     # KERAS_BACKEND=jax for JAX
 """
 import argparse
 import json
@@ -36,19 +37,23 @@ def _driver():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--blocks", type=int, default=5)
     p.add_argument("--cells", type=int, default=5)
+    p.add_argument("--ops", type=int, default=5, choices=range(2, 11), metavar="2..10",
+                   help="candidate ops per edge (the first of identity, sep 3x3, sep 5x5, avg "
+                   "3x3, max 3x3, sep 7x7, max 5x5, max 7x7, conv 1x1, conv 3x3)")
     p.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         return args
     rows = {}
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
-          f"{os.getloadavg()[0]:.2f}, B={args.blocks}, {args.cells} cells")
+          f"{os.getloadavg()[0]:.2f}, B={args.blocks}, {args.cells} cells, {args.ops} ops")
     print("| arm | backend | first step s | step ms | peak RSS GB | first step / unrolled |"
           " step / unrolled | first loss |")
     print("|---|---|---|---|---|---|---|---|")
     for mode in MODES:
         out = subprocess.run([sys.executable, __file__, "--child", mode, "--blocks",
-                              str(args.blocks), "--cells", str(args.cells)],
+                              str(args.blocks), "--cells", str(args.cells), "--ops",
+                              str(args.ops)],
                              capture_output=True, text=True, check=True).stdout
         r = rows[mode] = json.loads(out.strip().splitlines()[-1])
         base = rows["unrolled"]
@@ -67,7 +72,8 @@ from keras import ops  # noqa: E402
 MODE, B, CELLS = ARGS.child, ARGS.blocks, ARGS.cells
 keras.utils.set_random_seed(0)  # the same weights in every arm: the same first loss
 N, H, C = 32, 16, 16
-OPS = ("identity", "sep3", "sep5", "avg3", "max3")
+OPS = ("identity", "sep3", "sep5", "avg3", "max3", "sep7", "max5", "max7", "conv1", "conv3")
+K = ARGS.ops
 
 
 def bn(x):
@@ -83,18 +89,31 @@ def sep(x, dw, pw):
     return bn(x)
 
 
+def conv(x, kernel):
+    return bn(ops.conv(ops.relu(x), kernel, padding="same"))
+
+
 def branches(x, w):
-    """The K ops on x with weights w (dict name -> tensor)."""
+    """The first K ops on x with weights w (dict name -> tensor)."""
     return [
         lambda: x,
         lambda: sep(x, w["dw3"], w["pw3"]),
         lambda: sep(x, w["dw5"], w["pw5"]),
         lambda: ops.average_pool(x, 3, 1, padding="same"),
         lambda: ops.max_pool(x, 3, 1, padding="same"),
-    ]
+        lambda: sep(x, w["dw7"], w["pw7"]),
+        lambda: ops.max_pool(x, 5, 1, padding="same"),
+        lambda: ops.max_pool(x, 7, 1, padding="same"),
+        lambda: conv(x, w["k1"]),
+        lambda: conv(x, w["k3"]),
+    ][:K]
 
 
-SHAPES = {"dw3": (3, 3, C, 1), "pw3": (1, 1, C, C), "dw5": (5, 5, C, 1), "pw5": (1, 1, C, C)}
+SHAPES = {"dw3": (3, 3, C, 1), "pw3": (1, 1, C, C), "dw5": (5, 5, C, 1), "pw5": (1, 1, C, C),
+          "dw7": (7, 7, C, 1), "pw7": (1, 1, C, C), "k1": (1, 1, C, C), "k3": (3, 3, C, C)}
+NEEDS = {"sep3": ("dw3", "pw3"), "sep5": ("dw5", "pw5"), "sep7": ("dw7", "pw7"),
+         "conv1": ("k1",), "conv3": ("k3",)}
+SHAPES = {name: SHAPES[name] for op in OPS[:K] for name in NEEDS.get(op, ())}
 
 
 class Cell(keras.layers.Layer):
@@ -176,7 +195,7 @@ y = rng.integers(0, 10, N)
 
 def arch(seed):
     r = np.random.default_rng(seed)
-    a = np.stack([[r.integers(2 + k), r.integers(5), r.integers(2 + k), r.integers(5)]
+    a = np.stack([[r.integers(2 + k), r.integers(K), r.integers(2 + k), r.integers(K)]
                   for _ in range(CELLS) for k in range(B)]).reshape(-1).astype("int32")
     return np.tile(a[None], (N, 1))
 

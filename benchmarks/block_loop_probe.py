@@ -40,20 +40,25 @@ def _driver():
     p.add_argument("--ops", type=int, default=5, choices=range(2, 11), metavar="2..10",
                    help="candidate ops per edge (the first of identity, sep 3x3, sep 5x5, avg "
                    "3x3, max 3x3, sep 7x7, max 5x5, max 7x7, conv 1x1, conv 3x3)")
+    p.add_argument("--write", choices=("mask", "scatter"), default="mask",
+                   help="how a block's output goes into the state stack: added under a one-hot "
+                   "mask, or `keras.ops.scatter_update` of the slot (`slice_update` has no "
+                   "gradient under TensorFlow)")
     p.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         return args
     rows = {}
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
-          f"{os.getloadavg()[0]:.2f}, B={args.blocks}, {args.cells} cells, {args.ops} ops")
+          f"{os.getloadavg()[0]:.2f}, B={args.blocks}, {args.cells} cells, {args.ops} ops, "
+          f"write {args.write}")
     print("| arm | backend | first step s | step ms | peak RSS GB | first step / unrolled |"
           " step / unrolled | first loss |")
     print("|---|---|---|---|---|---|---|---|")
     for mode in MODES:
         out = subprocess.run([sys.executable, __file__, "--child", mode, "--blocks",
                               str(args.blocks), "--cells", str(args.cells), "--ops",
-                              str(args.ops)],
+                              str(args.ops), "--write", args.write],
                              capture_output=True, text=True, check=True).stdout
         r = rows[mode] = json.loads(out.strip().splitlines()[-1])
         base = rows["unrolled"]
@@ -162,6 +167,11 @@ class Cell(keras.layers.Layer):
 
 
 def _put(states, i, y):
+    """`states` with `y` added into slot `i` (zero until its block writes it; a block's two
+    edges add into it)."""
+    if ARGS.write == "scatter":
+        return ops.scatter_update(states, ops.reshape(ops.cast(i, "int32"), (1, 1)),
+                                  (_take(states, i) + y)[None])
     mask = ops.cast(ops.equal(ops.arange(2 + B), i), y.dtype)[:, None, None, None, None]
     return states + mask * y[None]
 

@@ -213,7 +213,6 @@ def train_standalone(genotype, train, evaluate_on, classes, seed, recipe=None, e
     import keras
 
     from nasnet_tf import build_nasnet
-    from nasnet_tf.compiled_state import build_compiled_state, label_row
 
     recipe = dict(RECIPE if recipe is None else recipe)
     epochs = recipe["epochs"] if epochs is None else epochs
@@ -229,7 +228,6 @@ def train_standalone(genotype, train, evaluate_on, classes, seed, recipe=None, e
     schedule = keras.optimizers.schedules.CosineDecay(recipe["learning_rate"], steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    build_compiled_state(model, label_row(y=train[1]))  # the first step traced once
     rng = np.random.default_rng([seed, 7])
     x, y = train
     n = (len(x) // recipe["batch_size"]) * recipe["batch_size"]

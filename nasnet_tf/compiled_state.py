@@ -37,6 +37,17 @@ def label_row(x=None, y=None):
         return None
 
 
+def _metrics_built(model):
+    """Whether the compiled loss and metrics were built since the last `compile` (by this
+    function or by a `fit`): a caller's `build_compiled_state` before `NASNet.fit`'s own is
+    then free."""
+    parts = [m for m in model.metrics if hasattr(m, "built")]  # Keras' CompileMetrics
+    compiled_loss = getattr(model, "_compile_loss", None)  # Keras' CompileLoss
+    if compiled_loss is not None:
+        parts.append(compiled_loss)
+    return bool(parts) and all(part.built for part in parts)
+
+
 def build_compiled_state(model, y_row):
     """Creates `model`'s optimizer, compiled loss and compiled metric variables now.
 
@@ -59,7 +70,7 @@ def build_compiled_state(model, y_row):
     """
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    if y_row is None:
+    if y_row is None or _metrics_built(model):
         return
     outputs = getattr(model, "outputs", None) or []
     if len(outputs) == 1:

@@ -195,7 +195,7 @@ def measure_arm(spec, args):
     out["build_s"] = time.perf_counter() - start
     cells = [layer for layer in net.layers if isinstance(layer, SuperCell)]
     out["cells"] = len(cells)
-    out["branches"] = sum(len(side) for c in cells for edge in c.edges for side in edge)
+    out["branches"] = sum(c.traced_branches for c in cells)
     out["layers"] = sum(1 for _ in net._flatten_layers(include_self=False, recursive=True))
     out["variables"] = len(net.variables)
     out["parameters"] = int(net.count_params())

@@ -7,11 +7,19 @@ traced (TensorFlow) or compiled (JAX) graph thus trains and evaluates any child,
 pays tracing and compilation once instead of once per child. `nasnet_tf.supernet_plan` holds
 the bookkeeping: how states are padded to fixed widths, and how a genotype is encoded.
 
+A cell's blocks run as one loop (`keras.ops.fori_loop`) whose body holds the two edges'
+switches, so each candidate branch is traced and compiled once per cell instead of once per
+block: tracing, compilation and their memory grow with the candidates, not with the blocks.
+Each candidate op's weights are stacked over the blocks (a leading axis of size B) and each
+iteration runs the op's code (`Layer.stateless_call` of one op layer kept as a template)
+with its block's slice; the block's output is written into the stack of the cell's states
+(`keras.ops.scatter_update`, which has a gradient on every backend).
+
 Batch normalization inside a selected branch: under JAX, `lax.switch` branches cannot assign
 variables (the moving statistics would leak tracers out of the branch). In training every
-branch therefore runs its op with `Layer.stateless_call` and returns the op's new moving
-statistics through the switch; they are assigned after it. The same code runs under
-TensorFlow. Drop path and the auxiliary head are left out: search children have neither.
+branch returns its op's new moving statistics through the switch; they are carried through
+the loop and assigned after it. The same code runs under TensorFlow. Drop path and the
+auxiliary head are left out: search children have neither.
 
 With a child's weights loaded (`load_child_weights`), the super-network given that child's
 architecture computes the child's function (`nasnet_tf.build_nasnet` with the same layout);
@@ -178,9 +186,93 @@ def _run_branches(index, branches, training):
     return y
 
 
+class _Slice:
+    """Block `index`'s part of a variable stacked over a cell's blocks, read and written as a
+    variable of its own: `name` (the op layer's own name for it), `shape`, `dtype`, `path`,
+    `assign`, and NumPy conversion (`np.asarray`, `keras.ops.convert_to_numpy`)."""
+
+    def __init__(self, variable, index, name):
+        self.variable = variable
+        self.index = index
+        self.name = name
+
+    @property
+    def shape(self):
+        return tuple(self.variable.shape[1:])
+
+    @property
+    def dtype(self):
+        return self.variable.dtype
+
+    @property
+    def path(self):
+        return f"{self.variable.path}[{self.index}]"
+
+    def numpy(self):
+        return np.array(np.asarray(ops.convert_to_numpy(self.variable))[self.index])
+
+    def __array__(self, dtype=None, copy=None):
+        value = self.numpy()
+        return value if dtype is None else value.astype(dtype)
+
+    def assign(self, value):
+        _write([(self, value)])
+
+
+class _BlockOp:
+    """One candidate op of one edge of one block, as a child's op layer: its `weights` and
+    `non_trainable_variables` (`_Slice`s, in the order of the layer's own)."""
+
+    def __init__(self, name, weights, non_trainable):
+        self.name = name
+        self.weights = weights
+        self.non_trainable_variables = non_trainable
+
+
+def _read(variable):
+    if isinstance(variable, _Slice):
+        return variable.numpy()
+    return np.array(ops.convert_to_numpy(variable))
+
+
+def _write(assignments):
+    """Assigns each `(variable, value)` pair; the slices of one stacked variable in one write."""
+    stacked = {}
+    for variable, value in assignments:
+        value = np.asarray(ops.convert_to_numpy(value))
+        if isinstance(variable, _Slice):
+            key = id(variable.variable)
+            if key not in stacked:
+                stacked[key] = (variable.variable, _read(variable.variable))
+            stacked[key][1][variable.index] = value
+        else:
+            variable.assign(value)
+    for variable, value in stacked.values():
+        variable.assign(value)
+
+
+class _StackedInitializer:
+    """Draws each block's slice as the op layer's own variable `name` of rank `len(shape) - 1`
+    would be drawn."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, shape, dtype=None):
+        return ops.stack([
+            _initializer_for(self.name, len(shape) - 1, None)(tuple(shape[1:]), dtype=dtype)
+            for _ in range(shape[0])
+        ])
+
+
 @keras.saving.register_keras_serializable(package="nasnet_tf")
 class SuperCell(layers.Layer):
     """One cell position of a `SuperNet`: every candidate op on every edge.
+
+    The blocks run as one loop (`keras.ops.fori_loop`), so that each edge's candidate
+    branches are traced once per cell, not once per block: every candidate op's weights are
+    stacked over the blocks (a leading axis of size B), each iteration takes its block's
+    slice, and the block's output is written into a stack of the cell's states.
 
     Args:
         plan: the cell's `nasnet_tf.supernet_plan.CellPlan` config (a dict).
@@ -214,7 +306,7 @@ class SuperCell(layers.Layer):
         return ReLUConvBN(self.plan.filters, 1, bn_momentum=self.bn_momentum, name=name)
 
     def build(self, input_shape):
-        plan, f = self.plan, self.plan.filters
+        plan, f, b = self.plan, self.plan.filters, self.plan.num_blocks
         ip_shape = tuple(input_shape[0])
         p_shape = None if plan.p_kind == P_NONE else tuple(input_shape[1])
         self.base = self._conv1x1("base")
@@ -232,22 +324,52 @@ class SuperCell(layers.Layer):
         half = (None if height is None else -(-height // 2),
                 None if width is None else -(-width // 2))
         spatial = {"all": (height, width), "inputs": (height, width), "blocks": half}
-        self.edges = []
-        for k, branches in enumerate(plan.branches):
-            pair = []
-            for side in ("left", "right"):
-                candidates = []
-                for i, (group, op, variant) in enumerate(branches):
-                    # An exact pooling reads the first F channels (its input's real ones).
-                    width = f if variant == EXACT else plan.group_widths[group]
-                    shape = (batch,) + spatial[group] + (width,)
-                    name = f"block_{k + 1}_{side}_{i}_{op}_{variant}"
-                    layer = self._candidate(op, variant, plan.group_strides(group), name)
-                    if layer is not None:
-                        layer.build(shape)
-                    candidates.append(layer)
-                pair.append(candidates)
-            self.edges.append(pair)
+        # One op layer per candidate, never called: the code (`stateless_call`) each block
+        # runs with its own slice of the stacked weights. Kept out of Keras' tracking, so
+        # its own variables are neither trained nor saved.
+        templates = []
+        # For each side (left, right) and candidate: the stacked variables in the order of
+        # the op layer's `weights`, `trainable_variables` and `non_trainable_variables`.
+        stacks = ([], [])
+        for i, (group, op, variant) in enumerate(plan.candidates):
+            # An exact pooling reads the first F channels (its input's real ones).
+            channels = f if variant == EXACT else plan.group_widths[group]
+            shape = (batch,) + spatial[group] + (channels,)
+            name = f"{i}_{op}_{variant}_{group}"
+            template = self._candidate(op, variant, plan.group_strides(group), name)
+            templates.append(template)
+            for side, side_name in enumerate(("left", "right")):
+                if template is None:
+                    stacks[side].append(None)
+                    continue
+                if not template.built:
+                    template.build(shape)
+                by_id = {}
+                for v in template.weights:
+                    # e.g. "left_1_sep_conv_3x3_conv_all_separable_conv_1_depthwise_kernel"
+                    parts = v.path.split("/")
+                    parts = [side_name, name] + parts[parts.index(name) + 1:]
+                    by_id[id(v)] = (self.add_weight(
+                        shape=(b,) + tuple(v.shape), initializer=_StackedInitializer(v.name),
+                        trainable=v.trainable, name="_".join(parts),
+                    ), v.name)
+                stacks[side].append({
+                    "weights": [by_id[id(v)] for v in template.weights],
+                    "trainable": [by_id[id(v)][0] for v in template.trainable_variables],
+                    "state": [by_id[id(v)][0] for v in template.non_trainable_variables],
+                })
+        object.__setattr__(self, "_templates", templates)
+        object.__setattr__(self, "_stacks", stacks)
+        self._t_spans, self._s_spans = [], []
+        t_end = s_end = 0
+        for template in templates:
+            t_vars = [] if template is None else template.trainable_variables
+            s_vars = [] if template is None else template.non_trainable_variables
+            spans, t_end = _spans(t_vars, t_end)
+            self._t_spans.append(spans)
+            spans, s_end = _spans(s_vars, s_end)
+            self._s_spans.append(spans)
+        self._t_size, self._s_size = t_end, s_end
 
         self.output_adjust = {}
         if plan.reduction:
@@ -272,6 +394,32 @@ class SuperCell(layers.Layer):
                                  **make.fixed, **extra)
         raise ValueError(f"Unknown branch variant {variant!r}.")
 
+    @property
+    def traced_branches(self):
+        """The switch branches a traced step holds for the cell's edges (both sides)."""
+        return 2 * len(self.plan.candidates)
+
+    @property
+    def stacked_variables(self):
+        """`(variable, name)` of each variable stacked over the blocks, `name` the op layer's
+        own name for it."""
+        return [pair for side in self._stacks for stack in side if stack is not None
+                for pair in stack["weights"]]
+
+    def block_op(self, block, side, candidate):
+        """Candidate `candidate` of edge `side` (0 left, 1 right) of block `block`, as a
+        `_BlockOp` (`None` for an identity without weights)."""
+        stack = self._stacks[side][candidate]
+        if stack is None:
+            return None
+        weights = [_Slice(v, block, name) for v, name in stack["weights"]]
+        state_ids = {id(v) for v in stack["state"]}
+        group, op, variant = self.plan.candidates[candidate]
+        return _BlockOp(
+            f"{self.name}/block_{block + 1}_{('left', 'right')[side]}_{op}_{variant}_{group}",
+            weights, [w for w in weights if id(w.variable) in state_ids],
+        )
+
     def compute_output_shape(self, input_shape):
         ip_shape = tuple(input_shape[0])
         h, w = ip_shape[1:3]
@@ -280,23 +428,109 @@ class SuperCell(layers.Layer):
             w = None if w is None else -(-w // 2)
         return (ip_shape[0], h, w, self.plan.output_width)
 
-    def _edge(self, k, side, stacks, source, branch, training):
-        plan, f = self.plan, self.plan.filters
-        # The edge's input is selected once, outside the branches (a Reduction cell selects
-        # in both of its groups; the index is clipped in the group the edge does not read).
-        selected = {
-            group: stack if count == 1 else _select(stack, ops.minimum(source, count - 1))
-            for group, (stack, count) in stacks.items()
-        }
-        branches = []
-        for (group, _, variant), layer in zip(plan.branches[k], self.edges[k][side]):
+    def _rows(self, side, kind):
+        """Every candidate's `kind` ("trainable" or "state") variables of one side as one
+        `[B, size]` matrix: row k is block k's, in the order of the spans."""
+        b = self.plan.num_blocks
+        values = [ops.reshape(ops.convert_to_tensor(v.value), (b, -1))
+                  for stack in self._stacks[side] if stack is not None for v in stack[kind]]
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else ops.concatenate(values, axis=1)
 
-            def make_input(group=group, real=variant == EXACT):
-                # An exact pooling or identity reads an input of F real channels.
-                return _channels(selected[group], f) if real else selected[group]
+    def _branch(self, i, inputs, weights, state, stateful, training):
+        """Candidate `i` on the edge's selected inputs with one block's flat weights and
+        statistics; returns its output (and in training its new statistics row)."""
+        group, _, variant = self.plan.candidates[i]
+        template = self._templates[i]
 
-            branches.append((make_input, layer))
-        return _run_branches(branch, branches, training)
+        def run():
+            x = inputs[group]
+            if variant == EXACT:  # an exact pooling or identity reads F real channels
+                x = _channels(x, self.plan.filters)
+            if template is None:
+                return (x, state) if stateful else x
+            spans = self._s_spans[i]
+            y, new = template.stateless_call(
+                _unflat(weights, self._t_spans[i]), _unflat(state, spans), x,
+                training=training,
+            )
+            if not stateful:
+                return y
+            if not new:
+                return y, state
+            first, last = spans[0][0], spans[-1][0] + spans[-1][1]
+            parts = [ops.slice(state, (0,), (first,))] if first else []
+            parts += [ops.reshape(value, (-1,)) for value in new]
+            if last < self._s_size:
+                parts.append(ops.slice(state, (last,), (self._s_size - last,)))
+            return y, ops.concatenate(parts, axis=0)
+
+        return run
+
+    def _blocks(self, arch, fixed, states, training):
+        """Runs the blocks as one loop. `states` is the stack the blocks write into (all the
+        states in a Normal cell, the blocks' in a Reduction cell, whose inputs are the
+        stack `fixed`); returns it written, every block's output in its slot."""
+        plan, b = self.plan, self.plan.num_blocks
+        entries = ops.reshape(arch[: 5 * b], (b, 5))
+        stateful = bool(training) and self._s_size > 0
+        weights = [self._rows(side, "trainable") for side in (0, 1)]
+        statistics = [self._rows(side, "state") for side in (0, 1)]
+        groups = {group for k in range(b) for group in plan.groups_of(k)}
+        first_slot = 0 if plan.reduction else 2
+
+        def body(k, carry):
+            stack = carry[0]
+            entry = _select(entries, k)
+            outputs, new_statistics = [], list(carry[1:])
+            for side in (0, 1):
+                source = entry[2 * side]
+                if plan.reduction:
+                    inputs = {"inputs": _select(fixed, ops.minimum(source, 1))}
+                    if "blocks" in groups:
+                        inputs["blocks"] = _select(stack, ops.minimum(source, b - 1))
+                else:
+                    inputs = {"all": _select(stack, source)}
+                row_w = None if weights[side] is None else _select(weights[side], k)
+                row_s = None if statistics[side] is None else _select(statistics[side], k)
+                result = ops.switch(entry[2 * side + 1], [
+                    self._branch(i, inputs, row_w, row_s, stateful, training)
+                    for i in range(len(plan.candidates))
+                ])
+                if stateful:
+                    y, row = result
+                    new_statistics[side] = ops.scatter_update(
+                        new_statistics[side], ops.reshape(k, (1, 1)), row[None])
+                else:
+                    y = result
+                outputs.append(y)
+            left, right = outputs
+            if plan.block_width == plan.filters:
+                y = left + right
+            else:
+                y = ops.where(
+                    ops.equal(entry[4], 1),
+                    ops.concatenate([left, right], axis=-1),
+                    _pad(left + right, plan.block_width),
+                )
+            y = _pad(y, stack.shape[-1])
+            stack = ops.scatter_update(stack, ops.reshape(k + first_slot, (1, 1)), y[None])
+            return (stack, *new_statistics)
+
+        carry = (states, *statistics) if stateful else (states,)
+        carry = ops.fori_loop(0, b, body, carry)
+        if stateful:
+            for side in (0, 1):
+                stack_vars = [v for stack in self._stacks[side] if stack is not None
+                              for v in stack["state"]]
+                spans = [span for i in range(len(self._s_spans)) for span in self._s_spans[i]]
+                rows = ops.split(carry[1 + side], np.cumsum(
+                    [n for _, n, _ in spans[:-1]]).tolist(), axis=1) if len(spans) > 1 \
+                    else [carry[1 + side]]
+                for variable, value in zip(stack_vars, rows):
+                    variable.assign(ops.reshape(value, variable.shape))
+        return carry[0]
 
     def call(self, inputs, training=None):
         plan, f, b = self.plan, self.plan.filters, self.plan.num_blocks
@@ -322,36 +556,19 @@ class SuperCell(layers.Layer):
         else:
             s1 = p
         if plan.reduction:
-            groups = {
-                "inputs": [_pad(h, plan.group_widths["inputs"]),
-                           _pad(s1, plan.group_widths["inputs"])],
-                "blocks": [],
-            }
+            width = plan.group_widths["inputs"]
+            fixed = ops.stack([_pad(h, width), _pad(s1, width)], axis=0)
+            # A zero state at half resolution (a stride-2 "same" output's size).
+            zero = _pad(ops.zeros_like(h[:, ::2, ::2, :]), plan.block_width)
+            states = ops.stack([zero] * b, axis=0)
         else:
             width = plan.group_widths["all"]
-            groups = {"all": [_pad(h, width), _pad(s1, width)]}
-        block_outputs = []
-        for k in range(b):
-            # Each group's states, stacked to be selected from (one state is used as it is).
-            stacks = {
-                g: (states[0] if len(states) == 1 else ops.stack(states, axis=0), len(states))
-                for g, states in groups.items() if states
-            }
-            entry = arch[5 * k: 5 * k + 5]
-            left = self._edge(k, 0, stacks, entry[0], entry[1], training)
-            right = self._edge(k, 1, stacks, entry[2], entry[3], training)
-            if plan.block_width == f:
-                y = left + right
-            else:
-                y = ops.where(
-                    ops.equal(entry[4], 1),
-                    ops.concatenate([left, right], axis=-1),
-                    _pad(left + right, plan.block_width),
-                )
-            block_outputs.append(y)
-            groups["blocks" if plan.reduction else "all"].append(
-                y if plan.reduction else _pad(y, plan.group_widths["all"])
-            )
+            fixed = None
+            states = ops.stack([_pad(h, width), _pad(s1, width)]
+                               + [ops.zeros_like(_pad(h, width))] * b, axis=0)
+        states = self._blocks(arch, fixed, states, training)
+        first_slot = 0 if plan.reduction else 2
+        block_outputs = [_channels(states[first_slot + k], plan.block_width) for k in range(b)]
         used = arch[5 * b: 5 * b + 2 + b]
         # An input state's slot is reduced or projected only where no block reads it (a read
         # slot is zeroed below), as the child computes it only then.
@@ -621,18 +838,18 @@ class SuperNet(keras.Model):
         initial = [0.0 if v.name == "moving_mean" else 1.0 for v in stats]
         totals, count = None, 0
         for images in batches:
-            for variable, value in zip(stats, initial):
-                variable.assign(ops.full(variable.shape, value, variable.dtype))
+            _write([(variable, np.full(variable.shape, value, variable.dtype))
+                    for variable, value in zip(stats, initial)])
             self.predict_with_batch_statistics(self.inputs_for(images, arch))
             # After one update from (0, 1): moving = m * initial + (1 - m) * batch statistic.
-            measured = [(np.asarray(ops.convert_to_numpy(v), "float64") - m * value) / (1 - m)
+            measured = [(_read(v).astype("float64") - m * value) / (1 - m)
                         for v, value in zip(stats, initial)]
             totals = measured if totals is None else [a + b for a, b in zip(totals, measured)]
             count += 1
         if count == 0:
             raise ValueError("`recalibrate` needs at least one batch of images.")
-        for variable, total in zip(stats, totals):
-            variable.assign((total / count).astype(variable.dtype))
+        _write([(variable, (total / count).astype(variable.dtype))
+                for variable, total in zip(stats, totals)])
 
     # -- architectures ------------------------------------------------------------------------
     def _check_genotype(self, genotype):
@@ -710,7 +927,13 @@ class SuperNet(keras.Model):
     def _transfer(self, child, genotype, into_supernet):
         _, layouts = encode_network(self.plans, self.sources, genotype)
         arch = self.encode(genotype)
-        copy = _copy_into_supernet if into_supernet else _copy_into_child
+        assignments = []
+
+        def copy(child_layer, super_layer, rows):
+            if into_supernet:
+                assignments.extend(_copy_into_supernet(child_layer, super_layer, rows))
+            else:
+                assignments.extend(_copy_into_child(child_layer, super_layer, rows))
         for name in ("stem_conv1", "stem_bn1"):
             copy(child.get_layer(name), self.get_layer(name), None)
         stem_layout = np.arange(self.stem_width)
@@ -726,13 +949,13 @@ class SuperNet(keras.Model):
             widths = plan.child_widths(cell)
             for k, block in enumerate(cell.blocks):
                 for side, state in ((0, block.input_a), (1, block.input_b)):
-                    branch = int(entries[5 * k + 2 * side + 1])
-                    target = mine.edges[k][side][branch]
+                    target = mine.block_op(k, side, int(entries[5 * k + 2 * side + 1]))
                     if target is not None:
                         copy(theirs.block_ops[k][side], target, np.arange(widths[state]))
             for key, layer in theirs.output_adjust.items():
                 copy(layer, mine.output_adjust[key], np.arange(widths[int(key)]))
         copy(child.get_layer("predictions"), self.get_layer("predictions"), layouts[-1])
+        _write(assignments)
 
     # -- fresh weights ------------------------------------------------------------------------
     def path_layers(self, genotype):
@@ -747,7 +970,7 @@ class SuperNet(keras.Model):
             entries = arch[plan.offset: plan.offset + plan.size]
             for k in range(self.num_blocks):
                 for side in (0, 1):
-                    layer = cell.edges[k][side][int(entries[5 * k + 2 * side + 1])]
+                    layer = cell.block_op(k, side, int(entries[5 * k + 2 * side + 1]))
                     if layer is not None:
                         path.append(layer)
             path.extend(cell.output_adjust.values())
@@ -765,12 +988,24 @@ class SuperNet(keras.Model):
             genotype: if given, only the weights on this architecture's path are drawn.
         """
         rng = np.random.default_rng(seed)
-        variables = self.weights if genotype is None else [
-            w for layer in self.path_layers(genotype) for w in layer.weights
-        ]
+        if genotype is None:
+            variables = self._block_weights()
+        else:
+            variables = [w for layer in self.path_layers(genotype) for w in layer.weights]
+        assignments = []
         for variable in variables:
-            initializer = _initializer_for(variable, int(rng.integers(2**31 - 1)))
-            variable.assign(initializer(tuple(variable.shape), dtype=variable.dtype))
+            shape = tuple(variable.shape)
+            initializer = _initializer_for(variable.name, len(shape),
+                                           int(rng.integers(2**31 - 1)))
+            assignments.append((variable, initializer(shape, dtype=variable.dtype)))
+        _write(assignments)
+
+    def _block_weights(self):
+        """`self.weights`, each variable stacked over a cell's blocks as its block slices."""
+        cells = [layer for layer in self.layers if isinstance(layer, SuperCell)]
+        slices = {id(v): [_Slice(v, k, name) for k in range(cell.plan.num_blocks)]
+                  for cell in cells for v, name in cell.stacked_variables}
+        return [s for w in self.weights for s in slices.get(id(w), [w])]
 
     def get_config(self):
         return {
@@ -809,18 +1044,17 @@ def _tf_rewrite(name, value):
     return getattr(tf_graph_rewrites, name)(value)
 
 
-def _initializer_for(variable, seed):
+def _initializer_for(name, rank, seed):
     """The initializer the layers of this package give a variable of this name and rank."""
-    name = variable.name
     if name in ("gamma", "moving_variance"):
         return keras.initializers.Ones()
     if name in ("beta", "moving_mean", "bias"):
         return keras.initializers.Zeros()
-    if name == "kernel" and len(variable.shape) == 4:
+    if name == "kernel" and rank == 4:
         return keras.initializers.HeNormal(seed=seed)
     if name in ("kernel", "depthwise_kernel", "pointwise_kernel"):
         return keras.initializers.GlorotUniform(seed=seed)
-    raise ValueError(f"No initializer known for the variable {variable.path!r}.")
+    raise ValueError(f"No initializer known for a variable named {name!r} of rank {rank}.")
 
 
 def _pairs(source, target):
@@ -838,20 +1072,27 @@ def _row_axis(array):
 
 
 def _copy_into_supernet(child_layer, super_layer, rows):
+    """The `(variable, value)` assignments that put `child_layer`'s weights into
+    `super_layer`'s (its input rows at `rows` where the super-network's input is wider)."""
+    assignments = []
     for src, dst in _pairs(child_layer, super_layer):
-        value = ops.convert_to_numpy(src)
+        value = _read(src)
         if tuple(src.shape) != tuple(dst.shape):
-            full = np.array(ops.convert_to_numpy(dst))
+            full = _read(dst)
             index = [slice(None)] * full.ndim
             index[_row_axis(full)] = rows
             full[tuple(index)] = value
             value = full
-        dst.assign(value)
+        assignments.append((dst, value))
+    return assignments
 
 
 def _copy_into_child(child_layer, super_layer, rows):
+    """The assignments that put `super_layer`'s weights (rows `rows`) into `child_layer`'s."""
+    assignments = []
     for dst, src in _pairs(child_layer, super_layer):
-        value = np.asarray(ops.convert_to_numpy(src))
+        value = _read(src)
         if tuple(src.shape) != tuple(dst.shape):
             value = np.take(value, rows, axis=_row_axis(value))
-        dst.assign(value)
+        assignments.append((dst, value))
+    return assignments

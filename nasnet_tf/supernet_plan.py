@@ -86,7 +86,7 @@ class CellPlan:
             self.group_widths = {"inputs": max(f, self.state1_width), "blocks": self.block_width}
         else:
             self.group_widths = {"all": max(f, self.state1_width, self.block_width)}
-        self.branches = [self._branches(k) for k in range(self.num_blocks)]
+        self.candidates = self._candidates()
 
     # -- groups and branches -----------------------------------------------------------------
     def group_of(self, state):
@@ -113,25 +113,36 @@ class CellPlan:
                 widths = {f, self.state1_width}
         return widths
 
-    def _branches(self, block):
-        """The candidate branches of block `block`'s edges: `(group, op, variant)` triples."""
-        groups = ["all"] if not self.reduction else (["inputs"] if block == 0 else
-                                                     ["inputs", "blocks"])
-        branches = []
-        for group in groups:
+    def groups_of(self, block):
+        """The groups block `block` may read."""
+        if not self.reduction:
+            return ["all"]
+        return ["inputs"] if block == 0 else ["inputs", "blocks"]
+
+    def _candidates(self):
+        """The candidate branches of every edge: `(group, op, variant)` triples.
+
+        One list for all the blocks of the cell (their union), as the super-network runs the
+        blocks as one loop whose body holds every branch any block may take.
+        """
+        widths = {}
+        for block in range(self.num_blocks):
+            for group in self.groups_of(block):
+                widths.setdefault(group, set()).update(self._possible_widths(group, block))
+        candidates = []
+        for group, group_widths in widths.items():
             strides = self.group_strides(group)
-            widths = self._possible_widths(group, block)
             for op in self.ops:
                 if op == "identity" and strides == 2:
-                    branches.append((group, op, REDUCE))
+                    candidates.append((group, op, REDUCE))
                 elif op in _POOL_OR_IDENTITY:
-                    if self.filters in widths:
-                        branches.append((group, op, EXACT))
-                    if any(w != self.filters for w in widths):
-                        branches.append((group, op, PROJECT))
+                    if self.filters in group_widths:
+                        candidates.append((group, op, EXACT))
+                    if any(w != self.filters for w in group_widths):
+                        candidates.append((group, op, PROJECT))
                 else:
-                    branches.append((group, op, CONV))
-        return branches
+                    candidates.append((group, op, CONV))
+        return candidates
 
     def variant_for(self, op, group, width):
         if op == "identity" and self.group_strides(group) == 2:
@@ -175,11 +186,11 @@ class CellPlan:
         """
         widths = self.child_widths(cell)
         entries = []
-        for k, block in enumerate(cell.blocks):
+        for block in cell.blocks:
             for state, op in ((block.input_a, block.op_a), (block.input_b, block.op_b)):
                 group, index = self.group_of(state)
                 variant = self.variant_for(op, group, widths[state])
-                entries += [index, self.branches[k].index((group, op, variant))]
+                entries += [index, self.candidates.index((group, op, variant))]
             entries.append(1 if block.combine == "concat" else 0)
         used = cell.used_states
         entries += [1 if i in used else 0 for i in range(2 + self.num_blocks)]

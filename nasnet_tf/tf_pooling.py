@@ -18,19 +18,26 @@ from keras import layers
 __all__ = ["RecomputingMaxPooling2D"]
 
 
+_GRADIENT = "NasnetRecomputingMaxPool"
+
+
+@tf.RegisterGradient(_GRADIENT)
+def _recomputing_grad(op, upstream):
+    """`MaxPool`'s gradient from a pool recomputed beside it (see the module docstring)."""
+    x = op.inputs[0]
+    attrs = {name: op.get_attr(name) for name in ("ksize", "strides", "padding")}
+    y = tf.raw_ops.MaxPool(input=x, **attrs)
+    return tf.raw_ops.MaxPoolGrad(orig_input=x, orig_output=y, grad=upstream, **attrs)
+
+
 def _max_pool(x, ksize, strides, padding):
-    @tf.custom_gradient
-    def pool(x):
-        def grad(upstream):
-            y = tf.nn.max_pool2d(x, ksize, strides, padding)
-            return tf.raw_ops.MaxPoolGrad(
-                orig_input=x, orig_output=y, grad=upstream, ksize=[1, *ksize, 1],
-                strides=[1, *strides, 1], padding=padding,
-            )
-
-        return tf.nn.max_pool2d(x, ksize, strides, padding), grad
-
-    return pool(x)
+    if tf.executing_eagerly():
+        return tf.nn.max_pool2d(x, ksize, strides, padding)
+    # The gradient is swapped for the op's type in the graph, so TensorFlow's own machinery
+    # reaches the forward input (a `tf.custom_gradient` closure over it breaks the gradient
+    # of a `switch` inside a while loop: `cond_v2._resolve_grad_inputs`).
+    with tf.compat.v1.get_default_graph().gradient_override_map({"MaxPool": _GRADIENT}):
+        return tf.nn.max_pool2d(x, ksize, strides, padding)
 
 
 @keras.saving.register_keras_serializable(package="nasnet_tf")

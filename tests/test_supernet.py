@@ -102,13 +102,13 @@ def test_equals_children_over_all_thirteen_ops():
 
 def test_switching_architectures_traces_once(monkeypatch):
     traces = []
-    original = SuperCell._edge
+    original = SuperCell._blocks
 
     def counting(self, *args, **kwargs):
         traces.append(self.name)  # Python runs here only while a function is traced
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(SuperCell, "_edge", counting)
+    monkeypatch.setattr(SuperCell, "_blocks", counting)
     net = SuperNet(num_blocks=1, ops=["identity", "sep_conv_3x3"], num_cells=1,
                    penultimate_filters=48, input_shape=SHAPE, classes=4)
     net.compile(optimizer="adam", loss="sparse_categorical_crossentropy")

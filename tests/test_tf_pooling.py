@@ -53,10 +53,24 @@ def test_pool_op_uses_it_for_max_pooling_when_asked_and_round_trips():
 
 
 def test_the_super_network_max_pools_recompute_their_gradient():
-    from nasnet_tf.supernet import SuperNet
+    from nasnet_tf import Block, CellGenotype, Genotype
+    from nasnet_tf.supernet import SuperCell, SuperNet
 
-    net = SuperNet(num_blocks=1, ops=["max_pool_3x3", "avg_pool_3x3"], combine_ops=["add"],
+    net = SuperNet(num_blocks=2, ops=["max_pool_3x3", "avg_pool_3x3"], combine_ops=["add"],
                    num_cells=1, penultimate_filters=48, input_shape=(8, 8, 3), classes=2)
-    pools = [layer for layer in net._flatten_layers(include_self=False, recursive=True)
+    # The op layers each block's slice of the weights runs through.
+    templates = [t for layer in net.layers if isinstance(layer, SuperCell)
+                 for t in layer._templates if t is not None]
+    pools = [layer for t in templates for layer in t._flatten_layers(include_self=True)
              if isinstance(layer, keras.layers.MaxPooling2D)]
     assert pools and all(isinstance(layer, RecomputingMaxPooling2D) for layer in pools)
+    # And its gradient is taken inside the switch inside the loop over the blocks.
+    net.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    cell = CellGenotype([Block(0, 1, "max_pool_3x3", "max_pool_3x3"),
+                         Block(2, 0, "max_pool_3x3", "avg_pool_3x3")])
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype("float32")
+    before = [np.array(keras.ops.convert_to_numpy(w)) for w in net.trainable_weights]
+    loss = net.train_on_batch(net.inputs_for(x, Genotype(cell, cell)), np.array([0, 1, 0, 1]))
+    assert np.isfinite(loss)
+    after = [keras.ops.convert_to_numpy(w) for w in net.trainable_weights]
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after))

@@ -76,19 +76,20 @@ def test_equals_each_child_it_holds(supernet):
 
 @pytest.mark.slow
 def test_equals_children_over_all_thirteen_ops():
-    """Every op of the NASNet space, in both cell types, with add and concat."""
+    """Every op of the NASNet space, in both cell types, with add and concat, on the cell
+    inputs and on a block's output (in a Reduction cell: stride 2, then 1)."""
     from nasnet_tf import OP_NAMES
 
-    net = SuperNet(num_blocks=1, num_cells=1, penultimate_filters=48, input_shape=SHAPE,
+    net = SuperNet(num_blocks=2, num_cells=1, penultimate_filters=48, input_shape=SHAPE,
                    classes=4, name="all_ops")
     x = np.random.default_rng(3).normal(size=(2,) + SHAPE).astype("float32")
     names = list(OP_NAMES)
     covered = set()
     for i in range(0, len(names), 2):
         a, b = names[i], names[(i + 1) % len(names)]
-        combine = ("add", "concat")[(i // 2) % 2]
-        normal = CellGenotype([Block(0, 1, a, b, combine)])
-        reduction = CellGenotype([Block(1, 0, b, a, ("concat", "add")[(i // 2) % 2])])
+        combine, other = ("add", "concat")[(i // 2) % 2], ("concat", "add")[(i // 2) % 2]
+        normal = CellGenotype([Block(0, 1, a, b, combine), Block(2, 0, b, a, other)])
+        reduction = CellGenotype([Block(1, 0, b, a, other), Block(2, 1, a, b, combine)])
         genotype = Genotype(normal, reduction)
         covered.update((a, b))
         child = build_nasnet(genotype, **net.child_config())

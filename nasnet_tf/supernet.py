@@ -501,7 +501,7 @@ class SuperCell(layers.Layer):
                 if stateful:
                     y, row = result
                     new_statistics[side] = ops.scatter_update(
-                        new_statistics[side], ops.reshape(k, (1, 1)), row[None])
+                        new_statistics[side], ops.reshape(k, (1, 1)), ops.expand_dims(row, 0))
                 else:
                     y = result
                 outputs.append(y)
@@ -515,7 +515,8 @@ class SuperCell(layers.Layer):
                     _pad(left + right, plan.block_width),
                 )
             y = _pad(y, stack.shape[-1])
-            stack = ops.scatter_update(stack, ops.reshape(k + first_slot, (1, 1)), y[None])
+            stack = ops.scatter_update(stack, ops.reshape(k + first_slot, (1, 1)),
+                                       ops.expand_dims(y, 0))
             return (stack, *new_statistics)
 
         carry = (states, *statistics) if stateful else (states,)
@@ -568,7 +569,10 @@ class SuperCell(layers.Layer):
                                + [ops.zeros_like(_pad(h, width))] * b, axis=0)
         states = self._blocks(arch, fixed, states, training)
         first_slot = 0 if plan.reduction else 2
-        block_outputs = [_channels(states[first_slot + k], plan.block_width) for k in range(b)]
+        # One unstack (its gradient one stack), not an indexing per block (each a strided
+        # slice whose gradient is a whole stack of zeros).
+        block_outputs = [_channels(state, plan.block_width)
+                         for state in ops.unstack(states, axis=0)[first_slot:]]
         used = arch[5 * b: 5 * b + 2 + b]
         # An input state's slot is reduced or projected only where no block reads it (a read
         # slot is zeroed below), as the child computes it only then.

@@ -98,6 +98,20 @@ def _spans(variables, start):
     return spans, start
 
 
+def _layer_spans(layer_list):
+    """For each layer (or `None`), the spans of its trainable and of its non-trainable
+    variables in two flat vectors of all of them; and the second vector's size."""
+    t_spans, s_spans, t_end, s_end = [], [], 0, 0
+    for layer in layer_list:
+        t_vars = [] if layer is None else layer.trainable_variables
+        s_vars = [] if layer is None else layer.non_trainable_variables
+        spans, t_end = _spans(t_vars, t_end)
+        t_spans.append(spans)
+        spans, s_end = _spans(s_vars, s_end)
+        s_spans.append(spans)
+    return t_spans, s_spans, s_end
+
+
 def _unflat(flat, spans):
     """The tensors of `spans` (contiguous, in order) out of `flat`: one slice and one split."""
     if not spans:
@@ -110,6 +124,18 @@ def _unflat(flat, spans):
     else:
         pieces = ops.split(part, np.cumsum([n for _, n, _ in spans[:-1]]).tolist(), axis=0)
     return [ops.reshape(piece, shape) for piece, (_, _, shape) in zip(pieces, spans)]
+
+
+def _replaced(flat, spans, values):
+    """`flat` with its contiguous `spans` (see `_spans`) replaced by `values`, in order."""
+    if not values:
+        return flat
+    first, last = spans[0][0], spans[-1][0] + spans[-1][1]
+    parts = [ops.slice(flat, (0,), (first,))] if first else []
+    parts += [ops.reshape(value, (-1,)) for value in values]
+    if last < flat.shape[0]:
+        parts.append(ops.slice(flat, (last,), (flat.shape[0] - last,)))
+    return ops.concatenate(parts, axis=0)
 
 
 def _run_branches(index, branches, training):
@@ -140,14 +166,7 @@ def _run_branches(index, branches, training):
 
         return ops.switch(index, [plain(*branch) for branch in branches])
 
-    t_spans, s_spans, t_end, s_end = [], [], 0, 0
-    for layer in layer_list:
-        t_vars = [] if layer is None else layer.trainable_variables
-        s_vars = [] if layer is None else layer.non_trainable_variables
-        spans, t_end = _spans(t_vars, t_end)
-        t_spans.append(spans)
-        spans, s_end = _spans(s_vars, s_end)
-        s_spans.append(spans)
+    t_spans, s_spans, _ = _layer_spans(layer_list)
     state_vars = [v for layer in layer_list if layer is not None
                   for v in layer.non_trainable_variables]
     flat_trainable = _flat([
@@ -167,15 +186,7 @@ def _run_branches(index, branches, training):
                 _unflat(flat_trainable, t_spans[i]), _unflat(flat_state, s_spans[i]), x,
                 training=True,
             )
-            if not new:
-                return y, flat_state
-            first = s_spans[i][0][0]
-            last = s_spans[i][-1][0] + s_spans[i][-1][1]
-            parts = [ops.slice(flat_state, (0,), (first,))] if first else []
-            parts += [ops.reshape(value, (-1,)) for value in new]
-            if last < s_end:
-                parts.append(ops.slice(flat_state, (last,), (s_end - last,)))
-            return y, ops.concatenate(parts, axis=0)
+            return y, _replaced(flat_state, s_spans[i], new)
 
         return run
 
@@ -360,16 +371,7 @@ class SuperCell(layers.Layer):
                 })
         object.__setattr__(self, "_templates", templates)
         object.__setattr__(self, "_stacks", stacks)
-        self._t_spans, self._s_spans = [], []
-        t_end = s_end = 0
-        for template in templates:
-            t_vars = [] if template is None else template.trainable_variables
-            s_vars = [] if template is None else template.non_trainable_variables
-            spans, t_end = _spans(t_vars, t_end)
-            self._t_spans.append(spans)
-            spans, s_end = _spans(s_vars, s_end)
-            self._s_spans.append(spans)
-        self._t_size, self._s_size = t_end, s_end
+        self._t_spans, self._s_spans, self._s_size = _layer_spans(templates)
 
         self.output_adjust = {}
         if plan.reduction:
@@ -457,14 +459,7 @@ class SuperCell(layers.Layer):
             )
             if not stateful:
                 return y
-            if not new:
-                return y, state
-            first, last = spans[0][0], spans[-1][0] + spans[-1][1]
-            parts = [ops.slice(state, (0,), (first,))] if first else []
-            parts += [ops.reshape(value, (-1,)) for value in new]
-            if last < self._s_size:
-                parts.append(ops.slice(state, (last,), (self._s_size - last,)))
-            return y, ops.concatenate(parts, axis=0)
+            return y, _replaced(state, spans, new)
 
         return run
 

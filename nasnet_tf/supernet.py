@@ -27,6 +27,9 @@ architecture computes the child's function (`nasnet_tf.build_nasnet` with the sa
 from shared weights.
 """
 
+import math
+import random
+
 import keras
 import numpy as np
 from keras import layers, ops
@@ -264,16 +267,38 @@ def _write(assignments):
 
 class _StackedInitializer:
     """Draws each block's slice as the op layer's own variable `name` of rank `len(shape) - 1`
-    would be drawn."""
+    would be drawn (`_host_draw`), seeded from Python's `random` (which
+    `keras.utils.set_random_seed` seeds)."""
 
     def __init__(self, name):
         self.name = name
 
     def __call__(self, shape, dtype=None):
-        return ops.stack([
-            _initializer_for(self.name, len(shape) - 1, None)(tuple(shape[1:]), dtype=dtype)
-            for _ in range(shape[0])
-        ])
+        rng = np.random.default_rng(random.getrandbits(64))
+        return _host_draw(self.name, tuple(shape[1:]), rng, blocks=shape[0], dtype=dtype)
+
+
+def _build_template(layer, shape):
+    """Builds `layer` for `shape` with weights that are never drawn at random.
+
+    A template's own weights are never read (each call maps them to a block's slice), but
+    Keras draws every new variable from its initializer, and under JAX each new shape of a
+    random draw is an XLA compilation: 236 of them, 95 s of the 13-op space's build on a
+    2-core CPU. The weights are created inside a `keras.StatelessScope` that defers their
+    initialization, then initialized as zeros on the host.
+    """
+    with keras.StatelessScope(initialize_variables=False):
+        layer.build(shape)
+    for variable in layer.weights:
+        # A deferred variable is initialized from this at the next top-level scope's exit
+        # (the empty scope below, or an enclosing one).
+        variable._initializer = _host_zeros
+    with keras.StatelessScope():
+        pass
+
+
+def _host_zeros(shape, dtype=None):
+    return np.zeros(shape, dtype=keras.backend.standardize_dtype(dtype))
 
 
 @keras.saving.register_keras_serializable(package="nasnet_tf")
@@ -354,7 +379,7 @@ class SuperCell(layers.Layer):
                     stacks[side].append(None)
                     continue
                 if not template.built:
-                    template.build(shape)
+                    _build_template(template, shape)
                 by_id = {}
                 for v in template.weights:
                     # e.g. "left_1_sep_conv_3x3_conv_all_separable_conv_1_depthwise_kernel"
@@ -993,10 +1018,9 @@ class SuperNet(keras.Model):
             variables = [w for layer in self.path_layers(genotype) for w in layer.weights]
         assignments = []
         for variable in variables:
-            shape = tuple(variable.shape)
-            initializer = _initializer_for(variable.name, len(shape),
-                                           int(rng.integers(2**31 - 1)))
-            assignments.append((variable, initializer(shape, dtype=variable.dtype)))
+            draw = np.random.default_rng(int(rng.integers(2**31 - 1)))
+            assignments.append((variable, _host_draw(variable.name, tuple(variable.shape), draw,
+                                                     dtype=variable.dtype)))
         _write(assignments)
 
     def _block_weights(self):
@@ -1043,17 +1067,67 @@ def _tf_rewrite(name, value):
     return getattr(tf_graph_rewrites, name)(value)
 
 
-def _initializer_for(name, rank, seed):
+def _initializer_for(name, rank):
     """The initializer the layers of this package give a variable of this name and rank."""
     if name in ("gamma", "moving_variance"):
         return keras.initializers.Ones()
     if name in ("beta", "moving_mean", "bias"):
         return keras.initializers.Zeros()
     if name == "kernel" and rank == 4:
-        return keras.initializers.HeNormal(seed=seed)
+        return keras.initializers.HeNormal()
     if name in ("kernel", "depthwise_kernel", "pointwise_kernel"):
-        return keras.initializers.GlorotUniform(seed=seed)
+        return keras.initializers.GlorotUniform()
     raise ValueError(f"No initializer known for a variable named {name!r} of rank {rank}.")
+
+
+def _fans(shape):
+    """`(fan_in, fan_out)` of a weight shape, as Keras' variance-scaling initializers count."""
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = math.prod(shape[:-2])
+    return receptive * shape[-2], receptive * shape[-1]
+
+
+def _host_draw(name, shape, rng, blocks=None, dtype=None):
+    """A NumPy draw from the distribution of `_initializer_for(name, len(shape))`.
+
+    The same distribution as the Keras initializer's (a truncated normal is cut at two
+    standard deviations, as Keras' is), drawn on the host: under JAX each new shape of a
+    Keras random draw is a compilation. With `blocks`, `blocks` independent draws stacked on
+    a new leading axis.
+
+    Args:
+        name: the variable's name in its layer (e.g. `"kernel"`, `"gamma"`).
+        shape: the layer's variable shape.
+        rng: a `numpy.random.Generator`.
+        blocks: None, or the number of draws to stack.
+        dtype: the float dtype of the result (default: Keras' float type).
+    """
+    initializer = _initializer_for(name, len(shape))
+    full = tuple(shape) if blocks is None else (int(blocks),) + tuple(shape)
+    dtype = keras.backend.standardize_dtype(dtype)
+    if isinstance(initializer, keras.initializers.Ones):
+        return np.ones(full, dtype)
+    if isinstance(initializer, keras.initializers.Zeros):
+        return np.zeros(full, dtype)
+    fan_in, fan_out = _fans(tuple(shape))
+    fan = {"fan_in": fan_in, "fan_out": fan_out}.get(initializer.mode, (fan_in + fan_out) / 2)
+    scale = initializer.scale / max(1.0, fan)
+    if initializer.distribution == "truncated_normal":
+        values = rng.standard_normal(full)
+        outside = np.abs(values) > 2.0
+        while outside.any():
+            values[outside] = rng.standard_normal(int(outside.sum()))
+            outside = np.abs(values) > 2.0
+        values *= math.sqrt(scale) / 0.87962566103423978
+    elif initializer.distribution == "untruncated_normal":
+        values = rng.standard_normal(full) * math.sqrt(scale)
+    else:
+        limit = math.sqrt(3.0 * scale)
+        values = rng.uniform(-limit, limit, full)
+    return values.astype(dtype)
 
 
 def _pairs(source, target):

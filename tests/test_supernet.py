@@ -189,6 +189,36 @@ def test_reinitialize_draws_fresh_seeded_weights(supernet):
             np.testing.assert_array_equal(value, 1.0)
 
 
+def _check_block_slices_drawn_as_child_layers(cell):
+    seen = set()
+    for variable, name in cell.stacked_variables:
+        value = keras.ops.convert_to_numpy(variable)
+        if value.ndim < 3 or value[0].size < 2000:
+            continue
+        sliced = value.shape[1:]
+        fan_in = int(np.prod(sliced[:-1]))
+        fan_out = int(np.prod(sliced[:-2])) * sliced[-1]
+        expected = (np.sqrt(2.0 / fan_in) if name == "kernel" and value.ndim == 5
+                    else np.sqrt(2.0 / (fan_in + fan_out)))
+        for k in range(value.shape[0]):
+            np.testing.assert_allclose(value[k].std(), expected, rtol=0.06, err_msg=name)
+        assert not np.array_equal(value[0], value[1]), name
+        seen.add(name)
+    assert {"kernel", "pointwise_kernel"} <= seen, seen
+
+
+def test_block_slices_are_drawn_as_child_layers_are():
+    """Stacked over B blocks, every slice has the spread of the op layer's own initializer
+    (He normal for convolution kernels, Glorot uniform for separable ones), not 1/sqrt(B) of
+    it, and the slices are distinct draws: in a new super-network and after `reinitialize`."""
+    net = SuperNet(num_blocks=3, ops=["conv_3x3", "sep_conv_3x3"], num_cells=1,
+                   penultimate_filters=768, input_shape=SHAPE, classes=4)
+    cell = next(layer for layer in net.layers if isinstance(layer, SuperCell))
+    _check_block_slices_drawn_as_child_layers(cell)
+    net.reinitialize(seed=1)
+    _check_block_slices_drawn_as_child_layers(cell)
+
+
 def test_config_round_trip_and_bad_input(supernet):
     config = json.loads(json.dumps(supernet.get_config()))
     assert SuperNet.from_config(config).get_config() == supernet.get_config()

@@ -359,7 +359,8 @@ class SuperCell(layers.Layer):
         batch, height, width = ip_shape[0], ip_shape[1], ip_shape[2]
         half = (None if height is None else -(-height // 2),
                 None if width is None else -(-width // 2))
-        spatial = {"all": (height, width), "inputs": (height, width), "blocks": half}
+        spatial = {"all": (height, width), "state1": (height, width), "inputs": (height, width),
+                   "blocks": half}
         # One op layer per candidate, never called: the code (`stateless_call`) each block
         # runs with its own slice of the stacked weights. Kept out of Keras' tracking, so
         # its own variables are neither trained nor saved.
@@ -491,7 +492,8 @@ class SuperCell(layers.Layer):
     def _blocks(self, arch, fixed, states, training):
         """Runs the blocks as one loop. `states` is the stack the blocks write into (all the
         states in a Normal cell, the blocks' in a Reduction cell, whose inputs are the
-        stack `fixed`); returns it written, every block's output in its slot."""
+        stack `fixed`; in a Normal cell whose state 1 is a group of its own, `fixed` is that
+        state); returns it written, every block's output in its slot."""
         plan, b = self.plan, self.plan.num_blocks
         entries = ops.reshape(arch[: 5 * b], (b, 5))
         stateful = bool(training) and self._s_size > 0
@@ -512,6 +514,8 @@ class SuperCell(layers.Layer):
                         inputs["blocks"] = _select(stack, ops.minimum(source, b - 1))
                 else:
                     inputs = {"all": _select(stack, source)}
+                    if "state1" in groups:  # the stem's output, read as it is
+                        inputs["state1"] = fixed
                 row_w = None if weights[side] is None else _select(weights[side], k)
                 row_s = None if statistics[side] is None else _select(statistics[side], k)
                 result = ops.switch(entry[2 * side + 1], [
@@ -584,9 +588,11 @@ class SuperCell(layers.Layer):
             states = ops.stack([zero] * b, axis=0)
         else:
             width = plan.group_widths["all"]
-            fixed = None
-            states = ops.stack([_pad(h, width), _pad(s1, width)]
-                               + [ops.zeros_like(_pad(h, width))] * b, axis=0)
+            zero = ops.zeros_like(_pad(h, width))
+            # With a group of its own, state 1 is read as it is and its slot stays zero.
+            fixed = s1 if plan.wide_state1 else None
+            states = ops.stack([_pad(h, width), zero if plan.wide_state1 else _pad(s1, width)]
+                               + [zero] * b, axis=0)
         states = self._blocks(arch, fixed, states, training)
         first_slot = 0 if plan.reduction else 2
         # One unstack (its gradient one stack), not an indexing per block (each a strided

@@ -11,9 +11,11 @@ architecture):
 
 - Inside a cell, the states an edge may read are padded with zero channels to one width per
   group (a Reduction cell has two groups: its inputs at full resolution, read with stride 2, and
-  its block outputs at half resolution). A block state is `F` channels wide after `add` and `2F`
-  after `concat`: the super-network carries every block state at `2F` channels when the space
-  has `concat`, the real channels first, so a child's concat block is computed exactly.
+  its block outputs at half resolution; the first Normal cell's state 1, the stem's output,
+  wider than the cell's other states, is a group of its own). A block state is `F` channels
+  wide after `add` and `2F` after `concat`: the super-network carries every block state at
+  `2F` channels when the space has `concat`, the real channels first, so a child's concat
+  block is computed exactly.
 - A cell's output concatenates every state in a fixed slot (`F` for the two inputs, the block
   width for each block), multiplied by 0 where a block reads the state. The child's output
   (only the unused states, in index order) is thus the super-network's output with the zero
@@ -82,8 +84,15 @@ class CellPlan:
         self.slot_offsets = np.cumsum([0] + widths[:-1]).tolist()
         self.output_width = int(sum(widths))
         self.state1_projected = self.state1_width != f  # output slot 1 needs a projection
+        # The first Normal cell's state 1 (the stem's output, 3F wide) has a group of its
+        # own: in the group of every state, every state and every op reading one would be
+        # padded to 3F channels.
+        self.wide_state1 = (not self.reduction
+                            and self.state1_width > max(f, self.block_width))
         if self.reduction:
             self.group_widths = {"inputs": max(f, self.state1_width), "blocks": self.block_width}
+        elif self.wide_state1:
+            self.group_widths = {"all": max(f, self.block_width), "state1": self.state1_width}
         else:
             self.group_widths = {"all": max(f, self.state1_width, self.block_width)}
         self.candidates = self._candidates()
@@ -92,7 +101,7 @@ class CellPlan:
     def group_of(self, state):
         """The group (name) of a state index, and the state's index within it."""
         if not self.reduction:
-            return "all", state
+            return ("state1", 0) if self.wide_state1 and state == 1 else ("all", state)
         if state < 2:
             return "inputs", state
         return "blocks", state - 2
@@ -104,19 +113,22 @@ class CellPlan:
         f = self.filters
         if group == "inputs":
             return {f, self.state1_width}
+        if group == "state1":
+            return {self.state1_width}
+        inputs = {f} if self.wide_state1 else {f, self.state1_width}
+        if group == "all" and block == 0:  # block 0 reads the cell inputs only
+            return inputs
         widths = {self.block_width if "concat" in self.combine_ops else f}
         if "add" in self.combine_ops:
             widths.add(f)
         if group == "all":
-            widths |= {f, self.state1_width}
-            if block == 0:  # block 0 reads the cell inputs only
-                widths = {f, self.state1_width}
+            widths |= inputs
         return widths
 
     def groups_of(self, block):
         """The groups block `block` may read."""
         if not self.reduction:
-            return ["all"]
+            return ["all", "state1"] if self.wide_state1 else ["all"]
         return ["inputs"] if block == 0 else ["inputs", "blocks"]
 
     def _candidates(self):

@@ -367,7 +367,9 @@ STATISTICS = ("batch", "recalibrate", "moving")
 """How `SharedWeights` treats batch normalization when it scores an architecture."""
 
 # 3: the super-network's optimizer state is `FlatUpdates`' (one vector per slot).
-SHARED_STATE_VERSION = 3
+# 4: its candidate ops' weights stacked over a cell's blocks, and the first Normal cell's
+#    state 1 a group of its own (other variables, in another order).
+SHARED_STATE_VERSION = 4
 
 
 class SharedWeights(_SuperNetEstimator):

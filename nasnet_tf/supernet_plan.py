@@ -12,10 +12,10 @@ architecture):
 - Inside a cell, the states an edge may read are padded with zero channels to one width per
   group (a Reduction cell has two groups: its inputs at full resolution, read with stride 2, and
   its block outputs at half resolution; the first Normal cell's state 1, the stem's output,
-  wider than the cell's other states, is a group of its own). A block state is `F` channels
-  wide after `add` and `2F` after `concat`: the super-network carries every block state at
-  `2F` channels when the space has `concat`, the real channels first, so a child's concat
-  block is computed exactly.
+  is a group of its own where it is at least twice as wide as the cell's other states). A
+  block state is `F` channels wide after `add` and `2F` after `concat`: the super-network
+  carries every block state at `2F` channels when the space has `concat`, the real channels
+  first, so a child's concat block is computed exactly.
 - A cell's output concatenates every state in a fixed slot (`F` for the two inputs, the block
   width for each block), multiplied by 0 where a block reads the state. The child's output
   (only the unused states, in index order) is thus the super-network's output with the zero
@@ -85,10 +85,13 @@ class CellPlan:
         self.output_width = int(sum(widths))
         self.state1_projected = self.state1_width != f  # output slot 1 needs a projection
         # The first Normal cell's state 1 (the stem's output, 3F wide) has a group of its
-        # own: in the group of every state, every state and every op reading one would be
-        # padded to 3F channels.
+        # own where the cell's other states are at most half as wide (an `add`-only space):
+        # in the group of every state, the state stack and every op reading a state would
+        # be padded to 3F channels. The group costs a branch per op (compilation and
+        # memory); with `concat` (blocks 2F wide) the padding it saves is too small to pay
+        # for them (`benchmarks/RESULTS.md`, "state 1 as a group of its own").
         self.wide_state1 = (not self.reduction
-                            and self.state1_width > max(f, self.block_width))
+                            and self.state1_width >= 2 * max(f, self.block_width))
         if self.reduction:
             self.group_widths = {"inputs": max(f, self.state1_width), "blocks": self.block_width}
         elif self.wide_state1:

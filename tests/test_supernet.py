@@ -74,6 +74,31 @@ def test_equals_each_child_it_holds(supernet):
         np.testing.assert_allclose(back.predict(x, verbose=0), expected, atol=1e-5, rtol=0)
 
 
+def test_equals_children_with_the_stem_output_as_a_group_of_its_own(supernet):
+    """In an `add`-only space the first cell's state 1 (the stem's output, 3F wide) is read
+    through candidates of its own, by every kind of op, on either edge."""
+    net = SuperNet(num_blocks=2, ops=OPS, combine_ops=["add"], num_cells=1,
+                   penultimate_filters=48, input_shape=SHAPE, classes=4, name="add_only")
+    first = next(layer for layer in net.layers if isinstance(layer, SuperCell)).plan
+    assert first.wide_state1 and "state1" in first.group_widths
+    # With `concat` (blocks 2F wide) the stem's output shares the cell's group.
+    assert not next(layer for layer in supernet.layers
+                    if isinstance(layer, SuperCell)).plan.wide_state1
+    x = np.random.default_rng(4).normal(size=(2,) + SHAPE).astype("float32")
+    genotypes = [
+        Genotype(CellGenotype([Block(1, 0, a, b, "add"), Block(2, 1, b, a, "add")]),
+                 CellGenotype([Block(0, 1, a, b, "add"), Block(1, 2, b, a, "add")]))
+        for a, b in zip(OPS, OPS[1:] + OPS[:1])
+    ]
+    for i, genotype in enumerate(genotypes):
+        child = build_nasnet(genotype, **net.child_config())
+        _perturb(child, 10 + i)
+        net.load_child_weights(child, genotype)
+        np.testing.assert_allclose(net.predict_on_batch(net.inputs_for(x, genotype)),
+                                   child.predict(x, verbose=0), atol=1e-5, rtol=0,
+                                   err_msg=str(genotype))
+
+
 @pytest.mark.slow
 def test_equals_children_over_all_thirteen_ops():
     """Every op of the NASNet space, in both cell types, with add and concat, on the cell

@@ -368,7 +368,7 @@ STATISTICS = ("batch", "recalibrate", "moving")
 
 # 3: the super-network's optimizer state is `FlatUpdates`' (one vector per slot).
 # 4: its candidate ops' weights stacked over a cell's blocks, and the first Normal cell's
-#    state 1 a group of its own (other variables, in another order).
+#    state 1 a group of its own in `add`-only spaces (other variables, in another order).
 SHARED_STATE_VERSION = 4
 
 

@@ -126,7 +126,9 @@ def _unflat(flat, spans):
         pieces = [part]
     else:
         pieces = ops.split(part, np.cumsum([n for _, n, _ in spans[:-1]]).tolist(), axis=0)
-    return [ops.reshape(piece, shape) for piece, (_, _, shape) in zip(pieces, spans)]
+    # A vector (batch norm's) is its piece already: no reshape, nor its gradient's.
+    return [piece if len(shape) == 1 else ops.reshape(piece, shape)
+            for piece, (_, _, shape) in zip(pieces, spans)]
 
 
 def _replaced(flat, spans, values):
@@ -135,7 +137,7 @@ def _replaced(flat, spans, values):
         return flat
     first, last = spans[0][0], spans[-1][0] + spans[-1][1]
     parts = [ops.slice(flat, (0,), (first,))] if first else []
-    parts += [ops.reshape(value, (-1,)) for value in values]
+    parts += [value if len(value.shape) == 1 else ops.reshape(value, (-1,)) for value in values]
     if last < flat.shape[0]:
         parts.append(ops.slice(flat, (last,), (flat.shape[0] - last,)))
     return ops.concatenate(parts, axis=0)

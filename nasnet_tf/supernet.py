@@ -1090,8 +1090,6 @@ def _initializer_for(name, rank):
 
 def _fans(shape):
     """`(fan_in, fan_out)` of a weight shape, as Keras' variance-scaling initializers count."""
-    if len(shape) == 1:
-        return shape[0], shape[0]
     if len(shape) == 2:
         return shape[0], shape[1]
     receptive = math.prod(shape[:-2])
@@ -1130,9 +1128,7 @@ def _host_draw(name, shape, rng, blocks=None, dtype=None):
             values[outside] = rng.standard_normal(int(outside.sum()))
             outside = np.abs(values) > 2.0
         values *= math.sqrt(scale) / 0.87962566103423978
-    elif initializer.distribution == "untruncated_normal":
-        values = rng.standard_normal(full) * math.sqrt(scale)
-    else:
+    else:  # uniform: `_initializer_for` gives He normal (truncated) or Glorot uniform
         limit = math.sqrt(3.0 * scale)
         values = rng.uniform(-limit, limit, full)
     return values.astype(dtype)

@@ -202,6 +202,17 @@ def _run_branches(index, branches, training):
     return y
 
 
+def _switch(index, branches, operands, training):
+    """`branches[index](*operands)`. In a TensorFlow training step, through
+    `nasnet_tf.tf_switch.recomputing_switch`, whose gradient recomputes the selected branch
+    instead of carrying every branch's intermediate tensors out of the switch and the loop."""
+    if training and keras.backend.backend() == "tensorflow":
+        from nasnet_tf.tf_switch import recomputing_switch
+
+        return recomputing_switch(index, branches, operands)
+    return ops.switch(index, [lambda b=b: b(*operands) for b in branches])
+
+
 class _Slice:
     """Block `index`'s part of a variable stacked over a cell's blocks, read and written as a
     variable of its own: `name` (the op layer's own name for it), `shape`, `dtype`, `path`,
@@ -468,14 +479,17 @@ class SuperCell(layers.Layer):
             return None
         return values[0] if len(values) == 1 else ops.concatenate(values, axis=1)
 
-    def _branch(self, i, inputs, weights, state, stateful, training):
-        """Candidate `i` on the edge's selected inputs with one block's flat weights and
-        statistics; returns its output (and in training its new statistics row)."""
+    def _branch(self, i, names, state, stateful, training):
+        """Candidate `i` as a function of the edge's selected inputs (one per group in
+        `names`) and, where the space has weights, one block's flat weights; `state` is the
+        block's flat statistics. Returns the op's output (and in training its new statistics
+        row)."""
         group, _, variant = self.plan.candidates[i]
         template = self._templates[i]
 
-        def run():
-            x = inputs[group]
+        def run(*operands):
+            x = operands[names.index(group)]
+            weights = operands[len(names)] if len(operands) > len(names) else None
             if variant == EXACT:  # an exact pooling or identity reads F real channels
                 x = _channels(x, self.plan.filters)
             if template is None:
@@ -518,12 +532,15 @@ class SuperCell(layers.Layer):
                     inputs = {"all": _select(stack, source)}
                     if "state1" in groups:  # the stem's output, read as it is
                         inputs["state1"] = fixed
-                row_w = None if weights[side] is None else _select(weights[side], k)
+                names = sorted(inputs)
+                operands = [inputs[name] for name in names]
+                if weights[side] is not None:
+                    operands.append(_select(weights[side], k))
                 row_s = None if statistics[side] is None else _select(statistics[side], k)
-                result = ops.switch(entry[2 * side + 1], [
-                    self._branch(i, inputs, row_w, row_s, stateful, training)
+                result = _switch(entry[2 * side + 1], [
+                    self._branch(i, names, row_s, stateful, training)
                     for i in range(len(plan.candidates))
-                ])
+                ], operands, training)
                 if stateful:
                     y, row = result
                     new_statistics[side] = ops.scatter_update(

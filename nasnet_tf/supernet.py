@@ -10,10 +10,16 @@ the bookkeeping: how states are padded to fixed widths, and how a genotype is en
 A cell's blocks run as one loop (`keras.ops.fori_loop`) whose body holds the two edges'
 switches, so each candidate branch is traced and compiled once per cell instead of once per
 block: tracing, compilation and their memory grow with the candidates, not with the blocks.
-Each candidate op's weights are stacked over the blocks (a leading axis of size B) and each
-iteration runs the op's code (`Layer.stateless_call` of one op layer kept as a template)
-with its block's slice; the block's output is written into the stack of the cell's states
-(`keras.ops.scatter_update`, which has a gradient on every backend).
+The weights of every candidate op on one side (left or right) of a cell are one `[B, size]`
+variable, row k block k's (the moving statistics another), and each iteration runs the
+selected op's code (`Layer.stateless_call` of one op layer kept as a template) with its
+part of its block's row; the block's output is written into the stack of the cell's states
+(`keras.ops.scatter_update`, which has a gradient on every backend). A few variables, not
+one per op layer variable: a step reads, differentiates and updates a few tensors.
+
+Under TensorFlow, an edge's switch is differentiated by recomputing its selected branch
+(`nasnet_tf.tf_switch`): TensorFlow's own switch gradient carries every branch's
+intermediate tensors out of the switch and the loop, which was most of the graph.
 
 Batch normalization inside a selected branch: under JAX, `lax.switch` branches cannot assign
 variables (the moving statistics would leak tracers out of the branch). In training every
@@ -214,18 +220,32 @@ def _switch(index, branches, operands, training):
 
 
 class _Slice:
-    """Block `index`'s part of a variable stacked over a cell's blocks, read and written as a
-    variable of its own: `name` (the op layer's own name for it), `shape`, `dtype`, `path`,
-    `assign`, and NumPy conversion (`np.asarray`, `keras.ops.convert_to_numpy`)."""
+    """One op layer variable's part of a cell's flat `[B, size]` variable (columns `start`
+    to `start + size`): block `index`'s, read and written as a variable of its own of shape
+    `shape`, or with `index` None every block's, of shape `(B,) + shape`. Has `name` (the op
+    layer's own name for it), `shape`, `dtype`, `path`, `assign`, and NumPy conversion."""
 
-    def __init__(self, variable, index, name):
+    def __init__(self, variable, index, name, start, size, shape):
         self.variable = variable
         self.index = index
         self.name = name
+        self.start = start
+        self.size = size
+        self._shape = tuple(shape)
+
+    def block(self, index):
+        """Block `index`'s part."""
+        return _Slice(self.variable, index, self.name, self.start, self.size, self._shape)
+
+    @property
+    def _columns(self):
+        return slice(self.start, self.start + self.size)
 
     @property
     def shape(self):
-        return tuple(self.variable.shape[1:])
+        if self.index is None:
+            return (self.variable.shape[0],) + self._shape
+        return self._shape
 
     @property
     def dtype(self):
@@ -233,10 +253,19 @@ class _Slice:
 
     @property
     def path(self):
-        return f"{self.variable.path}[{self.index}]"
+        rows = ":" if self.index is None else self.index
+        return f"{self.variable.path}[{rows}, {self.start}:{self.start + self.size}]"
 
     def numpy(self):
-        return np.array(np.asarray(ops.convert_to_numpy(self.variable))[self.index])
+        return self._part(np.asarray(ops.convert_to_numpy(self.variable)))
+
+    def _part(self, flat):
+        rows = slice(None) if self.index is None else self.index
+        return np.array(flat[rows, self._columns]).reshape(self.shape)
+
+    def _put(self, flat, value):
+        rows = slice(None) if self.index is None else self.index
+        flat[rows, self._columns] = np.reshape(value, flat[rows, self._columns].shape)
 
     def __array__(self, dtype=None, copy=None):
         value = self.numpy()
@@ -263,7 +292,7 @@ def _read(variable):
 
 
 def _write(assignments):
-    """Assigns each `(variable, value)` pair; the slices of one stacked variable in one write."""
+    """Assigns each `(variable, value)` pair; the slices of one flat variable in one write."""
     stacked = {}
     for variable, value in assignments:
         value = np.asarray(ops.convert_to_numpy(value))
@@ -271,24 +300,29 @@ def _write(assignments):
             key = id(variable.variable)
             if key not in stacked:
                 stacked[key] = (variable.variable, _read(variable.variable))
-            stacked[key][1][variable.index] = value
+            variable._put(stacked[key][1], value)
         else:
             variable.assign(value)
     for variable, value in stacked.values():
         variable.assign(value)
 
 
-class _StackedInitializer:
-    """Draws each block's slice as the op layer's own variable `name` of rank `len(shape) - 1`
-    would be drawn (`_host_draw`), seeded from Python's `random` (which
-    `keras.utils.set_random_seed` seeds)."""
+class _FlatInitializer:
+    """Draws a cell's flat `[B, size]` variable: each block's row holds every op layer
+    variable in `columns` (`(name, shape)`, in order) drawn as the op layer's own would be
+    (`_host_draw`), seeded from Python's `random` (which `keras.utils.set_random_seed`
+    seeds)."""
 
-    def __init__(self, name):
-        self.name = name
+    def __init__(self, columns):
+        self.columns = columns
 
     def __call__(self, shape, dtype=None):
         rng = np.random.default_rng(random.getrandbits(64))
-        return _host_draw(self.name, tuple(shape[1:]), rng, blocks=shape[0], dtype=dtype)
+        blocks = shape[0]
+        return np.concatenate([
+            _host_draw(name, part, rng, blocks=blocks, dtype=dtype).reshape(blocks, -1)
+            for name, part in self.columns
+        ], axis=1)
 
 
 def _build_template(layer, shape):
@@ -319,9 +353,9 @@ class SuperCell(layers.Layer):
     """One cell position of a `SuperNet`: every candidate op on every edge.
 
     The blocks run as one loop (`keras.ops.fori_loop`), so that each edge's candidate
-    branches are traced once per cell, not once per block: every candidate op's weights are
-    stacked over the blocks (a leading axis of size B), each iteration takes its block's
-    slice, and the block's output is written into a stack of the cell's states.
+    branches are traced once per cell, not once per block: each side's candidate weights
+    are one `[B, size]` variable, each iteration takes its block's row, and the block's
+    output is written into a stack of the cell's states.
 
     Args:
         plan: the cell's `nasnet_tf.supernet_plan.CellPlan` config (a dict).
@@ -375,42 +409,53 @@ class SuperCell(layers.Layer):
         spatial = {"all": (height, width), "state1": (height, width), "inputs": (height, width),
                    "blocks": half}
         # One op layer per candidate, never called: the code (`stateless_call`) each block
-        # runs with its own slice of the stacked weights. Kept out of Keras' tracking, so
-        # its own variables are neither trained nor saved.
+        # runs with its own slice of the flat weights. Kept out of Keras' tracking, so its
+        # own variables are neither trained nor saved.
         templates = []
-        # For each side (left, right) and candidate: the stacked variables in the order of
-        # the op layer's `weights`, `trainable_variables` and `non_trainable_variables`.
-        stacks = ([], [])
         for i, (group, op, variant) in enumerate(plan.candidates):
             # An exact pooling reads the first F channels (its input's real ones).
             channels = f if variant == EXACT else plan.group_widths[group]
             shape = (batch,) + spatial[group] + (channels,)
-            name = f"{i}_{op}_{variant}_{group}"
-            template = self._candidate(op, variant, plan.group_strides(group), name)
+            template = self._candidate(op, variant, plan.group_strides(group),
+                                       f"{i}_{op}_{variant}_{group}")
+            if template is not None and not template.built:
+                _build_template(template, shape)
             templates.append(template)
-            for side, side_name in enumerate(("left", "right")):
-                if template is None:
-                    stacks[side].append(None)
-                    continue
-                if not template.built:
-                    _build_template(template, shape)
-                by_id = {}
-                for v in template.weights:
-                    # e.g. "left_1_sep_conv_3x3_conv_all_separable_conv_1_depthwise_kernel"
-                    parts = v.path.split("/")
-                    parts = [side_name, name] + parts[parts.index(name) + 1:]
-                    by_id[id(v)] = (self.add_weight(
-                        shape=(b,) + tuple(v.shape), initializer=_StackedInitializer(v.name),
-                        trainable=v.trainable, name="_".join(parts),
-                    ), v.name)
-                stacks[side].append({
-                    "weights": [by_id[id(v)] for v in template.weights],
-                    "trainable": [by_id[id(v)][0] for v in template.trainable_variables],
-                    "state": [by_id[id(v)][0] for v in template.non_trainable_variables],
-                })
         object.__setattr__(self, "_templates", templates)
-        object.__setattr__(self, "_stacks", stacks)
         self._t_spans, self._s_spans, self._s_size = _layer_spans(templates)
+        # For each candidate, each op layer variable in the order of the layer's `weights`:
+        # `(name, kind, start, size, shape)`, its columns in the side's flat variable of
+        # `kind` ("trainable" or "state").
+        layout, columns = [], {"trainable": [], "state": []}
+        for i, template in enumerate(templates):
+            if template is None:
+                layout.append(None)
+                continue
+            where = {}
+            for kind, variables, spans in (
+                ("trainable", template.trainable_variables, self._t_spans[i]),
+                ("state", template.non_trainable_variables, self._s_spans[i]),
+            ):
+                for v, (start, size, shape) in zip(variables, spans):
+                    where[id(v)] = (v.name, kind, start, size, shape)
+                    columns[kind].append((v.name, shape))
+            layout.append([where[id(v)] for v in template.weights])
+        object.__setattr__(self, "_layout", layout)
+        # Each side's candidates' weights (and moving statistics) as one `[B, size]`
+        # variable: row k is block k's, in the order of the spans. One variable per side and
+        # kind, not one per op layer variable: a step reads, differentiates and updates a
+        # few tensors instead of a thousand.
+        flat = []
+        for side_name in ("left", "right"):
+            side = {}
+            for kind, suffix in (("trainable", "weights"), ("state", "statistics")):
+                side[kind] = None if not columns[kind] else self.add_weight(
+                    shape=(b, sum(math.prod(shape) for _, shape in columns[kind])),
+                    initializer=_FlatInitializer(columns[kind]),
+                    trainable=kind == "trainable", name=f"{side_name}_{suffix}",
+                )
+            flat.append(side)
+        object.__setattr__(self, "_flat", flat)
 
         self.output_adjust = {}
         if plan.reduction:
@@ -442,23 +487,26 @@ class SuperCell(layers.Layer):
 
     @property
     def stacked_variables(self):
-        """`(variable, name)` of each variable stacked over the blocks, `name` the op layer's
-        own name for it."""
-        return [pair for side in self._stacks for stack in side if stack is not None
-                for pair in stack["weights"]]
+        """Every op layer variable of every candidate on both sides, as a `_Slice` of every
+        block's part (shape `(B,) + the layer's shape`); its `name` is the layer's own."""
+        return [
+            _Slice(self._flat[side][kind], None, name, start, size, shape)
+            for side in (0, 1) for entries in self._layout if entries is not None
+            for name, kind, start, size, shape in entries
+        ]
 
     def block_op(self, block, side, candidate):
         """Candidate `candidate` of edge `side` (0 left, 1 right) of block `block`, as a
         `_BlockOp` (`None` for an identity without weights)."""
-        stack = self._stacks[side][candidate]
-        if stack is None:
+        entries = self._layout[candidate]
+        if entries is None:
             return None
-        weights = [_Slice(v, block, name) for v, name in stack["weights"]]
-        state_ids = {id(v) for v in stack["state"]}
+        weights = [_Slice(self._flat[side][kind], block, name, start, size, shape)
+                   for name, kind, start, size, shape in entries]
         group, op, variant = self.plan.candidates[candidate]
         return _BlockOp(
             f"{self.name}/block_{block + 1}_{('left', 'right')[side]}_{op}_{variant}_{group}",
-            weights, [w for w in weights if id(w.variable) in state_ids],
+            weights, [w for w, entry in zip(weights, entries) if entry[1] == "state"],
         )
 
     def compute_output_shape(self, input_shape):
@@ -470,14 +518,10 @@ class SuperCell(layers.Layer):
         return (ip_shape[0], h, w, self.plan.output_width)
 
     def _rows(self, side, kind):
-        """Every candidate's `kind` ("trainable" or "state") variables of one side as one
-        `[B, size]` matrix: row k is block k's, in the order of the spans."""
-        b = self.plan.num_blocks
-        values = [ops.reshape(ops.convert_to_tensor(v.value), (b, -1))
-                  for stack in self._stacks[side] if stack is not None for v in stack[kind]]
-        if not values:
-            return None
-        return values[0] if len(values) == 1 else ops.concatenate(values, axis=1)
+        """One side's flat `kind` ("trainable" or "state") variable as a tensor (row k is
+        block k's), or None where the space has none."""
+        variable = self._flat[side][kind]
+        return None if variable is None else ops.convert_to_tensor(variable.value)
 
     def _branch(self, i, names, state, stateful, training):
         """Candidate `i` as a function of the edge's selected inputs (one per group in
@@ -566,14 +610,7 @@ class SuperCell(layers.Layer):
         carry = ops.fori_loop(0, b, body, carry)
         if stateful:
             for side in (0, 1):
-                stack_vars = [v for stack in self._stacks[side] if stack is not None
-                              for v in stack["state"]]
-                spans = [span for i in range(len(self._s_spans)) for span in self._s_spans[i]]
-                rows = ops.split(carry[1 + side], np.cumsum(
-                    [n for _, n, _ in spans[:-1]]).tolist(), axis=1) if len(spans) > 1 \
-                    else [carry[1 + side]]
-                for variable, value in zip(stack_vars, rows):
-                    variable.assign(ops.reshape(value, variable.shape))
+                self._flat[side]["state"].assign(carry[1 + side])
         return carry[0]
 
     def call(self, inputs, training=None):
@@ -1049,10 +1086,14 @@ class SuperNet(keras.Model):
         _write(assignments)
 
     def _block_weights(self):
-        """`self.weights`, each variable stacked over a cell's blocks as its block slices."""
-        cells = [layer for layer in self.layers if isinstance(layer, SuperCell)]
-        slices = {id(v): [_Slice(v, k, name) for k in range(cell.plan.num_blocks)]
-                  for cell in cells for v, name in cell.stacked_variables}
+        """`self.weights`, each cell's flat variable as its op layer variables' block
+        slices."""
+        slices = {}
+        for cell in self.layers:
+            if isinstance(cell, SuperCell):
+                for part in cell.stacked_variables:
+                    slices.setdefault(id(part.variable), []).extend(
+                        part.block(k) for k in range(cell.plan.num_blocks))
         return [s for w in self.weights for s in slices.get(id(w), [w])]
 
     def get_config(self):

@@ -216,8 +216,8 @@ def test_reinitialize_draws_fresh_seeded_weights(supernet):
 
 def _check_block_slices_drawn_as_child_layers(cell):
     seen = set()
-    for variable, name in cell.stacked_variables:
-        value = keras.ops.convert_to_numpy(variable)
+    for part in cell.stacked_variables:
+        value, name = np.asarray(part), part.name
         if value.ndim < 3 or value[0].size < 2000:
             continue
         sliced = value.shape[1:]
@@ -242,6 +242,24 @@ def test_block_slices_are_drawn_as_child_layers_are():
     _check_block_slices_drawn_as_child_layers(cell)
     net.reinitialize(seed=1)
     _check_block_slices_drawn_as_child_layers(cell)
+
+
+def test_each_side_of_a_cell_holds_its_candidates_in_two_variables(supernet):
+    """Every candidate's weights on one side of a cell are one `[B, size]` variable and its
+    moving statistics another, not one variable per op layer variable: a step reads,
+    differentiates and updates four tensors per cell, whatever the space."""
+    for cell in supernet.layers:
+        if not isinstance(cell, SuperCell):
+            continue
+        own = {id(v) for layer in cell._layers for v in layer.weights}
+        flat = [v for v in cell.weights if id(v) not in own]
+        assert sorted(v.name for v in flat) == [
+            "left_statistics", "left_weights", "right_statistics", "right_weights"], flat
+        parts = cell.stacked_variables
+        for v in flat:
+            mine = [p for p in parts if p.variable is v]
+            assert v.shape == (2, sum(p.size for p in mine)), v
+            assert np.asarray(mine[-1]).shape[0] == 2
 
 
 def test_config_round_trip_and_bad_input(supernet):

@@ -369,7 +369,9 @@ STATISTICS = ("batch", "recalibrate", "moving")
 # 3: the super-network's optimizer state is `FlatUpdates`' (one vector per slot).
 # 4: its candidate ops' weights stacked over a cell's blocks, and the first Normal cell's
 #    state 1 a group of its own in `add`-only spaces (other variables, in another order).
-SHARED_STATE_VERSION = 4
+# 5: each cell side's candidate weights (and moving statistics) as one flat `[B, size]`
+#    variable.
+SHARED_STATE_VERSION = 5
 
 
 class SharedWeights(_SuperNetEstimator):

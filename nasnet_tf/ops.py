@@ -15,6 +15,9 @@ epsilon 1e-3. `sync_batch_norm=True` makes every batch norm synchronized under T
 (`keras.layers.BatchNormalization(synchronized=True)`: statistics over all replicas of a
 `tf.distribute` strategy). Under JAX it changes nothing: Keras refuses `synchronized=True` there,
 and a data-parallel JAX batch is one global (sharded) array whose statistics are global already.
+`fused_batch_norm=True` runs every batch norm as TensorFlow's fused kernel (the same values up
+to float rounding, and the same variables; `nasnet_tf.SuperNet`'s candidate ops use it, whose
+first step traces hundreds of them); under JAX it changes nothing.
 """
 
 import math
@@ -53,9 +56,11 @@ def _check_filters(filters, even=False):
         )
 
 
-def batch_norm(name, momentum=BN_MOMENTUM, synchronized=False):
+def batch_norm(name, momentum=BN_MOMENTUM, synchronized=False, fused=False):
     """The NASNet batch norm: `momentum`, epsilon 1e-3, synchronized across the replicas of a
-    `tf.distribute` strategy when `synchronized` (TensorFlow only; ignored under JAX).
+    `tf.distribute` strategy when `synchronized` (TensorFlow only; ignored under JAX), and
+    TensorFlow's fused kernel when `fused` (`nasnet_tf.tf_batch_norm`: the same values and
+    variables, fewer graph operations; ignored under JAX and when synchronized).
 
     Example:
 
@@ -63,7 +68,10 @@ def batch_norm(name, momentum=BN_MOMENTUM, synchronized=False):
     0.9
     """
     synchronized = bool(synchronized) and keras.backend.backend() == "tensorflow"
-    return layers.BatchNormalization(
+    cls = layers.BatchNormalization
+    if fused and not synchronized and keras.backend.backend() == "tensorflow":
+        from nasnet_tf.tf_batch_norm import FusedBatchNormalization as cls
+    return cls(
         momentum=momentum, epsilon=BN_EPSILON, synchronized=synchronized, name=name
     )
 
@@ -73,7 +81,8 @@ class _Op(layers.Layer):
     """Base of the ops: a chain of sublayers, built explicitly in `build`."""
 
     def __init__(
-        self, filters, strides=1, bn_momentum=BN_MOMENTUM, sync_batch_norm=False, **kwargs
+        self, filters, strides=1, bn_momentum=BN_MOMENTUM, sync_batch_norm=False,
+        fused_batch_norm=False, **kwargs
     ):
         super().__init__(**kwargs)
         _check_filters(filters)
@@ -82,9 +91,10 @@ class _Op(layers.Layer):
         self.strides = strides
         self.bn_momentum = validators.momentum(bn_momentum)
         self.sync_batch_norm = bool(sync_batch_norm)
+        self.fused_batch_norm = bool(fused_batch_norm)
 
     def _bn(self, name):
-        return batch_norm(name, self.bn_momentum, self.sync_batch_norm)
+        return batch_norm(name, self.bn_momentum, self.sync_batch_norm, self.fused_batch_norm)
 
     def _chain(self, input_shape):
         """Returns the ordered sublayers for `input_shape`. Subclasses implement it."""
@@ -117,6 +127,7 @@ class _Op(layers.Layer):
                 "strides": self.strides,
                 "bn_momentum": self.bn_momentum,
                 "sync_batch_norm": self.sync_batch_norm,
+                "fused_batch_norm": self.fused_batch_norm,
             }
         )
         return config
@@ -308,7 +319,8 @@ def _projection(op, input_shape):
         return []
     return [
         ReLUConvBN(op.filters, 1, bn_momentum=op.bn_momentum,
-                   sync_batch_norm=op.sync_batch_norm, name="projection")
+                   sync_batch_norm=op.sync_batch_norm, fused_batch_norm=op.fused_batch_norm,
+                   name="projection")
     ]
 
 
@@ -382,7 +394,8 @@ class IdentityOp(_Op):
         if self.strides > 1:
             return [
                 FactorizedReduction(self.filters, bn_momentum=self.bn_momentum,
-                                    sync_batch_norm=self.sync_batch_norm, name="reduction")
+                                    sync_batch_norm=self.sync_batch_norm,
+                                    fused_batch_norm=self.fused_batch_norm, name="reduction")
             ]
         return _projection(self, input_shape)
 

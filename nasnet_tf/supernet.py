@@ -477,7 +477,7 @@ class SuperCell(layers.Layer):
             make = OPS[op]
             extra = {"recompute_gradient": True} if make.op_class is PoolOp else {}
             return make.op_class(f, strides=strides, name=name, bn_momentum=self.bn_momentum,
-                                 **make.fixed, **extra)
+                                 fused_batch_norm=True, **make.fixed, **extra)
         raise ValueError(f"Unknown branch variant {variant!r}.")
 
     @property

@@ -238,8 +238,10 @@ class _Slice:
         return _Slice(self.variable, index, self.name, self.start, self.size, self._shape)
 
     @property
-    def _columns(self):
-        return slice(self.start, self.start + self.size)
+    def _index(self):
+        """Where the part lies in the flat variable (a NumPy index)."""
+        rows = slice(None) if self.index is None else self.index
+        return rows, slice(self.start, self.start + self.size)
 
     @property
     def shape(self):
@@ -260,12 +262,10 @@ class _Slice:
         return self._part(np.asarray(ops.convert_to_numpy(self.variable)))
 
     def _part(self, flat):
-        rows = slice(None) if self.index is None else self.index
-        return np.array(flat[rows, self._columns]).reshape(self.shape)
+        return np.array(flat[self._index]).reshape(self.shape)
 
     def _put(self, flat, value):
-        rows = slice(None) if self.index is None else self.index
-        flat[rows, self._columns] = np.reshape(value, flat[rows, self._columns].shape)
+        flat[self._index] = np.reshape(value, flat[self._index].shape)
 
     def __array__(self, dtype=None, copy=None):
         value = self.numpy()
@@ -293,17 +293,17 @@ def _read(variable):
 
 def _write(assignments):
     """Assigns each `(variable, value)` pair; the slices of one flat variable in one write."""
-    stacked = {}
+    flat = {}
     for variable, value in assignments:
         value = np.asarray(ops.convert_to_numpy(value))
         if isinstance(variable, _Slice):
             key = id(variable.variable)
-            if key not in stacked:
-                stacked[key] = (variable.variable, _read(variable.variable))
-            variable._put(stacked[key][1], value)
+            if key not in flat:
+                flat[key] = (variable.variable, _read(variable.variable))
+            variable._put(flat[key][1], value)
         else:
             variable.assign(value)
-    for variable, value in stacked.values():
+    for variable, value in flat.values():
         variable.assign(value)
 
 

@@ -44,6 +44,7 @@ from nasnet_tf import validators
 from nasnet_tf.compiled_state import build_compiled_state, label_row
 from nasnet_tf.flat_updates import FlatUpdates, flat_updates_apply
 from nasnet_tf.flat_updates import flatten as _flat
+from nasnet_tf.flat_updates import split as _split
 from nasnet_tf.genotype import COMBINE_OPS, Genotype, check_names
 from nasnet_tf.ops import (
     BN_EPSILON,
@@ -128,10 +129,7 @@ def _unflat(flat, spans):
     start = spans[0][0]
     total = spans[-1][0] + spans[-1][1] - start
     part = flat if (start == 0 and total == flat.shape[0]) else ops.slice(flat, (start,), (total,))
-    if len(spans) == 1:
-        pieces = [part]
-    else:
-        pieces = ops.split(part, np.cumsum([n for _, n, _ in spans[:-1]]).tolist(), axis=0)
+    pieces = _split(part, [n for _, n, _ in spans])
     # A vector (batch norm's) is its piece already: no reshape, nor its gradient's.
     return [piece if len(shape) == 1 else ops.reshape(piece, shape)
             for piece, (_, _, shape) in zip(pieces, spans)]

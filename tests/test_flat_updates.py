@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from nasnet_tf.flat_updates import FlatUpdates, flat_updates_apply
+from nasnet_tf.flat_updates import FlatUpdates, flat_updates_apply, split
 
 SHAPES = [(3, 3, 4, 8), (8,), (5, 2), ()]
 
@@ -112,3 +112,32 @@ def test_each_variable_is_held_once():
     # The wrapper's iteration and learning rate, the flat vector; Adam's own iteration and
     # learning rate, and its two moments of the flat vector.
     assert sorted(tuple(v.shape) for v in wrapped.variables if len(v.shape)) == [(10,)] * 3
+
+
+def test_split_cuts_a_flat_vector_into_its_pieces():
+    x = np.arange(10.0, dtype="float32")
+    pieces = split(keras.ops.convert_to_tensor(x), [4, 1, 5])
+    np.testing.assert_array_equal(
+        np.concatenate([keras.ops.convert_to_numpy(p) for p in pieces]), x)
+    assert [tuple(p.shape) for p in pieces] == [(4,), (1,), (5,)]
+    assert [tuple(p.shape) for p in split(x, [10])] == [(10,)]
+    assert split(np.zeros(0, "float32"), []) == []
+    with pytest.raises(ValueError, match=r"length 10.*sizes=\[4, 5\]"):
+        split(x, [4, 5])
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow graphs")
+def test_split_is_one_tensorflow_operation_and_its_sizes():
+    # `SuperNet` splits a flat vector in every branch of every edge: keras' `ops.split` (cut
+    # indices turned back into sizes) made about twenty graph operations of each.
+    import tensorflow as tf
+
+    def f(x):
+        return split(x, [4, 1, 5])
+
+    graph = tf.function(f).get_concrete_function(tf.TensorSpec([10])).graph
+    # Besides the input's placeholder and the outputs' identities: the split and its two
+    # constants (sizes, axis).
+    types = sorted(op.type for op in graph.get_operations()
+                   if op.type not in ("Placeholder", "Identity"))
+    assert types == ["Const", "Const", "SplitV"]

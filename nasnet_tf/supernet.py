@@ -72,6 +72,11 @@ from nasnet_tf.supernet_plan import (
 
 __all__ = ["SuperCell", "SuperNet"]
 
+# Values per example in a cell's output states below which its switches run as function
+# calls under TensorFlow (2-core CPU, batch 64: 8x8x2 and smaller faster as calls, 16x16x4
+# and larger faster lowered; `nasnet_tf.tf_switch`).
+_CALL_BELOW_VALUES = 256
+
 
 def _pad(x, width):
     extra = width - x.shape[-1]
@@ -147,7 +152,7 @@ def _replaced(flat, spans, values):
     return ops.concatenate(parts, axis=0)
 
 
-def _run_branches(index, branches, training):
+def _run_branches(index, branches, training, lowered=True):
     """Runs the branch `index` of `branches`, a list of `(make_input, layer)` pairs
     (`layer` `None` for the input itself).
 
@@ -173,7 +178,7 @@ def _run_branches(index, branches, training):
 
             return run
 
-        return ops.switch(index, [plain(*branch) for branch in branches])
+        return _case(index, [plain(*branch) for branch in branches], lowered)
 
     t_spans, s_spans, _ = _layer_spans(layer_list)
     state_vars = [v for layer in layer_list if layer is not None
@@ -199,22 +204,33 @@ def _run_branches(index, branches, training):
 
         return run
 
-    y, new_state = ops.switch(index, [stateless(i) for i in range(len(branches))])
+    y, new_state = _case(index, [stateless(i) for i in range(len(branches))], lowered)
     spans = [span for layer_spans in s_spans for span in layer_spans]
     for variable, value in zip(state_vars, _unflat(new_state, spans)):
         variable.assign(value)
     return y
 
 
-def _switch(index, branches, operands, training):
+def _case(index, branches, lowered):
+    """`keras.ops.switch(index, branches)`; under TensorFlow through
+    `nasnet_tf.tf_switch.switch`, which unless `lowered` a step runs as a call of the
+    selected branch (not lowered into every branch's operations)."""
+    if keras.backend.backend() == "tensorflow":
+        from nasnet_tf.tf_switch import switch
+
+        return switch(index, branches, lowered)
+    return ops.switch(index, branches)
+
+
+def _switch(index, branches, operands, training, lowered):
     """`branches[index](*operands)`. In a TensorFlow training step, through
     `nasnet_tf.tf_switch.recomputing_switch`, whose gradient recomputes the selected branch
     instead of carrying every branch's intermediate tensors out of the switch and the loop."""
     if training and keras.backend.backend() == "tensorflow":
         from nasnet_tf.tf_switch import recomputing_switch
 
-        return recomputing_switch(index, branches, operands)
-    return ops.switch(index, [lambda b=b: b(*operands) for b in branches])
+        return recomputing_switch(index, branches, operands, lowered)
+    return _case(index, [lambda b=b: b(*operands) for b in branches], lowered)
 
 
 class _Slice:
@@ -406,6 +422,12 @@ class SuperCell(layers.Layer):
                 None if width is None else -(-width // 2))
         spatial = {"all": (height, width), "state1": (height, width), "inputs": (height, width),
                    "blocks": half}
+        out_h, out_w = half if plan.reduction else (height, width)
+        # Under TensorFlow, switches kept function calls where the cell's states are small
+        # (their ops' launches outweigh their arithmetic), lowered into the step's graph
+        # where oneDNN's kernels pay (`nasnet_tf.tf_switch`).
+        self._lowered = (out_h is None or out_w is None
+                         or out_h * out_w * f >= _CALL_BELOW_VALUES)
         # One op layer per candidate, never called: the code (`stateless_call`) each block
         # runs with its own slice of the flat weights. Kept out of Keras' tracking, so its
         # own variables are neither trained nor saved.
@@ -582,7 +604,7 @@ class SuperCell(layers.Layer):
                 result = _switch(entry[2 * side + 1], [
                     self._branch(i, names, row_s, stateful, training)
                     for i in range(len(plan.candidates))
-                ], operands, training)
+                ], operands, training, self._lowered)
                 if stateful:
                     y, row = result
                     new_statistics[side] = ops.scatter_update(
@@ -628,7 +650,7 @@ class SuperCell(layers.Layer):
                 arch[6 * b + 2],
                 [(lambda: p, self.adjust),
                  (lambda: ops.take(p, take, axis=-1), None)],
-                training,
+                training, self._lowered,
             )
         elif self.adjust is not None:
             s1 = self.adjust(p, training=training)
@@ -664,7 +686,7 @@ class SuperCell(layers.Layer):
                 used[j],
                 [(lambda x=slots[j]: x, layer),
                  (lambda: ops.zeros_like(shape_of), None)],
-                training,
+                training, self._lowered,
             )
         slots += block_outputs
         keep = 1.0 - ops.cast(used, slots[0].dtype)

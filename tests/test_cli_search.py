@@ -377,6 +377,24 @@ def test_supernet_estimators_run_a_search(capsys, tmp_path, estimator):
     assert _files_bytes(tmp_path, ("estimation.json", "best_genotypes.json")) == before
 
 
+@pytest.mark.slow
+def test_fresh_without_finalists_picks_the_best_trial_and_says_so(capsys, tmp_path):
+    # What `nasnet-tf demo` runs: the trials' own ranking, no standalone training after it.
+    argv = ["search", *SUPERNET, "--estimator", "fresh", "--finalists", "0",
+            "--output-dir", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    rows = json.loads((tmp_path / "trials.json").read_text())
+    best = json.loads((tmp_path / "best_genotype.json").read_text())
+    assert best["standalone_val_accuracy"] is None
+    assert best["estimate"] == max(r["accuracy"] for r in rows)
+    assert ("(fresh: the trial's validation accuracy, the child trained from fresh weights "
+            "inside the super-network)\n") in out
+    assert (f"Best trial {best['trial']}: trial val_accuracy {best['estimate']:.4f} "
+            "(--finalists 0: none trained standalone)") in out
+    assert "Final selection" not in out and "final selection" not in out
+
+
 def test_settings_from_before_the_new_flags_read_as_their_defaults():
     from nasnet_tf.genotype import COMBINE_OPS, OP_NAMES
     from tuners.search_run import _resumed_settings

@@ -176,3 +176,20 @@ def test_the_command_line_choices_mirror_the_library():
     assert cli_search.DEFAULT_CANDIDATES_PER_TRIAL == search_run.DEFAULT_CANDIDATES_PER_TRIAL
     assert cli_search.DEFAULT_FINALISTS == FinalSelection().num_standalone
     assert cli_search.REPORT_FILE == REPORT_FILE
+
+
+@pytest.mark.parametrize("estimator, final_selection, said", [
+    ("fresh", True, "; the final selection then trains the best few standalone)"),
+    ("fresh", False, "inside the super-network)"),
+    ("shared", True, "; the final selection then trains the best few standalone)"),
+])
+def test_the_table_header_says_a_final_selection_only_where_one_follows(
+        tmp_path, estimator, final_selection, said):
+    from tuners.search_outputs import TrialTable
+
+    lines = []
+    TrialTable(tmp_path / "trials.json", estimator=estimator, print_fn=lines.append,
+               final_selection=final_selection).search_began(None)
+    assert lines[0].startswith(f"({'fresh' if estimator == 'fresh' else 'ws_est'}: ")
+    assert lines[0].endswith(said), lines[0]
+    assert ("final selection" in lines[0]) == final_selection

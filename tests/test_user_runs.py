@@ -40,8 +40,9 @@ def _relative_files(root):
 @pytest.mark.tf_only
 def test_demo_from_the_installed_binary(tmp_path):
     out = tmp_path / "demo"
+    # --penultimate-filters 48: the demo's search scores children through the super-network.
     argv = [_binary(), "demo", "--output-dir", str(out), "--trials", "2", "--epochs", "1",
-            "--steps-per-epoch", "2", "--num-blocks", "1", "--penultimate-filters", "24",
+            "--steps-per-epoch", "2", "--num-blocks", "1", "--penultimate-filters", "48",
             "--train-epochs", "1", "--train-penultimate-filters", "24", "--verbose", "0"]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=tmp_path,
                             env=_user_env())
@@ -65,6 +66,7 @@ def test_demo_from_the_installed_binary(tmp_path):
     assert f"accuracy {summary['saved_model_accuracy']:.4f} on 180 validation" in stdout
     rows = json.loads((out / "search" / "trials.json").read_text())
     assert [r["trial"] for r in rows] == ["0", "1"]
+    assert json.loads((out / "search" / "estimation.json").read_text())["estimator"] == "fresh"
     assert json.loads((out / "train" / "genotype.json").read_text()) == json.loads(
         (out / "search" / "best_genotype.json").read_text())["genotype"]
     assert len(json.loads((out / "train" / "history.json").read_text())["loss"]) == 1

@@ -85,12 +85,16 @@ class TrialTable(SearchListener):
         rows: the rows of a resumed search (its `trials.json`), or None.
         estimator: `"train"`, `"fresh"` or `"shared"`: names the score column.
         print_fn: called with each line to print (e.g. `print`); None prints nothing.
+        final_selection: whether a final selection trains the best few standalone after
+            the trials (`"fresh"` and `"shared"`; said in the header).
     """
 
-    def __init__(self, path, rows=None, estimator="train", print_fn=None):
+    def __init__(self, path, rows=None, estimator="train", print_fn=None,
+                 final_selection=True):
         self.path = os.fspath(path)
         self.rows = list(rows or [])
         self.estimator = estimator
+        self.final_selection = bool(final_selection)
         self.print_fn = print_fn
         self.params = {}
         self._started = {}
@@ -105,8 +109,9 @@ class TrialTable(SearchListener):
             what = ("a weight-sharing estimate: the shared weights of the trial's epoch"
                     if self.estimator == "shared" else "the child trained from fresh weights "
                     "inside the super-network")
-            self._print(f"({label}: the trial's validation accuracy, {what}; the final "
-                        "selection then trains the best few standalone)")
+            then = ("; the final selection then trains the best few standalone"
+                    if self.final_selection else "")
+            self._print(f"({label}: the trial's validation accuracy, {what}{then})")
         self._print(_TABLE.format("trial", "genotype", "params", label, "reward", "entropy"))
         for row in self.rows:
             self._print_row(row)

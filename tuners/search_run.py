@@ -325,7 +325,8 @@ class SearchRun:
         rows_path = self._path(outputs.TRIALS_FILE)
         rows = read_json(rows_path) if resume and os.path.isfile(rows_path) else []
         self.table = outputs.TrialTable(rows_path, rows, self.estimator,
-                                        self.print_fn if self.verbose else None)
+                                        self.print_fn if self.verbose else None,
+                                        final_selection=self.finalists != 0)
         self.estimation = outputs.EstimationRecord(self._path(outputs.ESTIMATION_FILE),
                                                    self.estimator, self.table, resume)
         self.tuner = tuner = self._make_tuner(settings, data, resume)
@@ -374,10 +375,15 @@ class SearchRun:
         if tuner.final_ranking:
             first = top[0]
             standalone, estimate = first["standalone_val_accuracy"], first["estimate"]
-            self._print("Final selection: standalone val_accuracy "
-                        + ("-" if standalone is None else f"{standalone:.4f}")
-                        + f" ({first['estimate_kind']} "
-                        + ("-" if estimate is None else f"{estimate:.4f}") + ")")
+            if standalone is None and self.finalists == 0:  # ranked, none trained
+                self._print(f"Best trial {first['trial']}: {first['estimate_kind']} "
+                            + ("-" if estimate is None else f"{estimate:.4f}")
+                            + " (--finalists 0: none trained standalone)")
+            else:
+                self._print("Final selection: standalone val_accuracy "
+                            + ("-" if standalone is None else f"{standalone:.4f}")
+                            + f" ({first['estimate_kind']} "
+                            + ("-" if estimate is None else f"{estimate:.4f}") + ")")
         else:
             self._print(f"Best trial {top[0]['trial']}: val_accuracy {top[0]['score']:.4f}")
         best = self.best_genotypes[0]

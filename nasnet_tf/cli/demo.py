@@ -13,9 +13,10 @@ from nasnet_tf.io_utils import write_json
 def register(subparsers):
     p = subparsers.add_parser(
         "demo", help="the main job: search, train, export, reload (offline)",
-        description="A small but real controller search on the built-in digits data, training "
-        "of the best cell into a small NASNet, SavedModel export, reload and accuracy. "
-        "Resumable: run it again to continue.")
+        description="A small but real controller search on the built-in digits data (each "
+        "child scored from fresh weights through one compiled super-network; trained on its "
+        "own in the layer-wise space), training of the best cell into a small NASNet, "
+        "SavedModel export, reload and accuracy. Resumable: run it again to continue.")
     p.add_argument("--output-dir", default=os.path.join(utils.DEFAULT_RUNS, "demo"))
     search.add_search_args(p)
     train.add_train_args(p, epochs=15, num_cells=1, penultimate_filters=96, prefix="train-")
@@ -67,6 +68,14 @@ def run(args):
 
     search_args = argparse.Namespace(**vars(args))
     search_args.output_dir = os.path.join(out, "search")
+    # Children scored from fresh weights through one compiled super-network where the space
+    # has one (NASNet cells, --penultimate-filters a multiple of 48), else each built and
+    # trained: on the demo's digits search the super-network picks the same cell in about
+    # half the search time (`benchmarks/RESULTS.md`, "The main job"). No final selection:
+    # the demo trains its pick for --train-epochs next.
+    fresh = args.space == "nasnet" and args.penultimate_filters % 48 == 0
+    search_args.estimator = "fresh" if fresh else "train"
+    search_args.finalists = 0 if fresh else None
     print("\n== 1. Controller search ==", flush=True)
     best, search_summary = search.run_search(search_args, data)
 

@@ -9,10 +9,10 @@ so `switch` can keep its `Case` operation a function call (TensorFlow's own opti
 `tf.switch_case` does not expose): a step runs the selected branch's function alone. The
 price: TensorFlow's oneDNN rewrite (its CPU kernels for convolutions, pooling and batch
 norm) reaches only the operations of the step's own graph, lowered branches included, not
-those of functions a `Case` calls. On a 2-core CPU, at batch 64, a call is faster where
-feature maps are small (8x8 digits, 13 ops: 142 -> 75 ms a step) and twice slower from
-about 1,000 values per example on (32x32, 4 filters: 150 -> 292 ms); `SuperNet` chooses
-per cell.
+those of functions a `Case` calls. On a 2-core CPU, at batch 64, calls are faster where
+feature maps are small (8x8 digits, 13 ops: 113-139 -> 97-98 ms a step, first step 28-30 ->
+22-24 s) and twice slower from about 1,000 values per example on (32x32, 4 filters: 150 ->
+292 ms); `SuperNet` chooses per cell.
 
 TensorFlow differentiates a `tf.switch_case` by rewriting it: each branch also returns every
 intermediate tensor its gradient needs, wrapped in an optional (every other branch returns an

@@ -90,8 +90,8 @@ def test_a_supernet_step_carries_no_intermediates_out_of_its_switches():
 @pytest.mark.parametrize("size, filters, lowered", [(8, 48, False), (32, 96, True)])
 def test_small_cells_run_their_switches_as_function_calls(size, filters, lowered):
     """Lowered into `Switch`/`Merge`, a switch's every branch is instantiated in the step's
-    graph and stepped through (dead) on every step: `digits13`'s step 142 -> 75 ms, its
-    first step 26.7 -> 20.3 s when they are not (2-core CPU). Where states are larger
+    graph and stepped through (dead) on every step: `digits13`'s step 113-139 -> 97-98 ms,
+    its first step 28-30 -> 22-24 s when they are not (2-core CPU). Where states are larger
     (here 32x32x4 down to 8x8x16 values), lowered switches let oneDNN's kernels run their
     ops: 292 -> 150 ms a step for `cifar5`."""
     from tensorflow.python.framework import ops as tf_ops  # collects graph ops

@@ -53,8 +53,9 @@ def split(flat, sizes):
     length.
 
     `keras.ops.split` takes cut indices and, under TensorFlow, turns them back into sizes
-    with about twenty graph operations per call; this is one `tf.split` there, and
-    `keras.ops.split` on the other backends, whose compilers fold the constants.
+    with about twenty graph operations per call; this is one `tf.split` there
+    (`nasnet_tf.tf_split`), and `keras.ops.split` on the other backends, whose compilers
+    fold the constants.
 
     Example:
 
@@ -69,9 +70,9 @@ def split(flat, sizes):
     if len(sizes) <= 1:
         return [flat] if sizes else []
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+        from nasnet_tf.tf_split import split_sizes
 
-        return tf.split(flat, sizes, axis=0)
+        return split_sizes(flat, sizes)
     return ops.split(flat, np.cumsum(sizes[:-1]).tolist(), axis=0)
 
 

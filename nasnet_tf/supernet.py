@@ -152,7 +152,7 @@ def _replaced(flat, spans, values):
     return ops.concatenate(parts, axis=0)
 
 
-def _run_branches(index, branches, training, lowered=True):
+def _run_branches(index, branches, training, lowered):
     """Runs the branch `index` of `branches`, a list of `(make_input, layer)` pairs
     (`layer` `None` for the input itself).
 

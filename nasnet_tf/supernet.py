@@ -19,7 +19,9 @@ one per op layer variable: a step reads, differentiates and updates a few tensor
 
 Under TensorFlow, an edge's switch is differentiated by recomputing its selected branch
 (`nasnet_tf.tf_switch`): TensorFlow's own switch gradient carries every branch's
-intermediate tensors out of the switch and the loop, which was most of the graph.
+intermediate tensors out of the switch and the loop, which was most of the graph. And the
+stack of states is a tensor list (`nasnet_tf.tf_stack`): as one tensor, each write copied it
+and each read's gradient was a whole stack.
 
 Batch normalization inside a selected branch: under JAX, `lax.switch` branches cannot assign
 variables (the moving statistics would leak tracers out of the branch). In training every
@@ -209,6 +211,42 @@ def _run_branches(index, branches, training, lowered):
     for variable, value in zip(state_vars, _unflat(new_state, spans)):
         variable.assign(value)
     return y
+
+
+def _stack(tensors):
+    """`tensors` (of one shape) as a stack of states, for `_write_and_read` and `_read_stack`:
+    under TensorFlow a tensor list (`nasnet_tf.tf_stack`), whose writes and reads, gradients
+    included, do not copy the stack."""
+    if keras.backend.backend() == "tensorflow":
+        from nasnet_tf.tf_stack import stack
+
+        return stack(tensors)
+    return ops.stack(tensors, axis=0)
+
+
+def _write_and_read(stack, slot, value, indices):
+    """`stack` (see `_stack`) with `value` written at `slot`, and its entries at `indices`
+    once written."""
+    if keras.backend.backend() == "tensorflow":
+        from nasnet_tf.tf_stack import write_and_read
+
+        return write_and_read(stack, slot, value, indices)
+    stack = ops.scatter_update(stack, ops.reshape(slot, (1, 1)), ops.expand_dims(value, 0))
+    return stack, [_select(stack, i) for i in indices]
+
+
+def _read_stack(stack, indices, like):
+    """The entries of `stack` (see `_stack`) at `indices`, each of the shape of `like`."""
+    if keras.backend.backend() == "tensorflow":
+        from nasnet_tf.tf_stack import read
+
+        return read(stack, indices, like)
+    if all(isinstance(i, int) for i in indices):
+        # One unstack (its gradient one stack), not a slice per entry (each a gradient as
+        # large as the stack).
+        entries = ops.unstack(stack, axis=0)
+        return [entries[i] for i in indices]
+    return [_select(stack, i) for i in indices]
 
 
 def _case(index, branches, lowered):
@@ -569,11 +607,14 @@ class SuperCell(layers.Layer):
 
         return run
 
-    def _blocks(self, arch, fixed, states, training):
-        """Runs the blocks as one loop. `states` is the stack the blocks write into (all the
-        states in a Normal cell, the blocks' in a Reduction cell, whose inputs are the
-        stack `fixed`; in a Normal cell whose state 1 is a group of its own, `fixed` is that
-        state); returns it written, every block's output in its slot."""
+    def _blocks(self, arch, fixed, states, zero, training):
+        """Runs the blocks as one loop and returns their outputs, each as wide as `zero`.
+
+        `states` are the states the blocks write after (all the states in a Normal cell, the
+        blocks' zero states in a Reduction cell), `zero` a zero state of their shape, and
+        `fixed` a Reduction cell's two inputs, or the state 1 of a Normal cell whose state 1
+        is a group of its own (otherwise None). Each iteration writes the previous block's
+        output into the stack of states, then reads its own inputs (`_write_and_read`)."""
         plan, b = self.plan, self.plan.num_blocks
         entries = ops.reshape(arch[: 5 * b], (b, 5))
         stateful = bool(training) and self._s_size > 0
@@ -581,23 +622,36 @@ class SuperCell(layers.Layer):
         statistics = [self._rows(side, "state") for side in (0, 1)]
         groups = {group for k in range(b) for group in plan.groups_of(k)}
         first_slot = 0 if plan.reduction else 2
+        # The carry: the stack of states, the pending block output, a Reduction cell's stack
+        # of inputs, and in training the statistics.
+        lead = 3 if plan.reduction else 2
 
         def body(k, carry):
-            stack = carry[0]
+            stack, pending = carry[:2]
             entry = _select(entries, k)
-            outputs, new_statistics = [], list(carry[1:])
-            for side in (0, 1):
-                source = entry[2 * side]
-                if plan.reduction:
-                    inputs = {"inputs": _select(fixed, ops.minimum(source, 1))}
-                    if "blocks" in groups:
-                        inputs["blocks"] = _select(stack, ops.minimum(source, b - 1))
-                else:
-                    inputs = {"all": _select(stack, source)}
+            sources = [entry[0], entry[2]]
+            # Block k - 1's output into its slot (block 0 rewrites its own zero slot).
+            slot = first_slot + ops.maximum(k - 1, 0)
+            inputs = [{}, {}]
+            if plan.reduction:
+                reads = _read_stack(carry[2], [ops.minimum(s, 1) for s in sources], fixed[0])
+                for side in (0, 1):
+                    inputs[side]["inputs"] = reads[side]
+                stack, reads = _write_and_read(
+                    stack, slot, pending,
+                    [ops.minimum(s, b - 1) for s in sources] if "blocks" in groups else [])
+                for side, read in enumerate(reads):
+                    inputs[side]["blocks"] = read
+            else:
+                stack, reads = _write_and_read(stack, slot, pending, sources)
+                for side in (0, 1):
+                    inputs[side]["all"] = reads[side]
                     if "state1" in groups:  # the stem's output, read as it is
-                        inputs["state1"] = fixed
-                names = sorted(inputs)
-                operands = [inputs[name] for name in names]
+                        inputs[side]["state1"] = fixed
+            outputs, new_statistics = [], list(carry[lead:])
+            for side in (0, 1):
+                names = sorted(inputs[side])
+                operands = [inputs[side][name] for name in names]
                 if weights[side] is not None:
                     operands.append(_select(weights[side], k))
                 row_s = None if statistics[side] is None else _select(statistics[side], k)
@@ -621,17 +675,21 @@ class SuperCell(layers.Layer):
                     ops.concatenate([left, right], axis=-1),
                     _pad(left + right, plan.block_width),
                 )
-            y = _pad(y, stack.shape[-1])
-            stack = ops.scatter_update(stack, ops.reshape(k + first_slot, (1, 1)),
-                                       ops.expand_dims(y, 0))
-            return (stack, *new_statistics)
+            return (stack, _pad(y, zero.shape[-1]), *carry[2:lead],
+                    *new_statistics)
 
-        carry = (states, *statistics) if stateful else (states,)
+        # Block 0's write leaves its own slot zero.
+        carry = (_stack(states), zero)
+        if plan.reduction:
+            carry += (_stack(fixed),)
+        if stateful:
+            carry += tuple(statistics)
         carry = ops.fori_loop(0, b, body, carry)
         if stateful:
             for side in (0, 1):
-                self._flat[side]["state"].assign(carry[1 + side])
-        return carry[0]
+                self._flat[side]["state"].assign(carry[lead + side])
+        stack, last = carry[:2]
+        return _read_stack(stack, list(range(first_slot, first_slot + b - 1)), zero) + [last]
 
     def call(self, inputs, training=None):
         plan, f, b = self.plan, self.plan.filters, self.plan.num_blocks
@@ -658,23 +716,18 @@ class SuperCell(layers.Layer):
             s1 = p
         if plan.reduction:
             width = plan.group_widths["inputs"]
-            fixed = ops.stack([_pad(h, width), _pad(s1, width)], axis=0)
+            fixed = [_pad(h, width), _pad(s1, width)]
             # A zero state at half resolution (a stride-2 "same" output's size).
             zero = _pad(ops.zeros_like(h[:, ::2, ::2, :]), plan.block_width)
-            states = ops.stack([zero] * b, axis=0)
+            states = [zero] * b
         else:
             width = plan.group_widths["all"]
             zero = ops.zeros_like(_pad(h, width))
             # With a group of its own, state 1 is read as it is and its slot stays zero.
             fixed = s1 if plan.wide_state1 else None
-            states = ops.stack([_pad(h, width), zero if plan.wide_state1 else _pad(s1, width)]
-                               + [zero] * b, axis=0)
-        states = self._blocks(arch, fixed, states, training)
-        first_slot = 0 if plan.reduction else 2
-        # One unstack (its gradient one stack), not an indexing per block (each a strided
-        # slice whose gradient is a whole stack of zeros).
+            states = [_pad(h, width), zero if plan.wide_state1 else _pad(s1, width)] + [zero] * b
         block_outputs = [_channels(state, plan.block_width)
-                         for state in ops.unstack(states, axis=0)[first_slot:]]
+                         for state in self._blocks(arch, fixed, states, zero, training)]
         used = arch[5 * b: 5 * b + 2 + b]
         # An input state's slot is reduced or projected only where no block reads it (a read
         # slot is zeroed below), as the child computes it only then.

@@ -19,9 +19,9 @@ one per op layer variable: a step reads, differentiates and updates a few tensor
 
 Under TensorFlow, an edge's switch is differentiated by recomputing its selected branch
 (`nasnet_tf.tf_switch`): TensorFlow's own switch gradient carries every branch's
-intermediate tensors out of the switch and the loop, which was most of the graph. And the
-stack of states is a tensor list (`nasnet_tf.tf_stack`): as one tensor, each write copied it
-and each read's gradient was a whole stack.
+intermediate tensors out of the switch and the loop, which was most of the graph. And in a
+cell with large states, the stack of states is a tensor list (`nasnet_tf.tf_stack`): as one
+tensor, each write copies it and each read's gradient is a whole stack.
 
 Batch normalization inside a selected branch: under JAX, `lax.switch` branches cannot assign
 variables (the moving statistics would leak tracers out of the branch). In training every
@@ -74,10 +74,12 @@ from nasnet_tf.supernet_plan import (
 
 __all__ = ["SuperCell", "SuperNet"]
 
-# Values per example in a cell's output states below which its switches run as function
-# calls under TensorFlow (2-core CPU, batch 64: 8x8x2 and smaller faster as calls, 16x16x4
-# and larger faster lowered; `nasnet_tf.tf_switch`).
-_CALL_BELOW_VALUES = 256
+# Values per example in a cell's output states from which a cell is large under TensorFlow:
+# its switches lowered (below, function calls: `nasnet_tf.tf_switch`) and its states a tensor
+# list (below, one tensor: `nasnet_tf.tf_stack`). 2-core CPU, batch 64: 8x8x2 and smaller
+# faster as calls and one tensor (the launch of each op costs more than its arithmetic),
+# 16x16x4 and larger faster lowered and as a list.
+_LARGE_FROM_VALUES = 256
 
 
 def _pad(x, width):
@@ -213,21 +215,27 @@ def _run_branches(index, branches, training, lowered):
     return y
 
 
-def _stack(tensors):
+def _listed(large):
+    """Whether a cell's stack of states is a tensor list: under TensorFlow, where the cell is
+    `large` (see `_LARGE_FROM_VALUES`)."""
+    return large and keras.backend.backend() == "tensorflow"
+
+
+def _stack(tensors, large):
     """`tensors` (of one shape) as a stack of states, for `_write_and_read` and `_read_stack`:
-    under TensorFlow a tensor list (`nasnet_tf.tf_stack`), whose writes and reads, gradients
-    included, do not copy the stack."""
-    if keras.backend.backend() == "tensorflow":
+    one tensor, or under TensorFlow in a `large` cell a tensor list (`nasnet_tf.tf_stack`),
+    whose writes and reads, gradients included, do not copy the stack."""
+    if _listed(large):
         from nasnet_tf.tf_stack import stack
 
         return stack(tensors)
     return ops.stack(tensors, axis=0)
 
 
-def _write_and_read(stack, slot, value, indices):
+def _write_and_read(stack, slot, value, indices, large):
     """`stack` (see `_stack`) with `value` written at `slot`, and its entries at `indices`
     once written."""
-    if keras.backend.backend() == "tensorflow":
+    if _listed(large):
         from nasnet_tf.tf_stack import write_and_read
 
         return write_and_read(stack, slot, value, indices)
@@ -235,9 +243,9 @@ def _write_and_read(stack, slot, value, indices):
     return stack, [_select(stack, i) for i in indices]
 
 
-def _read_stack(stack, indices, like):
+def _read_stack(stack, indices, like, large):
     """The entries of `stack` (see `_stack`) at `indices`, each of the shape of `like`."""
-    if keras.backend.backend() == "tensorflow":
+    if _listed(large):
         from nasnet_tf.tf_stack import read
 
         return read(stack, indices, like)
@@ -461,11 +469,12 @@ class SuperCell(layers.Layer):
         spatial = {"all": (height, width), "state1": (height, width), "inputs": (height, width),
                    "blocks": half}
         out_h, out_w = half if plan.reduction else (height, width)
-        # Under TensorFlow, switches kept function calls where the cell's states are small
-        # (their ops' launches outweigh their arithmetic), lowered into the step's graph
-        # where oneDNN's kernels pay (`nasnet_tf.tf_switch`).
-        self._lowered = (out_h is None or out_w is None
-                         or out_h * out_w * f >= _CALL_BELOW_VALUES)
+        # Under TensorFlow, a small cell keeps its switches function calls and its states one
+        # tensor (its ops' launches outweigh their arithmetic); a large one lowers its
+        # switches into the step's graph, where oneDNN's kernels pay, and keeps its states
+        # in a tensor list, which copies no stack (`_LARGE_FROM_VALUES`).
+        self._large = (out_h is None or out_w is None
+                       or out_h * out_w * f >= _LARGE_FROM_VALUES)
         # One op layer per candidate, never called: the code (`stateless_call`) each block
         # runs with its own slice of the flat weights. Kept out of Keras' tracking, so its
         # own variables are neither trained nor saved.
@@ -634,16 +643,18 @@ class SuperCell(layers.Layer):
             slot = first_slot + ops.maximum(k - 1, 0)
             inputs = [{}, {}]
             if plan.reduction:
-                reads = _read_stack(carry[2], [ops.minimum(s, 1) for s in sources], fixed[0])
+                reads = _read_stack(carry[2], [ops.minimum(s, 1) for s in sources], fixed[0],
+                                    self._large)
                 for side in (0, 1):
                     inputs[side]["inputs"] = reads[side]
                 stack, reads = _write_and_read(
                     stack, slot, pending,
-                    [ops.minimum(s, b - 1) for s in sources] if "blocks" in groups else [])
+                    [ops.minimum(s, b - 1) for s in sources] if "blocks" in groups else [],
+                    self._large)
                 for side, read in enumerate(reads):
                     inputs[side]["blocks"] = read
             else:
-                stack, reads = _write_and_read(stack, slot, pending, sources)
+                stack, reads = _write_and_read(stack, slot, pending, sources, self._large)
                 for side in (0, 1):
                     inputs[side]["all"] = reads[side]
                     if "state1" in groups:  # the stem's output, read as it is
@@ -658,7 +669,7 @@ class SuperCell(layers.Layer):
                 result = _switch(entry[2 * side + 1], [
                     self._branch(i, names, row_s, stateful, training)
                     for i in range(len(plan.candidates))
-                ], operands, training, self._lowered)
+                ], operands, training, self._large)
                 if stateful:
                     y, row = result
                     new_statistics[side] = ops.scatter_update(
@@ -679,9 +690,9 @@ class SuperCell(layers.Layer):
                     *new_statistics)
 
         # Block 0's write leaves its own slot zero.
-        carry = (_stack(states), zero)
+        carry = (_stack(states, self._large), zero)
         if plan.reduction:
-            carry += (_stack(fixed),)
+            carry += (_stack(fixed, self._large),)
         if stateful:
             carry += tuple(statistics)
         carry = ops.fori_loop(0, b, body, carry)
@@ -689,7 +700,8 @@ class SuperCell(layers.Layer):
             for side in (0, 1):
                 self._flat[side]["state"].assign(carry[lead + side])
         stack, last = carry[:2]
-        return _read_stack(stack, list(range(first_slot, first_slot + b - 1)), zero) + [last]
+        return _read_stack(stack, list(range(first_slot, first_slot + b - 1)), zero,
+                           self._large) + [last]
 
     def call(self, inputs, training=None):
         plan, f, b = self.plan, self.plan.filters, self.plan.num_blocks
@@ -708,7 +720,7 @@ class SuperCell(layers.Layer):
                 arch[6 * b + 2],
                 [(lambda: p, self.adjust),
                  (lambda: ops.take(p, take, axis=-1), None)],
-                training, self._lowered,
+                training, self._large,
             )
         elif self.adjust is not None:
             s1 = self.adjust(p, training=training)
@@ -739,7 +751,7 @@ class SuperCell(layers.Layer):
                 used[j],
                 [(lambda x=slots[j]: x, layer),
                  (lambda: ops.zeros_like(shape_of), None)],
-                training, self._lowered,
+                training, self._large,
             )
         slots += block_outputs
         keep = 1.0 - ops.cast(used, slots[0].dtype)

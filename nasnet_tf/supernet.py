@@ -55,6 +55,7 @@ from nasnet_tf.ops import (
     FactorizedReduction,
     PoolOp,
     ReLUConvBN,
+    SeparableConvOp,
     slice_sizes,
 )
 from nasnet_tf.supernet_plan import (
@@ -542,7 +543,9 @@ class SuperCell(layers.Layer):
             return None
         if variant in (EXACT, CONV, PROJECT, REDUCE):
             make = OPS[op]
-            extra = {"recompute_gradient": True} if make.op_class is PoolOp else {}
+            extra = ({"recompute_gradient": True} if make.op_class is PoolOp
+                     else {"tap_depthwise_gradient": True} if make.op_class is SeparableConvOp
+                     else {})
             return make.op_class(f, strides=strides, name=name, bn_momentum=self.bn_momentum,
                                  fused_batch_norm=True, **make.fixed, **extra)
         raise ValueError(f"Unknown branch variant {variant!r}.")

@@ -229,8 +229,8 @@ class SeparableConvOp(_KernelOp):
     `tap_depthwise_gradient=True` makes the separable convs sum their depthwise filter's
     gradient per kernel tap under JAX on a CPU: the same values up to float rounding, where
     XLA's CPU backend runs the default gradient inside a `keras.ops.switch` branch, as in
-    `nasnet_tf.SuperNet`, 8x to 30x slower (see `nasnet_tf.jax_depthwise`). Other backends
-    and devices ignore it.
+    `nasnet_tf.SuperNet`, many times slower (8x at 12 channels, 30x at 48; see
+    `nasnet_tf.jax_depthwise`). Other backends and devices ignore it.
 
     Example:
 

@@ -42,6 +42,36 @@ def test_values_and_gradients_are_jax_own(size, kernel, strides, padding):
 
 
 @jax_only
+@pytest.mark.parametrize("strides", [1, 2])
+def test_the_layer_values_and_gradients_are_keras_own(strides):
+    import jax
+    import jax.numpy as jnp
+
+    from nasnet_tf.jax_depthwise import SeparableConv2D
+
+    ours = SeparableConv2D(6, 5, strides=strides, padding="same", use_bias=True)
+    own = keras.layers.SeparableConv2D(6, 5, strides=strides, padding="same", use_bias=True)
+    x = np.random.default_rng(0).normal(size=(2, 9, 9, 4)).astype("float32")
+    ours.build(x.shape)
+    own.build(x.shape)
+    own.set_weights(ours.get_weights())
+
+    def loss(layer):
+        def run(weights, x):
+            y, _ = layer.stateless_call(weights, [], x)
+            return jnp.sum(jnp.sin(y))
+
+        return run
+
+    weights = [jnp.asarray(w) for w in ours.get_weights()]
+    ours_grads = jax.grad(loss(ours), (0, 1))(weights, x)
+    own_grads = jax.grad(loss(own), (0, 1))(weights, x)
+    np.testing.assert_allclose(ours(x), own(x), rtol=1e-5, atol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(ours_grads), jax.tree_util.tree_leaves(own_grads)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@jax_only
 def test_a_depth_multiplier_is_refused_by_name():
     import jax.numpy as jnp
 

@@ -226,11 +226,12 @@ class SeparableConvOp(_KernelOp):
     Sublayers are named as in `keras.applications.NASNet`'s `_separable_conv_block`
     (`separable_conv_1`, `separable_conv_1_bn`, `separable_conv_2`, `separable_conv_2_bn`).
 
-    `tap_depthwise_gradient=True` makes the separable convs sum their depthwise filter's
-    gradient per kernel tap under JAX on a CPU: the same values up to float rounding, where
-    XLA's CPU backend runs the default gradient inside a `keras.ops.switch` branch, as in
-    `nasnet_tf.SuperNet`, many times slower (8x at 12 channels, 30x at 48; see
-    `nasnet_tf.jax_depthwise`). Other backends and devices ignore it.
+    `tap_depthwise_gradient=True` makes the separable convs, under JAX on a CPU, sum their
+    depthwise filter's gradient per kernel tap and run their pointwise conv as a matrix
+    product: the same values up to float rounding, where XLA's CPU backend runs the default
+    gradients inside a `keras.ops.switch` branch, as in `nasnet_tf.SuperNet`, many times
+    slower (the depthwise one 8x at 12 channels, 30x at 48; see `nasnet_tf.jax_depthwise`).
+    Other backends and devices ignore it.
 
     Example:
 

@@ -5,7 +5,7 @@ Each block of a `nasnet_tf.SuperNet` cell writes its output into a stack of the 
 and reads its inputs from it, at indices known only when the step runs. As one tensor
 (`keras.ops`), each write copies the stack, each read's gradient is a whole stack of zeros
 holding one state (a `Pad`), and the gradients are summed stack by stack (an `AddN`): on a
-2-core CPU, at 32x32 with 32 filters, about a third of the super-network's step. A tensor list
+2-core CPU, at 32x32 with 32 filters, about a fifth of the super-network's op time. A tensor list
 holds one tensor per entry: a write replaces an entry, a read returns one, and their gradients
 (TensorFlow's own) are lists holding the entries read. Under JAX, XLA updates buffers in place
 and `keras.ops` is used.
